@@ -1,0 +1,68 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	var dryRun, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "fix",
+		Short: "Print the plan and apply it (--dry-run: print only)",
+		Long: `Print the plan and apply it.
+
+On a host that is not WSL, nothing is changed unless --assume-wsl (or
+assume_wsl = true) is given. Running fix twice changes nothing the second time.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			host, done, err := openHost(cfg)
+			if err != nil {
+				return err
+			}
+			defer done()
+			out := cmd.OutOrStdout()
+			if dryRun {
+				r, err := host.Plan(cfg)
+				if err != nil {
+					return classify(err)
+				}
+				if asJSON {
+					return json.NewEncoder(out).Encode(r)
+				}
+				fmt.Fprint(out, r.Plan)
+				if !r.Plan.Empty() && r.Plan.Refused == "" {
+					fmt.Fprintln(out, "dry run: nothing was changed")
+				}
+				return nil
+			}
+			r, err := host.Fix(cfg)
+			if r.Plan.Strategy == "" { // nothing was observed, so nothing was planned
+				return classify(err)
+			}
+			switch {
+			case asJSON:
+				json.NewEncoder(out).Encode(r)
+			case len(r.Changes) == 0:
+				fmt.Fprint(out, r.Plan)
+			default:
+				for _, c := range r.Changes {
+					fmt.Fprintln(out, c)
+				}
+			}
+			if err != nil {
+				return failureErr(err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan, change nothing")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	rootCmd.AddCommand(cmd)
+}

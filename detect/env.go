@@ -1,0 +1,146 @@
+// Package detect gathers facts about the host: whether it is a WSL distro,
+// which WSL version and networking mode, the outer interface and the tunnels.
+// It reads through an fs.FS and a small netlink interface so tests can feed
+// fixtures of real strings and links.
+package detect
+
+import (
+	"fmt"
+	"io/fs"
+	"regexp"
+	"strings"
+)
+
+// Sources are where facts come from; production uses "/" and the process env.
+type Sources struct {
+	Root   fs.FS
+	Getenv func(string) string
+	// Run runs a helper such as wslinfo; nil or an error means "not available".
+	Run func(name string, args ...string) ([]byte, error)
+}
+
+// Environment is what is known about the host.
+type Environment struct {
+	WSL            bool     `json:"wsl"`
+	Version        int      `json:"wsl_version,omitempty"` // 1 or 2 when WSL
+	Kernel         string   `json:"kernel"`
+	Evidence       []string `json:"evidence,omitempty"`
+	NetworkingMode string   `json:"networking_mode,omitempty"` // nat, mirrored, virtioproxy, unknown
+	Note           string   `json:"note,omitempty"`            // why a WSL-looking host was not taken for WSL, and the like
+	Assumed        bool     `json:"assumed,omitempty"`         // --assume-wsl made a non-WSL host count as WSL
+}
+
+// WSL1 kernels are Microsoft's NT emulation and say "Microsoft" with a capital;
+// WSL2 kernels say "microsoft-standard" (4.19) or "microsoft-standard-WSL2" (5.x+).
+var (
+	wsl2Kernel = regexp.MustCompile(`microsoft-standard`)
+	wsl1Kernel = regexp.MustCompile(`-Microsoft\b`)
+)
+
+// DetectEnvironment decides from the kernel strings, corroborated by the files
+// and variables only a WSL distro has. A WSL kernel alone is not enough: Docker
+// Desktop's VM and other distributions built on Microsoft's kernel have it too.
+// links are the host's interfaces, used to tell the networking mode.
+func DetectEnvironment(src Sources, links []Link) Environment {
+	osrelease := strings.TrimSpace(readString(src.Root, "proc/sys/kernel/osrelease"))
+	version := strings.TrimSpace(readString(src.Root, "proc/version"))
+	env := Environment{Kernel: osrelease}
+	if env.Kernel == "" {
+		env.Kernel = version
+	}
+
+	kernelVersion := 0
+	for _, s := range []string{osrelease, version} {
+		switch {
+		case s == "":
+		case wsl2Kernel.MatchString(strings.ToLower(s)) && kernelVersion == 0:
+			kernelVersion = 2
+			env.Evidence = append(env.Evidence, fmt.Sprintf("kernel %q is a WSL2 kernel", s))
+		case wsl1Kernel.MatchString(s) && kernelVersion == 0:
+			kernelVersion = 1
+			env.Evidence = append(env.Evidence, fmt.Sprintf("kernel %q is WSL1", s))
+		}
+	}
+
+	corroborating := 0
+	if matches, _ := fs.Glob(src.Root, "proc/sys/fs/binfmt_misc/WSLInterop*"); len(matches) > 0 {
+		corroborating++
+		env.Evidence = append(env.Evidence, "/"+matches[0]+" exists")
+	}
+	for _, p := range []string{"run/WSL", "mnt/wsl"} {
+		if _, err := fs.Stat(src.Root, p); err == nil {
+			corroborating++
+			env.Evidence = append(env.Evidence, "/"+p+" exists")
+		}
+	}
+	distro := ""
+	if src.Getenv != nil {
+		distro = src.Getenv("WSL_DISTRO_NAME")
+	}
+	if distro != "" {
+		corroborating++
+		env.Evidence = append(env.Evidence, "WSL_DISTRO_NAME="+distro)
+	}
+
+	switch {
+	case kernelVersion == 0:
+		env.Note = "the kernel is not a WSL kernel"
+		return env
+	case corroborating == 0:
+		env.Note = "the kernel is a WSL kernel, but there is no WSLInterop, /run/WSL, /mnt/wsl or WSL_DISTRO_NAME: " +
+			"this looks like Docker Desktop's VM or another Linux on Microsoft's kernel, not a WSL distro " +
+			"(use --assume-wsl if it is one)"
+		return env
+	case strings.HasPrefix(distro, "docker-desktop"):
+		env.Note = "this is Docker Desktop's own WSL distro (" + distro + "), not a user distro " +
+			"(use --assume-wsl to manage it anyway)"
+		return env
+	}
+	env.WSL = true
+	env.Version = kernelVersion
+	if kernelVersion == 1 {
+		env.Note = "WSL1 shares Windows' network stack: there is no eth0 MTU to fix"
+		return env
+	}
+	env.NetworkingMode = networkingMode(src, links)
+	return env
+}
+
+// networkingMode asks wslinfo (WSL 2.0+) and otherwise reads the links:
+// mirrored mode adds loopback0 and mirrors every Windows adapter as an ethN.
+func networkingMode(src Sources, links []Link) string {
+	if src.Run != nil {
+		if out, err := src.Run("wslinfo", "--networking-mode"); err == nil {
+			if mode := strings.TrimSpace(string(out)); mode != "" {
+				return mode
+			}
+		}
+	}
+	loopback0, eths := false, 0
+	for _, l := range links {
+		if l.Name == "loopback0" {
+			loopback0 = true
+		}
+		if strings.HasPrefix(l.Name, "eth") {
+			eths++
+		}
+	}
+	switch {
+	case loopback0 && eths > 1:
+		return "mirrored"
+	case eths == 1 && !loopback0:
+		return "nat"
+	}
+	return "unknown"
+}
+
+func readString(root fs.FS, name string) string {
+	if root == nil {
+		return ""
+	}
+	data, err := fs.ReadFile(root, name)
+	if err != nil {
+		return ""
+	}
+	return string(data)
+}

@@ -1,0 +1,133 @@
+package detect
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/wslmtu/wslmtu/internal/config"
+)
+
+// Link is one network interface as the planner needs to see it.
+type Link struct {
+	Name      string `json:"name"`
+	Index     int    `json:"index"`
+	MTU       int    `json:"mtu"`
+	Kind      string `json:"kind,omitempty"` // veth, tun, device, …
+	Up        bool   `json:"up"`
+	IPv6Addrs int    `json:"ipv6_addresses"` // global and unique-local ones, which a too-low MTU deletes
+}
+
+// Netlink is the part of the kernel's view detection needs.
+type Netlink interface {
+	Links() ([]Link, error)
+	// DefaultRouteIndex is the interface holding the IPv4 default route,
+	// else the IPv6 one; 0 when there is none.
+	DefaultRouteIndex() (int, error)
+}
+
+// State is one observation of the host.
+type State struct {
+	Env   Environment `json:"environment"`
+	Links []Link      `json:"links"`
+	// Outer carries the tunnels' encrypted packets: eth0 under WSL's NAT.
+	Outer    *Link  `json:"outer,omitempty"`
+	OuterWhy string `json:"outer_why,omitempty"`
+	Tunnels  []Link `json:"tunnels"`
+	// MissingTunnels are configured tunnel names (not patterns) that do not exist now.
+	MissingTunnels []string `json:"missing_tunnels,omitempty"`
+}
+
+// Observe reads the environment and the links once.
+func Observe(src Sources, nl Netlink, cfg config.Config) (State, error) {
+	links, err := nl.Links()
+	if err != nil {
+		return State{}, fmt.Errorf("listing interfaces: %w", err)
+	}
+	sort.Slice(links, func(i, j int) bool { return links[i].Index < links[j].Index })
+	st := State{Env: DetectEnvironment(src, links), Links: links}
+	if !st.Env.WSL && cfg.AssumeWSL {
+		st.Env.WSL, st.Env.Version, st.Env.Assumed = true, 2, true
+		if st.Env.NetworkingMode == "" {
+			st.Env.NetworkingMode = networkingMode(src, links)
+		}
+	}
+
+	isTunnel := func(name string) bool {
+		for _, pattern := range cfg.Tunnels {
+			if ok, _ := path.Match(pattern, name); ok {
+				return true
+			}
+		}
+		return false
+	}
+	for _, l := range links {
+		if isTunnel(l.Name) && l.Name != cfg.OuterInterface {
+			st.Tunnels = append(st.Tunnels, l)
+		}
+	}
+	for _, pattern := range cfg.Tunnels {
+		if !strings.ContainsAny(pattern, "*?[") && findLink(links, pattern) == nil {
+			st.MissingTunnels = append(st.MissingTunnels, pattern)
+		}
+	}
+
+	if cfg.OuterInterface != "" {
+		l := findLink(links, cfg.OuterInterface)
+		if l == nil {
+			return State{}, &NotFoundError{What: "outer interface", Name: cfg.OuterInterface, Have: linkNames(links)}
+		}
+		st.Outer, st.OuterWhy = l, "outer_interface in the config"
+		return st, nil
+	}
+	index, err := nl.DefaultRouteIndex()
+	if err != nil {
+		return State{}, fmt.Errorf("reading the default route: %w", err)
+	}
+	for i := range links {
+		// A default route through a tunnel (an exit node) says nothing about
+		// the underlay, so it never makes the tunnel its own outer interface.
+		if links[i].Index == index && !isTunnel(links[i].Name) {
+			l := links[i]
+			st.Outer, st.OuterWhy = &l, "holds the default route"
+		}
+	}
+	if st.Outer == nil {
+		if l := findLink(links, "eth0"); l != nil {
+			st.Outer, st.OuterWhy = l, "no default route; eth0 is WSL's NAT interface"
+		}
+	}
+	return st, nil
+}
+
+// Link returns the observed link with that name, or nil.
+func (s State) Link(name string) *Link { return findLink(s.Links, name) }
+
+func findLink(links []Link, name string) *Link {
+	for i := range links {
+		if links[i].Name == name {
+			l := links[i]
+			return &l
+		}
+	}
+	return nil
+}
+
+func linkNames(links []Link) string {
+	names := make([]string, 0, len(links))
+	for _, l := range links {
+		names = append(names, l.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// NotFoundError is a configured interface that does not exist: bad input,
+// not a failure of the host.
+type NotFoundError struct {
+	What, Name, Have string
+}
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("%s %q not found (interfaces: %s)", e.What, e.Name, e.Have)
+}

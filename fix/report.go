@@ -1,0 +1,58 @@
+package fix
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/wslmtu/wslmtu/detect"
+)
+
+// DescribeState renders an observation in the README's words.
+func DescribeState(st detect.State) string {
+	var b strings.Builder
+	env := st.Env
+	switch {
+	case env.WSL && env.Assumed:
+		fmt.Fprintf(&b, "environment: assumed WSL2 (--assume-wsl; %s)\n", env.Note)
+	case env.WSL:
+		fmt.Fprintf(&b, "environment: WSL%d", env.Version)
+		if env.NetworkingMode != "" {
+			fmt.Fprintf(&b, ", networking mode %s", env.NetworkingMode)
+		}
+		b.WriteString("\n")
+		if env.Note != "" {
+			fmt.Fprintf(&b, "  %s\n", env.Note)
+		}
+	default:
+		fmt.Fprintf(&b, "environment: not WSL (%s)\n", env.Note)
+	}
+	fmt.Fprintf(&b, "  kernel: %s\n", env.Kernel)
+	for _, e := range env.Evidence {
+		fmt.Fprintf(&b, "  evidence: %s\n", e)
+	}
+	if st.Outer != nil {
+		fmt.Fprintf(&b, "outer interface: %s mtu %d (%s)\n", st.Outer.Name, st.Outer.MTU, st.OuterWhy)
+	} else {
+		b.WriteString("outer interface: none (no default route, no eth0)\n")
+	}
+	if len(st.Tunnels) == 0 {
+		b.WriteString("tunnels: none\n")
+	}
+	for _, t := range st.Tunnels {
+		fmt.Fprintf(&b, "tunnel: %s mtu %d (%d IPv6 addresses)\n", t.Name, t.MTU, t.IPv6Addrs)
+	}
+	return b.String()
+}
+
+// Healthy reports whether nothing needs to change.
+func (r Report) Healthy() bool { return r.Plan.Empty() }
+
+func (r Report) String() string {
+	var b strings.Builder
+	b.WriteString(DescribeState(r.State))
+	fmt.Fprintf(&b, "plan (%s):\n", r.Plan.Strategy)
+	for _, line := range strings.Split(strings.TrimRight(r.Plan.String(), "\n"), "\n") {
+		fmt.Fprintf(&b, "  %s\n", line)
+	}
+	return b.String()
+}
