@@ -31,20 +31,25 @@ func (k *Kernel) Links() ([]Link, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One dump of all IPv6 addresses instead of one per link: the agent
+	// observes on every relevant event, and per-link dumps dominated its cost.
+	v6, err := k.H.AddrList(nil, netlink.FAMILY_V6)
+	if err != nil {
+		return nil, err
+	}
+	globalV6 := map[int]int{}
+	for _, a := range v6 {
+		if a.Scope == unix.RT_SCOPE_UNIVERSE {
+			globalV6[a.LinkIndex]++
+		}
+	}
 	links := make([]Link, 0, len(nlLinks))
 	for _, nl := range nlLinks {
 		attrs := nl.Attrs()
 		l := Link{Name: attrs.Name, Index: attrs.Index, MTU: attrs.MTU, Kind: nl.Type(),
-			Up: attrs.Flags&unix.IFF_UP != 0}
+			Up: attrs.Flags&unix.IFF_UP != 0, IPv6Addrs: globalV6[attrs.Index]}
 		if l.Kind == "tuntap" {
 			l.Kind = "tun"
-		}
-		if addrs, err := k.H.AddrList(nl, netlink.FAMILY_V6); err == nil {
-			for _, a := range addrs {
-				if a.Scope == unix.RT_SCOPE_UNIVERSE {
-					l.IPv6Addrs++
-				}
-			}
 		}
 		links = append(links, l)
 	}

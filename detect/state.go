@@ -45,14 +45,29 @@ func Observe(src Sources, nl Netlink, cfg config.Config) (State, error) {
 	if err != nil {
 		return State{}, fmt.Errorf("listing interfaces: %w", err)
 	}
-	sort.Slice(links, func(i, j int) bool { return links[i].Index < links[j].Index })
-	st := State{Env: DetectEnvironment(src, links), Links: links}
-	if !st.Env.WSL && cfg.AssumeWSL {
-		st.Env.WSL, st.Env.Version, st.Env.Assumed = true, 2, true
-		if st.Env.NetworkingMode == "" {
-			st.Env.NetworkingMode = networkingMode(src, links)
+	env := DetectEnvironment(src, links)
+	if !env.WSL && cfg.AssumeWSL {
+		env.WSL, env.Version, env.Assumed = true, 2, true
+		if env.NetworkingMode == "" {
+			env.NetworkingMode = networkingMode(src, links)
 		}
 	}
+	return observeLinks(env, links, nl, cfg)
+}
+
+// ObserveLinks is Observe with an environment detected before: the agent
+// detects it once, since a host does not stop being WSL while it runs.
+func ObserveLinks(env Environment, nl Netlink, cfg config.Config) (State, error) {
+	links, err := nl.Links()
+	if err != nil {
+		return State{}, fmt.Errorf("listing interfaces: %w", err)
+	}
+	return observeLinks(env, links, nl, cfg)
+}
+
+func observeLinks(env Environment, links []Link, nl Netlink, cfg config.Config) (State, error) {
+	sort.Slice(links, func(i, j int) bool { return links[i].Index < links[j].Index })
+	st := State{Env: env, Links: links}
 
 	isTunnel := func(name string) bool {
 		for _, pattern := range cfg.Tunnels {

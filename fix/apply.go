@@ -19,6 +19,8 @@ type MTUSetter interface {
 type Record struct {
 	Version int            `json:"version"`
 	MTU     map[string]int `json:"original_mtu"`
+	// MSS is set once wslmtu has created its chains, before it does.
+	MSS *MSSRecord `json:"mss,omitempty"`
 }
 
 // Store is the state directory.
@@ -97,10 +99,14 @@ type Reverted struct {
 	To        int    `json:"to"`
 	Gone      bool   `json:"gone,omitempty"`
 	Unchanged bool   `json:"unchanged,omitempty"`
+	// MSS describes a firewall change instead of an MTU.
+	MSS string `json:"mss,omitempty"`
 }
 
 func (r Reverted) String() string {
 	switch {
+	case r.MSS != "":
+		return r.MSS
 	case r.Gone:
 		return fmt.Sprintf("%s: no longer exists; its original mtu %d is forgotten", r.Link, r.To)
 	case r.Unchanged:

@@ -30,5 +30,6 @@ func (n NetlinkMTU) SetMTU(name string, mtu int) error {
 // HostAt is the Host whose links the handle sees: the current namespace for
 // netlink.NewHandle(), another one for netlink.NewHandleAt.
 func HostAt(h *netlink.Handle, src detect.Sources, stateDir string) Host {
-	return Host{Sources: src, Links: &detect.Kernel{H: h}, MTUs: NetlinkMTU{H: h}, Store: Store{Dir: stateDir}}
+	return Host{Sources: src, Links: &detect.Kernel{H: h}, MTUs: NetlinkMTU{H: h}, Store: Store{Dir: stateDir},
+		Netfilter: CachedNetfilter(OpenNetfilter)}
 }

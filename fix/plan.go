@@ -37,15 +37,21 @@ type Plan struct {
 	Refused  string   `json:"refused,omitempty"`
 	Notes    []string `json:"notes,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
+	// MSS is the clamping part; nil when mss_clamp is off and nothing of
+	// ours is left in the firewall.
+	MSS *MSSPlan `json:"mss,omitempty"`
 }
 
 // Empty means the host is as it should be.
-func (p Plan) Empty() bool { return len(p.Actions) == 0 }
+func (p Plan) Empty() bool { return len(p.Actions) == 0 && !p.MSS.NeedsChange() }
 
 func (p Plan) String() string {
 	var b strings.Builder
 	for _, a := range p.Actions {
 		fmt.Fprintln(&b, a)
+	}
+	if p.MSS != nil {
+		b.WriteString(p.MSS.String())
 	}
 	if p.Empty() && p.Refused == "" {
 		fmt.Fprintln(&b, "nothing to do")
@@ -65,6 +71,14 @@ func (p Plan) String() string {
 // NewPlan decides what to change. It never lowers the outer interface and
 // never raises a tunnel: both would trade one breakage for another.
 func NewPlan(st detect.State, cfg config.Config) Plan {
+	p := planMTU(st, cfg)
+	if !(st.Env.WSL && st.Env.Version == 1) {
+		planMSS(&p, st, cfg)
+	}
+	return p
+}
+
+func planMTU(st detect.State, cfg config.Config) Plan {
 	p := Plan{Strategy: cfg.MTUStrategy}
 	if !st.Env.WSL {
 		p.Refused = "this is not WSL (" + st.Env.Note + "); use --assume-wsl (or assume_wsl = true) to fix it anyway"

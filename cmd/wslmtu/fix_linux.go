@@ -49,11 +49,14 @@ assume_wsl = true) is given. Running fix twice changes nothing the second time.`
 			switch {
 			case asJSON:
 				json.NewEncoder(out).Encode(r)
-			case len(r.Changes) == 0:
+			case len(r.Changes) == 0 && r.MSS == nil:
 				fmt.Fprint(out, r.Plan)
 			default:
 				for _, c := range r.Changes {
 					fmt.Fprintln(out, c)
+				}
+				if r.MSS != nil {
+					fmt.Fprintln(out, r.MSS)
 				}
 			}
 			if err != nil {

@@ -44,6 +44,12 @@ func loadConfig(cmd *cobra.Command) (config.Config, error) {
 	if err != nil {
 		return cfg, usageErr(err)
 	}
+	return overlayFlags(cmd, cfg)
+}
+
+// overlayFlags lays the flags given on the command line over cfg and
+// validates the result; the agent calls it again after each config reload.
+func overlayFlags(cmd *cobra.Command, cfg config.Config) (config.Config, error) {
 	changed := cmd.Flags().Changed
 	if changed("state-dir") {
 		cfg.StateDir = flags.stateDir

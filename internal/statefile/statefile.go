@@ -9,14 +9,18 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	"golang.org/x/sys/unix"
 )
 
 // WriteJSON replaces path atomically: a crash leaves the old or the new
 // content, never half of one, because the revert record must survive a
 // power cut on the Windows side.
-func WriteJSON(path string, v any) error {
+func WriteJSON(path string, v any) error { return writeJSON(path, v, true) }
+
+// WriteJSONUnsynced is WriteJSON without fsync, for counters that are
+// rewritten often and may lose the last update in a crash.
+func WriteJSONUnsynced(path string, v any) error { return writeJSON(path, v, false) }
+
+func writeJSON(path string, v any, sync bool) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
@@ -34,9 +38,11 @@ func WriteJSON(path string, v any) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if sync {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err
@@ -60,37 +66,4 @@ func ReadJSON(path string, v any) (found bool, err error) {
 		return true, fmt.Errorf("%s is damaged: %w", path, err)
 	}
 	return true, nil
-}
-
-// Lock is an exclusive advisory lock on a file in the state directory.
-type Lock struct{ f *os.File }
-
-// Acquire blocks until no other wslmtu process holds the lock, so two runs
-// never interleave their reads and writes of MTUs and the revert record.
-func Acquire(dir string) (*Lock, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
-	}
-	return &Lock{f: f}, nil
-}
-
-func (l *Lock) Release() {
-	if l != nil && l.f != nil {
-		l.f.Close() // closing drops the flock
-		l.f = nil
-	}
 }

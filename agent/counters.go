@@ -1,0 +1,104 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wslmtu/wslmtu/internal/statefile"
+)
+
+// Repair is one write that undid somebody else's change.
+type Repair struct {
+	Time      time.Time     `json:"time"`
+	Interface string        `json:"interface"`
+	From      int           `json:"from"`
+	To        int           `json:"to"`
+	Cause     string        `json:"cause"`
+	Latency   time.Duration `json:"latency_ns"`
+}
+
+func (r Repair) String() string {
+	return fmt.Sprintf("%s: mtu %d → %d after %s, in %s (%s)", r.Interface, r.From, r.To, r.Cause,
+		r.Latency.Round(time.Microsecond), r.Time.Local().Format(time.DateTime))
+}
+
+// Counters is what `wslmtu status` shows about the agent.
+type Counters struct {
+	PID         int       `json:"pid"`
+	Started     time.Time `json:"started"`
+	Reconciles  int       `json:"reconciles"`
+	Repairs     int       `json:"repairs"`
+	LastRepair  *Repair   `json:"last_repair,omitempty"`
+	Fights      int       `json:"fights"` // times something kept undoing a repair
+	Resubscribe int       `json:"resubscribes"`
+	Config      string    `json:"config"`
+	Stopped     time.Time `json:"stopped,omitzero"`
+}
+
+const countersFile = "agent.json"
+
+func writeCounters(dir string, c Counters) error {
+	return statefile.WriteJSONUnsynced(filepath.Join(dir, countersFile), c)
+}
+
+// Status is the agent as seen from another process.
+type Status struct {
+	Counters
+	Running bool `json:"running"`
+	Known   bool `json:"known"` // an agent has run with this state directory
+}
+
+// ReadStatus reads the counters and checks that their process still lives.
+func ReadStatus(stateDir string) (Status, error) {
+	var s Status
+	found, err := statefile.ReadJSON(filepath.Join(stateDir, countersFile), &s.Counters)
+	if err != nil || !found {
+		return s, err
+	}
+	s.Known = true
+	s.Running = s.Stopped.IsZero() && isAgent(s.PID)
+	return s, nil
+}
+
+// isAgent checks the pid is alive and still a wslmtu process, because pids
+// are reused after a crash.
+func isAgent(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(cmdline), "\x00")
+	for _, a := range args {
+		if a == "run" {
+			return true
+		}
+	}
+	return false
+}
+
+func (s Status) String() string {
+	if !s.Known {
+		return "agent: never ran (install it: sudo ./install.sh, or run `wslmtu run`)"
+	}
+	var b strings.Builder
+	switch {
+	case s.Running:
+		fmt.Fprintf(&b, "agent: running (pid %d, since %s)\n", s.PID, s.Started.Local().Format(time.DateTime))
+	case !s.Stopped.IsZero():
+		fmt.Fprintf(&b, "agent: stopped at %s\n", s.Stopped.Local().Format(time.DateTime))
+	default:
+		fmt.Fprintf(&b, "agent: not running (pid %d is gone; it was not stopped cleanly)\n", s.PID)
+	}
+	fmt.Fprintf(&b, "  repairs: %d, fights: %d, netlink resubscribes: %d\n", s.Repairs, s.Fights, s.Resubscribe)
+	if s.LastRepair != nil {
+		fmt.Fprintf(&b, "  last repair: %s\n", s.LastRepair)
+	}
+	return strings.TrimRight(b.String(), "\n")
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wslmtu/wslmtu/internal/doctor"
+	"github.com/wslmtu/wslmtu/windows"
+)
+
+func init() { rootCmd.AddCommand(newDoctorCmd()) }
+
+func newDoctorCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Run every health check and print each with its remedy",
+		Long: `Run every health check: WSL and its networking mode, the agent, the plan,
+outer vs tunnel MTUs, MSS clamping, the tunnels' IPv6 addresses, the
+tcp_timestamps look-alike, and Windows' adapters (through WSL interop).
+
+Exits 3 when a check fails; warnings (!) and skipped checks (-) do not fail.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			host, done, err := openHost(cfg)
+			if err != nil {
+				return err
+			}
+			defer done()
+			checks := doctor.Run(cmd.Context(), doctor.Inputs{
+				Host:    host,
+				Config:  cfg,
+				Root:    os.DirFS("/"),
+				Windows: windows.ExecRunner{},
+			})
+			out := cmd.OutOrStdout()
+			if asJSON {
+				err = doctor.WriteJSON(out, checks)
+			} else {
+				err = doctor.WriteText(out, checks)
+			}
+			if err != nil {
+				return failureErr(err)
+			}
+			if n := doctor.Failed(checks); n > 0 {
+				return unhealthy(fmt.Sprintf("%d of %d checks failed", n, len(checks)))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the checks as JSON")
+	return cmd
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wslmtu/wslmtu/internal/probe"
+)
+
+func init() { rootCmd.AddCommand(newProbeCmd()) }
+
+func newProbeCmd() *cobra.Command {
+	var (
+		asJSON  bool
+		timeout time.Duration
+		only4   bool
+		only6   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "probe HOST",
+		Short: "Measure the largest packet that reaches HOST and whether fragments get through",
+		Long: `Sends ICMP echoes of many sizes at once with don't-fragment set, refines
+inside the bracket found, and tests whether a fragmented echo comes back.
+Needs root or CAP_NET_RAW, or ping sockets allowed by net.ipv4.ping_group_range.
+
+Exit codes: 0 the path carries the full MTU, 3 a problem was found,
+1 the path could not be measured (no answer, no socket), 2 bad arguments.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if timeout <= 0 {
+				return usageErr(fmt.Errorf("--timeout %s: must be positive", timeout))
+			}
+			if only4 && only6 {
+				return usageErr(errors.New("-4 and -6 exclude each other"))
+			}
+			opts := probe.Options{Config: probe.Config{Timeout: timeout}}
+			if only4 {
+				opts.Family = 4
+			}
+			if only6 {
+				opts.Family = 6
+			}
+			if !asJSON {
+				opts.Progress = cmd.ErrOrStderr()
+			}
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			res, err := probe.Run(ctx, args[0], opts)
+			if errors.Is(err, probe.ErrBadHost) {
+				return usageErr(err)
+			}
+			if err != nil {
+				return failureErr(err)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(res); err != nil {
+					return failureErr(err)
+				}
+			} else {
+				fmt.Fprint(out, res.String())
+			}
+			switch {
+			case res.Verdict.Problem():
+				return unhealthy(fmt.Sprintf("probe %s: %s", args[0], res.Verdict))
+			case res.Verdict == probe.VerdictNoAnswer:
+				return failureErr(fmt.Errorf("probe %s: %s", args[0], res.Verdict))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().DurationVar(&timeout, "timeout", probe.DefaultTimeout, "how long each round waits for replies")
+	cmd.Flags().BoolVarP(&only4, "ipv4", "4", false, "probe over IPv4 only")
+	cmd.Flags().BoolVarP(&only6, "ipv6", "6", false, "probe over IPv6 only")
+	return cmd
+}

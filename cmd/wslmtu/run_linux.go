@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wslmtu/wslmtu/agent"
+	"github.com/wslmtu/wslmtu/internal/config"
+)
+
+func init() {
+	rootCmd.AddCommand(&cobra.Command{
+		Use:   "run",
+		Short: "Run the agent: apply the plan, then re-apply it after every change, until stopped",
+		Long: `Run the agent: apply the plan as fix does, then follow the kernel's link and
+route changes and re-apply it within a millisecond whenever something undoes it.
+The config file is reloaded when it changes. SIGTERM or SIGINT stop the agent;
+the fixes stay in place unless revert_on_stop = true.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			host, done, err := openHost(cfg)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			err = agent.Run(ctx, agent.Options{
+				Config:     cfg,
+				ConfigPath: flags.configPath,
+				Overlay:    func(c config.Config) (config.Config, error) { return overlayFlags(cmd, c) },
+				Host:       host,
+				Logger:     newLogger(cfg.LogFormat),
+			})
+			if err != nil {
+				return failureErr(err)
+			}
+			return nil
+		},
+	})
+}
+
+// newLogger writes to stderr; under journald (JOURNAL_STREAM is set) the
+// journal stamps each line itself, so the time is left out.
+func newLogger(format config.LogFormat) *slog.Logger {
+	opts := &slog.HandlerOptions{}
+	if os.Getenv("JOURNAL_STREAM") != "" {
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	if format == config.LogJSON {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,407 @@
+package doctor
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/wslmtu/wslmtu/agent"
+	"github.com/wslmtu/wslmtu/detect"
+	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/windows"
+)
+
+// Check names; the per-tunnel checks append the tunnel's name
+// (MTUCheckName, IPv6CheckName), and NameMTU / NameIPv6 alone are used when
+// there is no tunnel to check.
+const (
+	NameObserve     = "observe"
+	NameEnvironment = "environment"
+	NameAgent       = "agent"
+	NamePlan        = "plan"
+	NameMTU         = "mtu"
+	NameMSS         = "mss clamp"
+	NameIPv6        = "ipv6"
+	NameTimestamps  = "tcp timestamps"
+	NameWindows     = "windows adapters"
+)
+
+// MTUCheckName and IPv6CheckName name the per-tunnel checks.
+func MTUCheckName(tunnel string) string  { return NameMTU + " " + tunnel }
+func IPv6CheckName(tunnel string) string { return NameIPv6 + " " + tunnel }
+
+// CheckEnvironment: wslmtu only has work on WSL2.
+func CheckEnvironment(env detect.Environment) Check {
+	c := Check{Name: NameEnvironment}
+	switch {
+	case !env.WSL:
+		c.Status = Fail
+		c.Detail = "not WSL: " + env.Note
+		c.Remedy = "if this is a WSL2 distro after all, pass --assume-wsl (or set assume_wsl = true)"
+	case env.Version == 1:
+		c.Status = Fail
+		c.Detail = "WSL1 has no eth0 MTU to fix: it shares Windows' network stack"
+		c.Remedy = "convert the distro to WSL2 (`wsl.exe --set-version <distro> 2`) if the tunnel should run inside it"
+	case env.Assumed:
+		c.Status = OK
+		c.Detail = "assumed WSL2 (--assume-wsl)"
+		if env.Note != "" {
+			c.Detail += "; detection said: " + env.Note
+		}
+		c.Detail += withMode(env.NetworkingMode)
+	default:
+		c.Status = OK
+		c.Detail = fmt.Sprintf("WSL%d", env.Version) + withMode(env.NetworkingMode)
+	}
+	if c.Status == OK && env.NetworkingMode == "mirrored" {
+		c.Detail += "\nmirrored networking: WSL's NAT is not in the path, but the tunnel still needs room on the outer interface"
+	}
+	return c
+}
+
+func withMode(mode string) string {
+	if mode == "" {
+		return ""
+	}
+	return ", networking mode " + mode
+}
+
+// agentRemedy is the one way back to a running agent.
+const agentRemedy = "sudo ./install.sh (or `sudo systemctl start wslmtu`)"
+
+// CheckAgent: without the agent, the next MTU WSL or tailscaled pushes
+// undoes a one-time fix.
+func CheckAgent(stateDir string, st agent.Status, err error) Check {
+	c := Check{Name: NameAgent}
+	if err != nil {
+		c.Status, c.Detail = Fail, fmt.Sprintf("cannot read the agent's counters in %s: %v", stateDir, err)
+		c.Remedy = "check that --state-dir is the agent's (default " + config.DefaultStateDir + ") and readable (run as root)"
+		return c
+	}
+	if !st.Known {
+		c.Status, c.Detail = Fail, "no agent has run with state dir "+stateDir+": a one-time fix is lost on the next Windows network change or tunnel reconnect"
+		c.Remedy = agentRemedy
+		return c
+	}
+	var b strings.Builder
+	switch {
+	case st.Running:
+		c.Status = OK
+		fmt.Fprintf(&b, "running (pid %d, since %s)", st.PID, st.Started.Local().Format(time.DateTime))
+	case !st.Stopped.IsZero():
+		c.Status, c.Remedy = Fail, agentRemedy
+		fmt.Fprintf(&b, "not running: stopped at %s", st.Stopped.Local().Format(time.DateTime))
+	default:
+		c.Status, c.Remedy = Fail, agentRemedy
+		fmt.Fprintf(&b, "not running: pid %d is gone (it was not stopped cleanly)", st.PID)
+	}
+	fmt.Fprintf(&b, "; %d repairs", st.Repairs)
+	if st.Fights > 0 {
+		fmt.Fprintf(&b, ", %d fights", st.Fights)
+	}
+	if st.LastRepair != nil {
+		fmt.Fprintf(&b, "\nlast repair: %s", st.LastRepair)
+	}
+	c.Detail = b.String()
+	return c
+}
+
+// CheckPlan: a plan with actions means the host is not as it should be now.
+func CheckPlan(p fix.Plan) Check {
+	c := Check{Name: NamePlan}
+	var lines []string
+	for _, a := range p.Actions {
+		lines = append(lines, a.String())
+	}
+	if p.MSS.NeedsChange() {
+		lines = append(lines, strings.TrimRight(strings.SplitN(p.MSS.String(), "\n", 2)[0], ":"))
+	}
+	var extra []string
+	for _, w := range p.Warnings {
+		extra = append(extra, "warning: "+w)
+	}
+	switch {
+	case p.Refused != "":
+		c.Status = Skip
+		c.Detail = "not applied here: " + p.Refused
+		lines = append(lines, extra...)
+	case p.Empty():
+		c.Status = OK
+		c.Detail = fmt.Sprintf("nothing to change (mtu_strategy %s)", p.Strategy)
+		lines = extra
+	default:
+		c.Status = Fail
+		c.Detail = fmt.Sprintf("%d change(s) pending (mtu_strategy %s)", len(p.Actions)+boolInt(p.MSS.NeedsChange()), p.Strategy)
+		lines = append(lines, extra...)
+		c.Remedy = "run `wslmtu fix` (and keep it applied with the agent: sudo ./install.sh)"
+	}
+	if len(lines) > 0 {
+		c.Detail += "\n" + strings.Join(lines, "\n")
+	}
+	return c
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Overheads of a WireGuard packet on each underlay: IP + 8 UDP + 32 WireGuard.
+const (
+	overheadIPv4 = 60
+	overheadIPv6 = fix.WireGuardOverhead
+	wgPad        = 16
+)
+
+// largestInner is the largest inner packet that crosses an outer MTU
+// unfragmented: WireGuard pads to 16 bytes, capped at the tunnel MTU, so all
+// fit when the tunnel plus overhead fits, else up to floor16(outer − overhead).
+func largestInner(outer, tunnel, overhead int) (int, bool) {
+	if tunnel+overhead <= outer {
+		return tunnel, true
+	}
+	n := (outer - overhead) / wgPad * wgPad
+	if n < 0 {
+		n = 0
+	}
+	return n, false
+}
+
+// CheckMTUs: each tunnel's packets, once wrapped, must fit the outer
+// interface, or the NAT drops their fragments and large transfers hang.
+func CheckMTUs(st detect.State, cfg config.Config) []Check {
+	switch {
+	case len(st.Tunnels) == 0:
+		d := fmt.Sprintf("no tunnel found (%s)", strings.Join(cfg.Tunnels, ", "))
+		if len(st.MissingTunnels) > 0 {
+			d += ": " + strings.Join(st.MissingTunnels, ", ") + " not present (tunnel not connected?)"
+		}
+		return []Check{{Name: NameMTU, Status: Skip, Detail: d}}
+	case st.Outer == nil:
+		return []Check{{Name: NameMTU, Status: Fail, Detail: "no outer interface: no default route and no eth0",
+			Remedy: "name it with --outer-interface (or outer_interface in the config)"}}
+	}
+	outer := *st.Outer
+	var checks []Check
+	for _, t := range st.Tunnels {
+		c := Check{Name: MTUCheckName(t.Name)}
+		need := t.MTU + fix.WireGuardOverhead
+		if outer.MTU >= need {
+			c.Status = OK
+			c.Detail = fmt.Sprintf("%s %d ≥ %s %d + %d", outer.Name, outer.MTU, t.Name, t.MTU, fix.WireGuardOverhead)
+			checks = append(checks, c)
+			continue
+		}
+		c.Status = Fail
+		v4, v4ok := largestInner(outer.MTU, t.MTU, overheadIPv4)
+		v6, _ := largestInner(outer.MTU, t.MTU, overheadIPv6)
+		c.Detail = fmt.Sprintf("%s %d < %s %d + %d: ", outer.Name, outer.MTU, t.Name, t.MTU, fix.WireGuardOverhead)
+		if v4ok {
+			c.Detail += fmt.Sprintf("fine over an IPv4 underlay, but over IPv6 packets over %d bytes are lost", v6)
+		} else {
+			c.Detail += fmt.Sprintf("packets over %d bytes are lost (over %d with an IPv6 underlay)", v4, v6)
+		}
+		c.Remedy = fmt.Sprintf("run `wslmtu fix` (%s needs %d, or %s at most %d with --mtu-strategy lower-tunnel)",
+			outer.Name, need, t.Name, outer.MTU-fix.WireGuardOverhead)
+		checks = append(checks, c)
+	}
+	return checks
+}
+
+// CheckMSS: with mss_clamp on, the firewall must be able to clamp (an
+// iptables backend and the TCPMSS target) and hold our rules.
+func CheckMSS(cfg config.Config, p fix.Plan) Check {
+	c := Check{Name: NameMSS}
+	m := p.MSS
+	switch {
+	case !cfg.MSSClamp && m == nil:
+		c.Status, c.Detail = Skip, "mss_clamp is off"
+		return c
+	case !cfg.MSSClamp:
+		c.Status, c.Detail = Fail, "mss_clamp is off, but our chains are still in the firewall"
+		if m.Backend != "" {
+			c.Detail += " (iptables " + m.Backend + ")"
+		}
+		c.Remedy = "run `wslmtu fix` to remove them (or `wslmtu revert`)"
+		return c
+	case m == nil:
+		c.Status, c.Detail = Fail, "mss_clamp is on but no MSS could be planned"
+		if len(p.Warnings) > 0 {
+			c.Detail += ": " + strings.Join(p.Warnings, "; ")
+		}
+		c.Remedy = "set mss, or name the outer interface with --outer-interface"
+		return c
+	}
+	via := "iptables"
+	if m.Backend != "" {
+		via += " " + m.Backend
+	}
+	families := make([]string, 0, len(m.Families))
+	for _, f := range m.Families {
+		families = append(families, f.Tool())
+	}
+	switch m.State {
+	case fix.MSSUnavailable:
+		c.Status, c.Detail = Fail, "cannot clamp: "+m.Detail
+		c.Remedy = "install iptables (`sudo apt install iptables`) on a kernel with the TCPMSS target (xt_TCPMSS), or rely on the MTU fix alone"
+		return c
+	case fix.MSSInSync:
+		c.Status = OK
+		c.Detail = fmt.Sprintf("rules in place (%s): IPv4 %d, IPv6 %d", via, m.MSS4, m.MSS6)
+	case fix.MSSUnknown:
+		c.Status = Skip
+		c.Detail = fmt.Sprintf("firewall not read (%s)", via)
+	default:
+		c.Status = Fail
+		c.Detail = fmt.Sprintf("rules %s (%s): want IPv4 %d, IPv6 %d", m.State, via, m.MSS4, m.MSS6)
+		if m.Detail != "" {
+			c.Detail += "; " + m.Detail
+		}
+		c.Remedy = "run `wslmtu fix`"
+	}
+	if len(families) > 0 {
+		c.Detail += "\nfamilies: " + strings.Join(families, ", ")
+	}
+	return c
+}
+
+// CheckIPv6: Linux deletes a link's IPv6 addresses when its MTU goes below
+// 1280, and raising it again does not bring them back.
+func CheckIPv6(st detect.State) []Check {
+	if len(st.Tunnels) == 0 {
+		return []Check{{Name: NameIPv6, Status: Skip, Detail: "no tunnel found"}}
+	}
+	var checks []Check
+	for _, t := range st.Tunnels {
+		c := Check{Name: IPv6CheckName(t.Name)}
+		switch {
+		case t.MTU < config.MinMTU && t.IPv6Addrs == 0:
+			c.Status = Fail
+			c.Detail = fmt.Sprintf("%s lost its IPv6 addresses after a too-low MTU (%d < %d, the IPv6 minimum)", t.Name, t.MTU, config.MinMTU)
+			c.Remedy = fmt.Sprintf("raise its MTU to %d or more (use --mtu-strategy raise-outer), then restart the tunnel (%s)",
+				config.MinMTU, restartCommand(t.Name))
+		case t.MTU < config.MinMTU:
+			c.Status = Warn
+			c.Detail = fmt.Sprintf("%s mtu %d is below %d: Linux will delete its %d IPv6 addresses", t.Name, t.MTU, config.MinMTU, t.IPv6Addrs)
+			c.Remedy = "use --mtu-strategy raise-outer, which leaves the tunnel at its own MTU"
+		case t.IPv6Addrs == 0:
+			c.Status = OK
+			c.Detail = fmt.Sprintf("mtu %d carries IPv6; no global IPv6 address (fine on an IPv4-only tunnel; if it had some, restart it: %s)",
+				t.MTU, restartCommand(t.Name))
+		default:
+			c.Status = OK
+			c.Detail = fmt.Sprintf("mtu %d, %d global IPv6 address(es)", t.MTU, t.IPv6Addrs)
+		}
+		checks = append(checks, c)
+	}
+	return checks
+}
+
+// restartCommand is how the tunnel's owner recreates it with its addresses.
+func restartCommand(tunnel string) string {
+	if strings.HasPrefix(tunnel, "tailscale") {
+		return "`sudo tailscale down && sudo tailscale up`"
+	}
+	return fmt.Sprintf("`sudo wg-quick down %s && sudo wg-quick up %s`", tunnel, tunnel)
+}
+
+// CheckTCPTimestamps points at the look-alike: TCP stalls on WSL reported in
+// microsoft/WSL#40615 that go away with timestamps off are not an MTU problem,
+// so they are mentioned as a warning, never a failure.
+func CheckTCPTimestamps(v Sysctl) Check {
+	c := Check{Name: NameTimestamps}
+	switch {
+	case errors.Is(v.Err, fs.ErrNotExist):
+		c.Status, c.Detail = Skip, "net.ipv4.tcp_timestamps not readable here"
+	case v.Err != nil:
+		c.Status, c.Detail = Skip, "reading net.ipv4.tcp_timestamps: "+v.Err.Error()
+	case v.Value == "0":
+		c.Status = OK
+		c.Detail = "net.ipv4.tcp_timestamps = 0 (the workaround for the microsoft/WSL#40615 stall is in place)"
+	default:
+		c.Status = Warn
+		c.Detail = fmt.Sprintf("net.ipv4.tcp_timestamps = %s: if TCP still stalls once the MTU checks pass, that is a different problem than MTU (microsoft/WSL#40615)", v.Value)
+		c.Remedy = "only for that stall: `sudo sysctl -w net.ipv4.tcp_timestamps=0` (the reported workaround; it does not fix MTU)"
+	}
+	return c
+}
+
+// WindowsOutput is what netsh.exe printed for each family, or why it could not.
+type WindowsOutput struct {
+	IPv4, IPv6       []byte
+	IPv4Err, IPv6Err error
+	NetworkingMode   string
+}
+
+// CheckWindows lists Windows' adapters and names the one WSL copies into
+// eth0 (the smallest connected one, in NAT mode). It is information: the
+// MTU check says whether that value hurts.
+func CheckWindows(out WindowsOutput) Check {
+	c := Check{Name: NameWindows}
+	if out.IPv4Err != nil {
+		c.Status, c.Detail = Warn, "netsh.exe interface ipv4 show subinterfaces: "+out.IPv4Err.Error()
+		c.Remedy = "check WSL interop (`netsh.exe` from a shell); the other checks do not need it"
+		return c
+	}
+	v4, err := windows.ParseSubinterfaces(out.IPv4)
+	if err != nil {
+		c.Status, c.Detail = Warn, err.Error()
+		return c
+	}
+	lists := [][]windows.Adapter{tag(v4, "ipv4")}
+	var notes []string
+	if out.IPv6Err == nil {
+		if v6, err := windows.ParseSubinterfaces(out.IPv6); err == nil {
+			lists = append(lists, tag(v6, "ipv6"))
+		} else {
+			notes = append(notes, "ipv6 list unreadable: "+err.Error())
+		}
+	} else {
+		notes = append(notes, "ipv6 list unavailable: "+out.IPv6Err.Error())
+	}
+
+	c.Status = OK
+	var lines []string
+	for _, list := range lists {
+		for _, a := range list {
+			if a.IsLoopback() {
+				continue
+			}
+			state := "disconnected"
+			if a.Connected() {
+				state = "connected"
+			}
+			lines = append(lines, fmt.Sprintf("%s %s mtu %d, %s", a.Family, a.Name, a.MTU, state))
+		}
+	}
+	choice, err := windows.ChooseOuter(lists...)
+	switch {
+	case out.NetworkingMode == "mirrored":
+		c.Detail = "mirrored networking: each Windows adapter appears as its own interface, eth0 is not set from the smallest"
+	case err != nil:
+		c.Detail = err.Error()
+	case choice.MTU < 1500:
+		c.Detail = fmt.Sprintf("%s pulls eth0 down to %d: %s", choice.Adapter.Name, choice.MTU, choice.Reason)
+	default:
+		c.Detail = choice.Reason
+	}
+	lines = append(lines, notes...)
+	if len(lines) > 0 {
+		c.Detail += "\n" + strings.Join(lines, "\n")
+	}
+	return c
+}
+
+func tag(list []windows.Adapter, family string) []windows.Adapter {
+	out := make([]windows.Adapter, len(list))
+	for i, a := range list {
+		a.Family = family
+		out[i] = a
+	}
+	return out
+}

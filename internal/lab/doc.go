@@ -1,0 +1,10 @@
+// Package lab builds a network-namespace model of the WSL2 fragment black hole:
+// a "wsl" namespace whose eth0 sits behind a "hyperv" namespace that NATs and
+// silently drops IP fragments, and a "peer" on the LAN side, with a userspace
+// WireGuard tunnel (wireguard-go) between wsl and peer. It exists so that e2e
+// tests and the cmd/wslmtu-lab demo can show the hang and the fix on any Linux
+// host (as root), and offers traffic checks (Download, Upload, Ping) that
+// report whether data crosses the tunnel or hangs.
+//
+// The package only works on Linux; on other systems it is empty.
+package lab

@@ -1,0 +1,215 @@
+package lab
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/curve25519"
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// Environment switches that turn the current binary into a WireGuard node.
+// A node must be its own process: its tun fd and UDP sockets belong to the
+// namespace the process runs in, and Go cannot move a whole running process
+// into another network namespace (setns only moves one thread).
+const (
+	envNode = "WSLMTU_LAB_NODE" // tun name; presence selects node mode
+	envMTU  = "WSLMTU_LAB_MTU"
+	envUAPI = "WSLMTU_LAB_UAPI" // wireguard-go UAPI "set" text
+)
+
+// nodeReady is the line a node prints on stdout once its device is up.
+const nodeReady = "wslmtu-lab-node-ready"
+
+func init() {
+	name := os.Getenv(envNode)
+	if name == "" {
+		return
+	}
+	if err := runNode(name, os.Getenv(envMTU), os.Getenv(envUAPI)); err != nil {
+		fmt.Fprintf(os.Stderr, "wslmtu lab node %s: %v\n", name, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// runNode runs a wireguard-go device on a new tun until SIGTERM/SIGINT.
+func runNode(name, mtuText, uapi string) error {
+	mtu, err := strconv.Atoi(mtuText)
+	if err != nil {
+		return fmt.Errorf("bad %s %q: %w", envMTU, mtuText, err)
+	}
+	tdev, err := tun.CreateTUN(name, mtu)
+	if err != nil {
+		return fmt.Errorf("create tun %s: %w", name, err)
+	}
+	logger := device.NewLogger(device.LogLevelError, "("+name+") ")
+	dev := device.NewDevice(tdev, conn.NewDefaultBind(), logger)
+	defer dev.Close()
+	if err := dev.IpcSet(uapi); err != nil {
+		return fmt.Errorf("configure: %w", err)
+	}
+	if err := dev.Up(); err != nil {
+		return fmt.Errorf("up: %w", err)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	fmt.Println(nodeReady)
+	select {
+	case <-sig:
+	case <-dev.Wait():
+	}
+	return nil
+}
+
+// wgKey is a Curve25519 key pair in the hex form the UAPI expects.
+type wgKey struct {
+	private, public string
+}
+
+func newWGKey() (wgKey, error) {
+	var priv [32]byte
+	if _, err := rand.Read(priv[:]); err != nil {
+		return wgKey{}, err
+	}
+	// Clamping as in RFC 7748; wireguard-go clamps too, but the public key
+	// must be derived from the same clamped scalar.
+	priv[0] &= 248
+	priv[31] = (priv[31] & 127) | 64
+	pub, err := curve25519.X25519(priv[:], curve25519.Basepoint)
+	if err != nil {
+		return wgKey{}, err
+	}
+	return wgKey{private: hex.EncodeToString(priv[:]), public: hex.EncodeToString(pub)}, nil
+}
+
+// nodeConfig is everything a node needs besides its tun name and MTU.
+type nodeConfig struct {
+	privateKey string
+	listenPort int
+	peerPublic string
+	endpoint   string // host:port, empty when the peer is learnt from handshakes
+	keepalive  int    // seconds, 0 for none
+	allowedIPs []string
+}
+
+// uapi renders the config in wireguard-go's UAPI "set" format.
+func (c nodeConfig) uapi() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "private_key=%s\nlisten_port=%d\nreplace_peers=true\n", c.privateKey, c.listenPort)
+	fmt.Fprintf(&b, "public_key=%s\n", c.peerPublic)
+	if c.endpoint != "" {
+		fmt.Fprintf(&b, "endpoint=%s\n", c.endpoint)
+	}
+	if c.keepalive > 0 {
+		fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", c.keepalive)
+	}
+	b.WriteString("replace_allowed_ips=true\n")
+	for _, a := range c.allowedIPs {
+		fmt.Fprintf(&b, "allowed_ip=%s\n", a)
+	}
+	return b.String()
+}
+
+// node is a running WireGuard node process.
+type node struct {
+	cmd    *exec.Cmd
+	stderr *tailBuffer
+	done   chan struct{} // closed once cmd.Wait has returned
+}
+
+// startNode re-executes the current binary inside netns (through
+// `ip netns exec`, which execs in place so the recorded PID is the node) and
+// waits until the node reports its tun and device are up.
+func startNode(netns, tunName string, mtu int, cfg nodeConfig, timeout time.Duration) (*node, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", netns, self)
+	cmd.Env = append(os.Environ(),
+		envNode+"="+tunName,
+		envMTU+"="+strconv.Itoa(mtu),
+		envUAPI+"="+cfg.uapi(),
+	)
+	// Pdeathsig survives the exec of ip and of the node (neither is setuid),
+	// so a crashed parent does not leave nodes behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	n := &node{cmd: cmd, stderr: &tailBuffer{max: 4096}, done: make(chan struct{})}
+	cmd.Stderr = n.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start node %s in %s: %w", tunName, netns, err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		close(n.done)
+	}()
+	ready := make(chan error, 1)
+	go func() {
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err == nil && strings.TrimSpace(line) != nodeReady {
+			err = fmt.Errorf("unexpected output %q", line)
+		}
+		ready <- err
+		// Keep draining so a chatty node never blocks on a full pipe.
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case err = <-ready:
+	case <-time.After(timeout):
+		err = fmt.Errorf("not ready after %v", timeout)
+	}
+	if err != nil {
+		n.kill()
+		return nil, fmt.Errorf("node %s in %s: %v: %s", tunName, netns, err, strings.TrimSpace(n.stderr.String()))
+	}
+	return n, nil
+}
+
+func (n *node) pid() int { return n.cmd.Process.Pid }
+
+// kill stops the node and waits for it, so its tun is gone on return.
+func (n *node) kill() {
+	_ = n.cmd.Process.Kill()
+	<-n.done
+}
+
+// tailBuffer keeps the last max bytes written, for error messages.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = t.buf[len(t.buf)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}

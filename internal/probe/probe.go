@@ -1,0 +1,424 @@
+// Package probe measures what a path to one host really carries: the largest
+// ICMP echo that crosses with DF set, and whether fragmented packets get
+// through. It explains the answer in words (the WSL2 NAT fragment bug, a PMTU
+// black hole, or a healthy path).
+//
+// The search is pure and runs against the Path interface, so it is tested on
+// simulated paths; Run (Linux) puts it on a real ICMP socket. The search sends
+// many sizes at once and refines inside the bracket it found, so a probe takes
+// about one timeout per round (usually two rounds), not one per bisection step.
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Probe is one kind of echo request: an ICMP payload size and whether the
+// packet carries DF (IPv4 don't-fragment; IPv6 IPV6_DONTFRAG).
+type Probe struct {
+	Size int
+	DF   bool
+}
+
+// Replies is what came back from one Send. Got may also hold probes of
+// earlier Sends whose replies arrived late: a late reply is still proof that
+// the path carried that size.
+type Replies struct {
+	Got map[Probe]bool
+	// TooBig holds probes the local kernel refused to send (EMSGSIZE): the
+	// route or a learned path MTU is below that size. Those are a limit, not loss.
+	TooBig map[Probe]bool
+}
+
+// Path sends echo requests to one host.
+type Path interface {
+	// Send sends copies echo requests for every probe, all at once (a copy
+	// of each probe before the next copy of any, so a burst loss does not take
+	// every copy of one size), and returns when every probe has come back at
+	// least once or ctx is done. An error means the path could not be probed
+	// at all; lost replies and EMSGSIZE are not errors.
+	Send(ctx context.Context, probes []Probe, copies int) (Replies, error)
+}
+
+// Target describes the host and the route towards it.
+type Target struct {
+	Host         string     // as the user wrote it
+	Addr         netip.Addr // resolved address
+	Interface    string     // outgoing interface of the route
+	Tunnel       bool       // the interface is a tunnel (tailscale0, wg*, a tun device)
+	InterfaceMTU int
+	RouteMTU     int // mtu metric of the route or a learned path MTU; 0 if none
+}
+
+// IPv6 tells whether the target is probed over IPv6.
+func (t Target) IPv6() bool { return t.Addr.Is6() && !t.Addr.Is4In6() }
+
+// headers is the IP header plus the ICMP echo header.
+func (t Target) headers() int {
+	if t.IPv6() {
+		return 40 + 8
+	}
+	return 20 + 8
+}
+
+// maxPacket is the largest packet IP can express: the IPv4 total length is
+// 16 bits, and so is the IPv6 payload length (which excludes its header).
+func (t Target) maxPacket() int {
+	if t.IPv6() {
+		return 65535 + 40
+	}
+	return 65535
+}
+
+// limitMTU is the largest packet the kernel will send to the target.
+func (t Target) limitMTU() int {
+	limit := min(t.InterfaceMTU, t.maxPacket())
+	if t.RouteMTU > 0 && t.RouteMTU < limit {
+		return t.RouteMTU
+	}
+	return limit
+}
+
+// Config tunes the search. Zero values take the defaults.
+type Config struct {
+	Timeout   time.Duration // per round; default 1s
+	MaxRounds int           // default 4; a clean path needs 1, a limited one 2
+	// Progress, when set, gets a line if the probe takes longer than a moment.
+	Progress io.Writer
+}
+
+const (
+	// DefaultTimeout is how long a round waits for replies.
+	DefaultTimeout = time.Second
+	defaultRounds  = 4
+	// maxBatch caps the sizes in one round; a 1500 MTU gives a step of 16.
+	maxBatch = 96
+)
+
+// progressAfter is "more than a moment"; a variable so tests need not wait.
+var progressAfter = 500 * time.Millisecond
+
+// Verdict is the one-word outcome of a probe.
+type Verdict string
+
+const (
+	// VerdictOK: DF packets up to the MTU the kernel uses cross.
+	VerdictOK Verdict = "ok"
+	// VerdictFragmentsDropped: a tunnel's outer packets get fragmented and the
+	// fragments are dropped (the WSL2 NAT fragment bug).
+	VerdictFragmentsDropped Verdict = "fragments-dropped"
+	// VerdictBlackHole: packets over some size are lost without an ICMP
+	// "too big", although fragments are not the (only) cause.
+	VerdictBlackHole Verdict = "black-hole"
+	// VerdictNoAnswer: the host answered no echo at all.
+	VerdictNoAnswer Verdict = "no-answer"
+)
+
+// Problem tells whether the verdict is a fault of the path (not of the
+// measurement).
+func (v Verdict) Problem() bool { return v == VerdictFragmentsDropped || v == VerdictBlackHole }
+
+// Result is the measured path, printable as text (String) or JSON.
+type Result struct {
+	Host         string `json:"host"`
+	Address      string `json:"address"`
+	Family       string `json:"family"` // "ipv4" or "ipv6"
+	Interface    string `json:"interface"`
+	Tunnel       bool   `json:"tunnel"`
+	InterfaceMTU int    `json:"interface_mtu"`
+	RouteMTU     int    `json:"route_mtu,omitempty"`
+
+	Answered bool `json:"answered"`
+	// MaxDFPayload is the largest ICMP payload that came back with DF set;
+	// -1 when none did. MaxDFPacket is the IP packet it made.
+	MaxDFPayload int `json:"max_df_payload"`
+	MaxDFPacket  int `json:"max_df_packet"`
+	// Exact is false when the rounds ran out before the limit was pinned to
+	// the byte; then the limit lies between MaxDFPayload and MaxDFPayload+Step.
+	Exact bool `json:"exact"`
+	// LocalLimitPacket is the packet size over which the kernel refused to
+	// send with DF (EMSGSIZE); 0 if it never did.
+	LocalLimitPacket int `json:"local_limit_packet,omitempty"`
+
+	// FragmentPayload is the size of the non-DF echo fragmented locally; 0
+	// when the interface needs no fragments (loopback) and none was tested.
+	FragmentPayload int  `json:"fragment_payload"`
+	FragmentsPassed bool `json:"fragments_passed"`
+
+	Verdict Verdict       `json:"verdict"`
+	Message string        `json:"message"`
+	Rounds  int           `json:"rounds"` // rounds of many sizes, after the first lone echo
+	Elapsed time.Duration `json:"elapsed_ns"`
+	Timeout time.Duration `json:"timeout_ns"`
+}
+
+// String renders the result for a person.
+func (r *Result) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "host        %s (%s, %s)\n", r.Host, r.Address, strings.ToUpper(r.Family[:2])+r.Family[2:])
+	kind := ""
+	if r.Tunnel {
+		kind = " (tunnel)"
+	}
+	fmt.Fprintf(&b, "route       via %s%s, interface MTU %d", r.Interface, kind, r.InterfaceMTU)
+	if r.RouteMTU > 0 {
+		fmt.Fprintf(&b, ", route MTU %d", r.RouteMTU)
+	}
+	b.WriteString("\n")
+	if r.Answered {
+		switch {
+		case r.MaxDFPayload < 0:
+			b.WriteString("largest DF  none came back\n")
+		default:
+			approx := ""
+			if !r.Exact {
+				approx = " (at least; rounds ran out)"
+			}
+			fmt.Fprintf(&b, "largest DF  payload %d bytes = %d-byte packet%s\n", r.MaxDFPayload, r.MaxDFPacket, approx)
+		}
+		if r.LocalLimitPacket > 0 {
+			fmt.Fprintf(&b, "local limit the kernel refuses DF packets over %d bytes (route or learned path MTU)\n", r.LocalLimitPacket)
+		}
+		switch {
+		case r.FragmentPayload == 0:
+			b.WriteString("fragments   not tested (the interface carries the largest IP packet)\n")
+		case r.FragmentsPassed:
+			fmt.Fprintf(&b, "fragments   get through (%d-byte echo without DF, fragmented locally)\n", r.FragmentPayload)
+		default:
+			fmt.Fprintf(&b, "fragments   lost (%d-byte echo without DF, fragmented locally)\n", r.FragmentPayload)
+		}
+	}
+	fmt.Fprintf(&b, "verdict     %s\n", r.Message)
+	return b.String()
+}
+
+// fragmentPayload is a non-DF echo that the kernel must fragment locally:
+// larger than the interface carries in one packet. 0 when the interface
+// carries the largest IP packet there is (loopback), so nothing fragments.
+func fragmentPayload(t Target) int {
+	size := max(2000, t.InterfaceMTU-t.headers()+256)
+	if size+t.headers() > t.maxPacket() {
+		return 0
+	}
+	return size
+}
+
+// grid returns sizes strictly between lo and hi, at most maxBatch of them,
+// always including hi-1 so a path that carries everything is seen in one round.
+func grid(lo, hi int) []int {
+	n := hi - lo - 1
+	if n <= 0 {
+		return nil
+	}
+	step := (n + maxBatch - 1) / maxBatch
+	var sizes []int
+	for s := lo + 1; s < hi; s += step {
+		sizes = append(sizes, s)
+	}
+	if sizes[len(sizes)-1] != hi-1 {
+		sizes = append(sizes, hi-1)
+	}
+	return sizes
+}
+
+// Search measures the path to t through p. It returns an error only when the
+// path could not be probed at all (a socket error, ctx cancelled); a host that
+// does not answer is a Result with VerdictNoAnswer.
+func Search(ctx context.Context, p Path, t Target, cfg Config) (*Result, error) {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxRounds <= 0 {
+		cfg.MaxRounds = defaultRounds
+	}
+	hdr := t.headers()
+	maxPayload := t.limitMTU() - hdr
+	if maxPayload < 0 {
+		return nil, fmt.Errorf("probe %s: MTU %d of %s is smaller than the %d bytes of IP and ICMP headers", t.Host, t.limitMTU(), t.Interface, hdr)
+	}
+	start := time.Now()
+	if cfg.Progress != nil {
+		msg := fmt.Sprintf("probing %s (%s) via %s…\n", t.Host, t.Addr, t.Interface)
+		timer := time.AfterFunc(progressAfter, func() { io.WriteString(cfg.Progress, msg) })
+		defer timer.Stop()
+	}
+
+	frag := Probe{Size: fragmentPayload(t), DF: false}
+	got := map[int]bool{}    // DF sizes that came back
+	tooBig := map[int]bool{} // DF sizes the kernel refused
+	sentRounds := map[int]int{}
+	fragBack := false
+	res := &Result{
+		Host: t.Host, Address: t.Addr.String(), Family: "ipv4",
+		Interface: t.Interface, Tunnel: t.Tunnel,
+		InterfaceMTU: t.InterfaceMTU, RouteMTU: t.RouteMTU,
+		MaxDFPayload: -1, FragmentPayload: frag.Size, Timeout: cfg.Timeout,
+	}
+	if t.IPv6() {
+		res.Family = "ipv6"
+	}
+
+	// A lone small echo first: it costs one round trip on a live path, fills
+	// the neighbour cache (whose queue would drop most of a burst sent to an
+	// unresolved neighbour), and tells a silent host within one timeout.
+	hello := Probe{Size: 0, DF: true}
+	rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	rep, err := p.Send(rctx, []Probe{hello}, 3)
+	cancel()
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("probe %s: %w", t.Host, err)
+	}
+	good, bad := -1, maxPayload+1
+	if rep.Got[hello] {
+		good = 0
+		got[0] = true
+	}
+	sizes := grid(good, bad)
+	if good < 0 {
+		sizes = nil
+	}
+	copies := 2
+	for round := 1; round <= cfg.MaxRounds && len(sizes) > 0; round++ {
+		batch := make([]Probe, 0, len(sizes)+1)
+		for _, s := range sizes {
+			batch = append(batch, Probe{Size: s, DF: true})
+		}
+		if frag.Size > 0 && !fragBack {
+			batch = append(batch, frag)
+		}
+		rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+		rep, err := p.Send(rctx, batch, copies)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("probe %s: %w", t.Host, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("probe %s: %w", t.Host, err)
+		}
+		res.Rounds = round
+		for pr := range rep.Got {
+			if pr == frag {
+				fragBack = true
+			} else if pr.DF {
+				got[pr.Size] = true
+			}
+		}
+		for pr := range rep.TooBig {
+			if pr.DF {
+				tooBig[pr.Size] = true
+			}
+		}
+		for _, s := range sizes {
+			if !tooBig[s] {
+				sentRounds[s]++
+			}
+		}
+		if len(got) == 0 && !fragBack {
+			break // nothing answers: more rounds only make the user wait
+		}
+
+		// The largest size that came back is the answer so far; a smaller one
+		// lost meanwhile was loss, not the limit.
+		good = -1
+		for s := range got {
+			good = max(good, s)
+		}
+		bad = maxPayload + 1
+		for s := range sentRounds {
+			if s > good && s < bad && !got[s] {
+				bad = s
+			}
+		}
+		for s := range tooBig {
+			if s > good && s < bad {
+				bad = s
+			}
+		}
+		if bad == good+1 {
+			break
+		}
+		sizes = grid(good, bad)
+		// Re-try a limit seen in one round only: it may have been loss.
+		if bad <= maxPayload && !tooBig[bad] && sentRounds[bad] < 2 {
+			sizes = append(sizes, bad)
+		}
+		copies = 3
+		if len(sizes) > maxBatch/2 {
+			copies = 2
+		}
+	}
+
+	res.Elapsed = time.Since(start)
+	res.Exact = good >= 0 && bad == good+1
+	res.Answered = len(got) > 0 || fragBack
+	res.FragmentsPassed = fragBack
+	if good >= 0 {
+		res.MaxDFPayload = good
+		res.MaxDFPacket = good + hdr
+	}
+	if len(tooBig) > 0 {
+		res.LocalLimitPacket = slices.Min(keys(tooBig)) - 1 + hdr
+	}
+	judge(res, t)
+	return res, nil
+}
+
+func keys(m map[int]bool) []int {
+	out := make([]int, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// judge sets the verdict and its explanation.
+func judge(r *Result, t Target) {
+	limit := t.limitMTU()
+	if r.LocalLimitPacket > 0 && r.LocalLimitPacket < limit {
+		limit = r.LocalLimitPacket
+	}
+	fragNote := ""
+	if !r.FragmentsPassed && r.FragmentPayload > 0 {
+		fragNote = "; fragmented packets are dropped on the way, which only hurts programs that send datagrams larger than the MTU"
+	}
+	switch {
+	case !r.Answered:
+		r.Verdict = VerdictNoAnswer
+		r.Message = fmt.Sprintf("%s does not answer ICMP echo within %s: cannot measure the path; is it up, and does it allow ping?", r.Host, r.Timeout)
+	case r.MaxDFPayload < 0:
+		r.Verdict = VerdictNoAnswer
+		r.Message = fmt.Sprintf("%s answers only fragmented echoes, never one with DF set: cannot measure the path", r.Host)
+	case r.MaxDFPacket >= limit && limit < t.limitMTU():
+		r.Verdict = VerdictOK
+		r.Message = fmt.Sprintf("the path carries %d-byte packets and the kernel knows it (it refuses larger DF packets with EMSGSIZE), so TCP adapts%s", r.MaxDFPacket, fragNote)
+	case r.MaxDFPacket >= limit:
+		r.Verdict = VerdictOK
+		r.Message = fmt.Sprintf("no problem: the path carries the full MTU of %s (%d-byte packets)%s", r.Interface, limit, fragNote)
+	case t.Tunnel && !r.FragmentsPassed && r.FragmentPayload > 0:
+		r.Verdict = VerdictFragmentsDropped
+		r.Message = fmt.Sprintf("packets over %d bytes are lost without any error: %s (MTU %d) wraps them into outer packets that get fragmented, and the fragments are dropped between WSL and Windows (the WSL2 NAT fragment bug) — run `wslmtu fix`", r.MaxDFPacket, r.Interface, t.InterfaceMTU)
+	case t.Tunnel:
+		r.Verdict = VerdictBlackHole
+		r.Message = fmt.Sprintf("packets over %d bytes are lost without any error although fragments get through: the path beneath %s carries less than its MTU %d and says nothing — lower the tunnel MTU or raise the outer one (`wslmtu fix`)", r.MaxDFPacket, r.Interface, t.InterfaceMTU)
+	default:
+		r.Verdict = VerdictBlackHole
+		r.Message = fmt.Sprintf("packets over %d bytes are lost without any error: a link on the path carries less than the MTU %d of %s and sends no ICMP \"too big\" (a path MTU black hole)", r.MaxDFPacket, limit, r.Interface)
+	}
+}
+
+// ErrBadHost is wrapped by Run's error when the host cannot be resolved or is
+// not usable: the fault is in the input, not the path.
+var ErrBadHost = errors.New("bad host")
+
+// ErrNoPermission is wrapped by Run's error when no ICMP socket can be opened.
+var ErrNoPermission = errors.New("needs root or CAP_NET_RAW, or allow ping sockets: sysctl net.ipv4.ping_group_range")

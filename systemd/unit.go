@@ -1,0 +1,32 @@
+// Package systemd installs the wslmtu agent as a service: our own systemd unit
+// (embedded, installed through kardianos/service), or, on WSL without systemd,
+// a [boot] command in /etc/wsl.conf. It never falls back to SysV scripts.
+package systemd
+
+import (
+	_ "embed"
+	"strings"
+)
+
+// Where things go. The agent itself decides where its config and state live;
+// the unit only creates those directories (ConfigurationDirectory=,
+// StateDirectory=).
+const (
+	ServiceName   = "wslmtu"
+	UnitPath      = "/etc/systemd/system/wslmtu.service"
+	DefaultBinary = "/usr/local/bin/wslmtu"
+	DefaultLog    = "/var/log/wslmtu.log"
+	WSLConfPath   = "/etc/wsl.conf"
+)
+
+//go:embed wslmtu.service
+var unitFile string
+
+// Unit returns the unit file for the agent at binary. Paths with spaces are
+// refused by Install; systemd would need them escaped.
+func Unit(binary string) string {
+	if binary == "" || binary == DefaultBinary {
+		return unitFile
+	}
+	return strings.ReplaceAll(unitFile, "ExecStart="+DefaultBinary+" ", "ExecStart="+binary+" ")
+}
