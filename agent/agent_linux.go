@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -109,7 +110,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	defer subs.close()
+	defer func() { subs.close() }() // the latest subscriptions, not the first
 
 	watcher, configEvents := a.watchConfig()
 	if watcher != nil {
@@ -419,9 +420,10 @@ type subscriptions struct {
 	routes chan netlink.RouteUpdate
 	addrs  chan netlink.AddrUpdate
 	done   chan struct{}
+	closed sync.Once
 }
 
-func (s *subscriptions) close() { close(s.done) }
+func (s *subscriptions) close() { s.closed.Do(func() { close(s.done) }) }
 
 func (a *agent) subscribe() (*subscriptions, error) {
 	size := a.ReceiveBufferSize

@@ -25,7 +25,12 @@ type exitError struct {
 	err  error
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
 func (e *exitError) Unwrap() error { return e.err }
 
 func usageErr(err error) error   { return &exitError{code: exitUsage, err: err} }
@@ -33,10 +38,23 @@ func failureErr(err error) error { return &exitError{code: exitFailure, err: err
 func unhealthy(msg string) error { return &exitError{code: exitUnhealthy, err: errors.New(msg)} }
 
 var rootCmd = &cobra.Command{
-	Use:           "wslmtu",
-	Short:         "Keep WSL2 networking working when a tunnel (Tailscale, WireGuard) runs inside it",
-	SilenceUsage:  true,
-	SilenceErrors: true,
+	Use:   "wslmtu",
+	Short: "Keep WSL2 networking working when a tunnel (Tailscale, WireGuard) runs inside it",
+	Long: `wslmtu keeps WSL2 networking working when a tunnel (Tailscale, WireGuard) runs
+inside it: it raises eth0's MTU (or lowers the tunnel's, or clamps the TCP MSS)
+so that the tunnel's packets are never fragmented on their way through WSL's
+NAT, which drops fragments without an error.
+
+Exit codes:
+  0  done, or healthy
+  1  something could not be done (netlink, iptables, the state directory)
+  2  bad input: an unknown flag or value, an invalid config, a missing interface;
+     nothing was changed
+  3  status, doctor or probe found a problem`,
+	SilenceUsage: true,
+	// Completion would be one more command to document and keep working.
+	CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	SilenceErrors:     true,
 }
 
 func main() {
@@ -44,11 +62,14 @@ func main() {
 	if err == nil {
 		os.Exit(exitOK)
 	}
-	fmt.Fprintln(os.Stderr, "wslmtu:", err)
 	var ee *exitError
 	if errors.As(err, &ee) {
+		if ee.err != nil { // nil: the command has said it all on stdout
+			fmt.Fprintln(os.Stderr, "wslmtu:", err)
+		}
 		os.Exit(ee.code)
 	}
+	fmt.Fprintln(os.Stderr, "wslmtu:", err)
 	// cobra's own errors are about flags and arguments.
 	os.Exit(exitUsage)
 }

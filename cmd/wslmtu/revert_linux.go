@@ -9,7 +9,7 @@ import (
 func init() {
 	rootCmd.AddCommand(&cobra.Command{
 		Use:   "revert",
-		Short: "Put back every MTU wslmtu changed and clear the record",
+		Short: "Put back every MTU wslmtu changed, remove its MSS rules, and clear the record",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)

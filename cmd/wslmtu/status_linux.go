@@ -5,6 +5,9 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/wslmtu/wslmtu/agent"
+	"github.com/wslmtu/wslmtu/fix"
 )
 
 func init() {
@@ -29,25 +32,35 @@ func init() {
 			}
 			out := cmd.OutOrStdout()
 			healthy := r.Healthy() || r.Plan.Refused != ""
+			agentStatus, agentErr := agent.ReadStatus(cfg.StateDir)
 			if asJSON {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(struct {
-					Healthy bool        `json:"healthy"`
-					Report  interface{} `json:"report"`
-				}{healthy, r}); err != nil {
+					Healthy bool         `json:"healthy"`
+					Report  fix.Report   `json:"report"`
+					Agent   agent.Status `json:"agent"`
+				}{healthy, r, agentStatus}); err != nil {
 					return failureErr(err)
 				}
 			} else {
 				fmt.Fprint(out, r)
-				if healthy {
-					fmt.Fprintln(out, "healthy")
+				if agentErr != nil {
+					fmt.Fprintln(out, "agent: cannot read its counters:", agentErr)
 				} else {
+					fmt.Fprintln(out, agentStatus)
+				}
+				switch {
+				case r.Plan.Refused != "":
+					fmt.Fprintln(out, "not managed: wslmtu changes nothing on this host")
+				case healthy:
+					fmt.Fprintln(out, "healthy")
+				default:
 					fmt.Fprintln(out, "unhealthy: run `wslmtu fix` to apply the plan (or install the agent to keep it applied)")
 				}
 			}
 			if !healthy {
-				return &exitError{code: exitUnhealthy, err: fmt.Errorf("the plan is not empty")}
+				return &exitError{code: exitUnhealthy}
 			}
 			return nil
 		},

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -61,4 +62,42 @@ func TestLoadUnreadableFileIsAnError(t *testing.T) {
 	if _, err := Load(filepath.Join(dir, "wslmtu.toml")); err == nil {
 		t.Fatal("a directory in place of the config was accepted")
 	}
+}
+
+// The commented default config that install.sh writes must stay valid when
+// a user uncomments its lines, or the agent would refuse it after an edit.
+func TestInstallShDefaultConfigParses(t *testing.T) {
+	script, err := os.ReadFile("../../install.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(script)
+	start := strings.Index(text, "# wslmtu configuration.")
+	end := strings.Index(text[start:], "\nEOF\n")
+	if start < 0 || end < 0 {
+		t.Fatal("install.sh no longer has the default config here-document")
+	}
+	body := strings.ReplaceAll(text[start:start+end], "$wsl_line", "assume_wsl = true")
+	var uncommented []string
+	keys := 0
+	for _, line := range strings.Split(body, "\n") {
+		if k, _, ok := strings.Cut(strings.TrimPrefix(line, "# "), " = "); ok && strings.HasPrefix(line, "# ") && !strings.Contains(k, " ") {
+			line = strings.TrimPrefix(line, "# ")
+			keys++
+		}
+		uncommented = append(uncommented, line)
+	}
+	cfg, err := Parse("install.sh default", []byte(strings.Join(uncommented, "\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys < 7 || !reflect.DeepEqual(cfg, cfgWithAssume(true)) {
+		t.Errorf("%d keys; uncommented defaults %+v differ from Default()", keys, cfg)
+	}
+}
+
+func cfgWithAssume(v bool) Config {
+	c := Default()
+	c.AssumeWSL = v
+	return c
 }

@@ -258,7 +258,11 @@ func CheckMSS(cfg config.Config, p fix.Plan) Check {
 		c.Detail = fmt.Sprintf("firewall not read (%s)", via)
 	default:
 		c.Status = Fail
-		c.Detail = fmt.Sprintf("rules %s (%s): want IPv4 %d, IPv6 %d", m.State, via, m.MSS4, m.MSS6)
+		what := "our rules are not in the firewall"
+		if m.State == fix.MSSDiffers {
+			what = "our rules differ from the plan"
+		}
+		c.Detail = fmt.Sprintf("%s (%s): want IPv4 %d, IPv6 %d", what, via, m.MSS4, m.MSS6)
 		if m.Detail != "" {
 			c.Detail += "; " + m.Detail
 		}

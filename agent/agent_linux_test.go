@@ -1,0 +1,83 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/wslmtu/wslmtu/detect"
+	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/netnstest"
+)
+
+// A netlink socket whose receive buffer overflows reports ENOBUFS, and
+// vishvananda/netlink then closes the subscription channel. The agent must
+// subscribe again, resync, and keep repairing.
+func TestAgentSurvivesNetlinkOverflow(t *testing.T) {
+	ns := netnstest.NewWSL(t, 1280, 1280)
+	nsh := netnstest.Handle(t, ns)
+	cfg := config.Default()
+	cfg.AssumeWSL = true
+	stateDir := t.TempDir()
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{
+			Config: cfg,
+			Host:   fix.HostAt(ns.Handle, detect.HostSources(), stateDir),
+			Netns:  &nsh,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			// The smallest buffer the kernel allows holds one or two
+			// messages, so a burst overflows it at once.
+			ReceiveBufferSize: 1,
+			Notify:            func(string) {},
+			Ready:             ready,
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("agent stopped: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("agent not ready")
+	}
+	waitMTU := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for ns.MTU(t, "eth0") != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("eth0 %d, want %d", ns.MTU(t, "eth0"), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitMTU(1360)
+
+	l, _ := ns.Handle.LinkByName("eth0")
+	for i := 0; i < 2000; i++ {
+		ns.Handle.LinkSetMTU(l, 1280+i%2)
+	}
+	waitMTU(1360)
+	status, err := ReadStatus(stateDir)
+	deadline := time.Now().Add(3 * time.Second)
+	for err == nil && status.Resubscribe == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		status, err = ReadStatus(stateDir)
+	}
+	if err != nil || status.Resubscribe == 0 {
+		t.Fatalf("no resubscription recorded after the overflow: %+v %v", status.Counters, err)
+	}
+
+	// Still listening: a single reset is repaired.
+	ns.Handle.LinkSetMTU(l, 1280)
+	waitMTU(1360)
+	t.Logf("resubscribed %d times", status.Resubscribe)
+}
