@@ -153,12 +153,6 @@ func Run(ctx context.Context, opts Options) error {
 				continue
 			}
 			a.onRoute(u)
-		case u, ok := <-subs.addrs:
-			if !ok {
-				subs = a.resubscribe(subs)
-				continue
-			}
-			a.onAddr(u)
 		case ev := <-configEvents:
 			a.onConfigEvent(ev)
 		case <-a.retry.C:
@@ -195,11 +189,6 @@ func (a *agent) drain(subs *subscriptions) {
 				return
 			}
 			a.onRoute(u)
-		case u, ok := <-subs.addrs:
-			if !ok {
-				return
-			}
-			a.onAddr(u)
 		default:
 			return
 		}
@@ -272,14 +261,6 @@ func (a *agent) onRoute(u netlink.RouteUpdate) {
 	if isDefault && u.Table == unix.RT_TABLE_MAIN {
 		a.pending = append(a.pending, event{at: time.Now(), cause: "default route changed"})
 	}
-}
-
-func (a *agent) onAddr(u netlink.AddrUpdate) {
-	// Addresses come and go with DHCP on eth0 and with tunnel reconnects;
-	// they matter only when the link they belong to may hold the default route
-	// next, which the route event that follows reports. Nothing to do here
-	// beyond keeping the socket drained.
-	_ = u
 }
 
 func (a *agent) scheduleRetry(d time.Duration) {
@@ -412,13 +393,13 @@ func isZeroMask(mask []byte) bool {
 	return true
 }
 
-// subscriptions are the three netlink event streams. vishvananda/netlink
-// closes a channel on any socket error (ENOBUFS under a burst, for one), so
-// a closed channel means: subscribe again and resync in full.
+// subscriptions are the link and route event streams. Address changes are
+// not followed: one that moves the default route shows as a route change.
+// vishvananda/netlink closes a channel on any socket error (ENOBUFS under a
+// burst, for one), so a closed channel means: subscribe again, resync in full.
 type subscriptions struct {
 	links  chan netlink.LinkUpdate
 	routes chan netlink.RouteUpdate
-	addrs  chan netlink.AddrUpdate
 	done   chan struct{}
 	closed sync.Once
 }
@@ -433,7 +414,6 @@ func (a *agent) subscribe() (*subscriptions, error) {
 	s := &subscriptions{
 		links:  make(chan netlink.LinkUpdate, 1024),
 		routes: make(chan netlink.RouteUpdate, 256),
-		addrs:  make(chan netlink.AddrUpdate, 256),
 		done:   make(chan struct{}),
 	}
 	onError := func(err error) { a.log.Warn("netlink subscription failed; subscribing again", "error", err) }
@@ -446,11 +426,6 @@ func (a *agent) subscribe() (*subscriptions, error) {
 		Namespace: a.Netns, ErrorCallback: onError, ReceiveBufferSize: size, ReceiveBufferForceSize: true}); err != nil {
 		close(s.done)
 		return nil, fmt.Errorf("subscribing to route changes: %w", err)
-	}
-	if err := netlink.AddrSubscribeWithOptions(s.addrs, s.done, netlink.AddrSubscribeOptions{
-		Namespace: a.Netns, ErrorCallback: onError, ReceiveBufferSize: size, ReceiveBufferForceSize: true}); err != nil {
-		close(s.done)
-		return nil, fmt.Errorf("subscribing to address changes: %w", err)
 	}
 	return s, nil
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/doctor"
 	"github.com/wslmtu/wslmtu/windows"
 )
@@ -23,16 +25,7 @@ tcp_timestamps look-alike, and Windows' adapters (through WSL interop).
 
 Exits 3 when a check fails; warnings (!) and skipped checks (-) do not fail.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			host, done, err := openHost(cfg)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
 			checks := doctor.Run(cmd.Context(), doctor.Inputs{
 				Host:    host,
 				Config:  cfg,
@@ -40,6 +33,7 @@ Exits 3 when a check fails; warnings (!) and skipped checks (-) do not fail.`,
 				Windows: windows.ExecRunner{},
 			})
 			out := cmd.OutOrStdout()
+			var err error
 			if asJSON {
 				err = doctor.WriteJSON(out, checks)
 			} else {
@@ -52,7 +46,7 @@ Exits 3 when a check fails; warnings (!) and skipped checks (-) do not fail.`,
 				return unhealthy(fmt.Sprintf("%d of %d checks failed", n, len(checks)))
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the checks as JSON")
 	return cmd

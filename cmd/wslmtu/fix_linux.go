@@ -5,6 +5,9 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/config"
 )
 
 func init() {
@@ -17,16 +20,7 @@ func init() {
 On a host that is not WSL, nothing is changed unless --assume-wsl (or
 assume_wsl = true) is given. Running fix twice changes nothing the second time.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			host, done, err := openHost(cfg)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
 			out := cmd.OutOrStdout()
 			if dryRun {
 				r, err := host.Plan(cfg)
@@ -63,7 +57,7 @@ assume_wsl = true) is given. Running fix twice changes nothing the second time.`
 				return failureErr(err)
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan, change nothing")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")

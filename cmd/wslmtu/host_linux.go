@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 
+	"github.com/spf13/cobra"
 	"github.com/vishvananda/netlink"
 
 	"github.com/wslmtu/wslmtu/detect"
@@ -17,6 +18,23 @@ func openHost(cfg config.Config) (fix.Host, func(), error) {
 		return fix.Host{}, nil, failureErr(err)
 	}
 	return fix.HostAt(h, detect.HostSources(), cfg.StateDir), h.Close, nil
+}
+
+// withHost is the RunE of a command that works on this machine: it loads
+// the config (flags over file) and opens the host for run.
+func withHost(run func(cmd *cobra.Command, cfg config.Config, host fix.Host) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		cfg, err := loadConfig(cmd)
+		if err != nil {
+			return err
+		}
+		host, done, err := openHost(cfg)
+		if err != nil {
+			return err
+		}
+		defer done()
+		return run(cmd, cfg, host)
+	}
 }
 
 // classify gives bad input (a named interface that does not exist) the usage

@@ -2,40 +2,35 @@ package main
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/wslmtu/wslmtu/detect"
+	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/systemd"
 )
 
-// ---- HOOKS (lead: adjust the wiring here; systemd.Install/Uninstall only
-// take plain funcs) ----------------------------------------------------------
-
-// installIsWSL tells `install` whether the host is WSL, asked only when
-// systemd is not PID 1 (then the agent goes into /etc/wsl.conf [boot]).
-// --assume-wsl (root flag) overrides it.
-var installIsWSL = func(*cobra.Command) bool {
+// isWSLForInstall is asked only when systemd is not PID 1 (then the agent
+// goes into /etc/wsl.conf [boot]); assume_wsl (flag or config) overrides it.
+func isWSLForInstall(cmd *cobra.Command) bool {
+	if cfg, err := loadConfig(cmd); err == nil && cfg.AssumeWSL {
+		return true
+	}
 	return detect.DetectEnvironment(detect.HostSources(), nil).WSL
 }
 
-// installRevert undoes the agent's fixes for `uninstall --revert`, after the
-// agent has been stopped. nil makes --revert a usage error.
-var installRevert = func(cmd *cobra.Command) error {
-	cfg, err := loadConfig(cmd)
-	if err != nil {
+// revertForUninstall undoes the agent's fixes, after the agent has stopped.
+func revertForUninstall(cmd *cobra.Command) error {
+	return withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
+		reverted, err := host.Revert()
+		for _, r := range reverted {
+			fmt.Fprintln(cmd.OutOrStdout(), r)
+		}
 		return err
-	}
-	host, done, err := openHost(cfg)
-	if err != nil {
-		return err
-	}
-	defer done()
-	_, err = host.Revert()
-	return err
+	})(cmd, nil)
 }
-
-// ----------------------------------------------------------------------------
 
 func init() {
 	rootCmd.AddCommand(newInstallCmd(), newUninstallCmd())
@@ -54,7 +49,7 @@ func newInstallCmd() *cobra.Command {
 			o := systemd.Options{
 				Binary: binary,
 				Out:    cmd.OutOrStdout(),
-				IsWSL:  func() bool { return flags.assumeWSL || (installIsWSL != nil && installIsWSL(cmd)) },
+				IsWSL:  func() bool { return isWSLForInstall(cmd) },
 			}
 			if err := systemd.Install(o); err != nil {
 				if errors.Is(err, systemd.ErrUnsupported) {
@@ -80,10 +75,7 @@ func newUninstallCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o := systemd.Options{Binary: binary, Out: cmd.OutOrStdout()}
 			if revert {
-				if installRevert == nil {
-					return usageErr(errors.New("--revert is not available in this build"))
-				}
-				o.Revert = func() error { return installRevert(cmd) }
+				o.Revert = func() error { return revertForUninstall(cmd) }
 			}
 			if err := systemd.Uninstall(o); err != nil {
 				return failureErr(err)

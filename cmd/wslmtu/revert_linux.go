@@ -4,6 +4,10 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/wslmtu/wslmtu/agent"
+	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/config"
 )
 
 func init() {
@@ -11,16 +15,7 @@ func init() {
 		Use:   "revert",
 		Short: "Put back every MTU wslmtu changed, remove its MSS rules, and clear the record",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			host, done, err := openHost(cfg)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
 			reverted, err := host.Revert()
 			out := cmd.OutOrStdout()
 			for _, r := range reverted {
@@ -32,7 +27,11 @@ func init() {
 			if len(reverted) == 0 {
 				fmt.Fprintln(out, "nothing to revert: wslmtu has changed nothing")
 			}
+			if st, _ := agent.ReadStatus(cfg.StateDir); st.Running {
+				fmt.Fprintf(out, "note: the agent (pid %d) is running and will apply the plan again; "+
+					"stop it first: sudo systemctl stop wslmtu (or wslmtu uninstall --revert)\n", st.PID)
+			}
 			return nil
-		},
+		}),
 	})
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wslmtu/wslmtu/fix"
+
 	"github.com/wslmtu/wslmtu/agent"
 	"github.com/wslmtu/wslmtu/internal/config"
 )
@@ -22,19 +24,10 @@ route changes and re-apply it within a millisecond whenever something undoes it.
 The config file is reloaded when it changes. SIGTERM or SIGINT stop the agent;
 the fixes stay in place unless revert_on_stop = true.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			host, done, err := openHost(cfg)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			err = agent.Run(ctx, agent.Options{
+			err := agent.Run(ctx, agent.Options{
 				Config:     cfg,
 				ConfigPath: flags.configPath,
 				Overlay:    func(c config.Config) (config.Config, error) { return overlayFlags(cmd, c) },
@@ -45,7 +38,7 @@ the fixes stay in place unless revert_on_stop = true.`,
 				return failureErr(err)
 			}
 			return nil
-		},
+		}),
 	})
 }
 

@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wslmtu/wslmtu/internal/config"
+
 	"github.com/wslmtu/wslmtu/agent"
 	"github.com/wslmtu/wslmtu/fix"
 )
@@ -16,16 +18,7 @@ func init() {
 		Use:   "status",
 		Short: "Show the environment, interfaces, tunnels, the plan, and whether all is healthy",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			host, done, err := openHost(cfg)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
 			r, err := host.Plan(cfg)
 			if err != nil {
 				return classify(err)
@@ -63,7 +56,7 @@ func init() {
 				return &exitError{code: exitUnhealthy}
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	rootCmd.AddCommand(cmd)

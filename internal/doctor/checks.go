@@ -47,11 +47,10 @@ func CheckEnvironment(env detect.Environment) Check {
 		c.Remedy = "convert the distro to WSL2 (`wsl.exe --set-version <distro> 2`) if the tunnel should run inside it"
 	case env.Assumed:
 		c.Status = OK
-		c.Detail = "assumed WSL2 (--assume-wsl)"
+		c.Detail = "assumed WSL2 (--assume-wsl)" + withMode(env.NetworkingMode)
 		if env.Note != "" {
 			c.Detail += "; detection said: " + env.Note
 		}
-		c.Detail += withMode(env.NetworkingMode)
 	default:
 		c.Status = OK
 		c.Detail = fmt.Sprintf("WSL%d", env.Version) + withMode(env.NetworkingMode)
@@ -328,9 +327,11 @@ func CheckTCPTimestamps(v Sysctl) Check {
 		c.Status = OK
 		c.Detail = "net.ipv4.tcp_timestamps = 0 (the workaround for the microsoft/WSL#40615 stall is in place)"
 	default:
-		c.Status = Warn
-		c.Detail = fmt.Sprintf("net.ipv4.tcp_timestamps = %s: if TCP still stalls once the MTU checks pass, that is a different problem than MTU (microsoft/WSL#40615)", v.Value)
-		c.Remedy = "only for that stall: `sudo sysctl -w net.ipv4.tcp_timestamps=0` (the reported workaround; it does not fix MTU)"
+		// The kernel default; a warning here would show on every healthy
+		// host, so the look-alike is named in the detail only.
+		c.Status = OK
+		c.Detail = fmt.Sprintf("net.ipv4.tcp_timestamps = %s (the default); if TCP still stalls once the MTU checks pass, "+
+			"that is a different problem (microsoft/WSL#40615), reported to go away with `sudo sysctl -w net.ipv4.tcp_timestamps=0`", v.Value)
 	}
 	return c
 }

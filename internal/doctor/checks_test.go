@@ -252,8 +252,8 @@ func TestCheckTCPTimestamps(t *testing.T) {
 		v    Sysctl
 		want want
 	}{
-		{"on", Sysctl{Value: "1"}, want{Warn, []string{"= 1", "different problem than MTU", "microsoft/WSL#40615"}, "sysctl -w net.ipv4.tcp_timestamps=0"}},
-		{"random offsets", Sysctl{Value: "2"}, want{Warn, []string{"= 2"}, "sysctl -w net.ipv4.tcp_timestamps=0"}},
+		{"on", Sysctl{Value: "1"}, want{OK, []string{"= 1", "different problem", "microsoft/WSL#40615", "sysctl -w net.ipv4.tcp_timestamps=0"}, ""}},
+		{"random offsets", Sysctl{Value: "2"}, want{OK, []string{"= 2"}, ""}},
 		{"off", Sysctl{Value: "0"}, want{OK, []string{"= 0"}, "-"}},
 		{"missing", Sysctl{Err: fs.ErrNotExist}, want{Skip, []string{"not readable"}, "-"}},
 		{"denied", Sysctl{Err: os.ErrPermission}, want{Skip, []string{"permission denied"}, "-"}},

@@ -99,7 +99,7 @@ func TestRunBrokenWSL(t *testing.T) {
 	})
 	want := strings.Join([]string{
 		"ok environment", "fail agent", "fail plan", "fail mtu tailscale0", "skip mss clamp",
-		"ok ipv6 tailscale0", "warn tcp timestamps", "ok windows adapters"}, "\n")
+		"ok ipv6 tailscale0", "ok tcp timestamps", "ok windows adapters"}, "\n")
 	if got := statuses(checks); got != want {
 		t.Errorf("checks:\n%s\nwant:\n%s\n\n%v", got, want, checks)
 	}
@@ -191,7 +191,7 @@ func TestRunNoInteropNotWSLAndBadConfig(t *testing.T) {
 		cfg.OuterInterface = "eth9"
 		checks := Run(context.Background(), Inputs{Host: host(t, root, 1280, 1280), Config: cfg,
 			Root: root, Windows: &fakeRunner{}, LookPath: notFound, Agent: agentNever})
-		wantOrder := strings.Join([]string{"fail observe", "fail agent", "warn tcp timestamps", "skip windows adapters"}, "\n")
+		wantOrder := strings.Join([]string{"fail observe", "fail agent", "ok tcp timestamps", "skip windows adapters"}, "\n")
 		if got := statuses(checks); got != wantOrder {
 			t.Errorf("checks:\n%s\nwant:\n%s", got, wantOrder)
 		}
