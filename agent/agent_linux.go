@@ -416,7 +416,13 @@ func (a *agent) subscribe() (*subscriptions, error) {
 		routes: make(chan netlink.RouteUpdate, 256),
 		done:   make(chan struct{}),
 	}
-	onError := func(err error) { a.log.Warn("netlink subscription failed; subscribing again", "error", err) }
+	onError := func(err error) {
+		select {
+		case <-s.done: // closed by us: the socket's end is no failure
+		default:
+			a.log.Warn("netlink subscription failed; subscribing again", "error", err)
+		}
+	}
 	if err := netlink.LinkSubscribeWithOptions(s.links, s.done, netlink.LinkSubscribeOptions{
 		Namespace: a.Netns, ErrorCallback: onError, ReceiveBufferSize: size, ReceiveBufferForceSize: true}); err != nil {
 		close(s.done)

@@ -35,6 +35,11 @@ type State struct {
 	Outer    *Link  `json:"outer,omitempty"`
 	OuterWhy string `json:"outer_why,omitempty"`
 	Tunnels  []Link `json:"tunnels"`
+	// DownTunnels match the tunnel patterns but are not up. They carry
+	// nothing, and tailscaled and wireguard-go create a tun at 1500 before
+	// setting its MTU and bringing it up, so sizing eth0 for one would raise
+	// it for a value that never carries traffic.
+	DownTunnels []Link `json:"down_tunnels,omitempty"`
 	// MissingTunnels are configured tunnel names (not patterns) that do not exist now.
 	MissingTunnels []string `json:"missing_tunnels,omitempty"`
 }
@@ -78,8 +83,12 @@ func observeLinks(env Environment, links []Link, nl Netlink, cfg config.Config) 
 		return false
 	}
 	for _, l := range links {
-		if isTunnel(l.Name) && l.Name != cfg.OuterInterface {
+		switch {
+		case !isTunnel(l.Name) || l.Name == cfg.OuterInterface:
+		case l.Up:
 			st.Tunnels = append(st.Tunnels, l)
+		default:
+			st.DownTunnels = append(st.DownTunnels, l)
 		}
 	}
 	for _, pattern := range cfg.Tunnels {

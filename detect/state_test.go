@@ -23,8 +23,9 @@ func TestObserveFindsOuterAndTunnels(t *testing.T) {
 	nl := fakeNetlink{links: []Link{
 		{Name: "lo", Index: 1, MTU: 65536},
 		{Name: "eth0", Index: 2, MTU: 1280},
-		{Name: "tailscale0", Index: 5, MTU: 1280},
-		{Name: "wg-work", Index: 6, MTU: 1420},
+		{Name: "tailscale0", Index: 5, MTU: 1280, Up: true},
+		{Name: "wg-work", Index: 6, MTU: 1420, Up: true},
+		{Name: "wg-new", Index: 7, MTU: 1500}, // just created, MTU not set yet
 		{Name: "docker0", Index: 4, MTU: 1500},
 	}, defaultIndex: 2}
 	st, err := Observe(wslSources(), nl, config.Default())
@@ -41,10 +42,13 @@ func TestObserveFindsOuterAndTunnels(t *testing.T) {
 	if got := strings.Join(names, ","); got != "tailscale0,wg-work" {
 		t.Errorf("tunnels = %s", got)
 	}
+	if len(st.DownTunnels) != 1 || st.DownTunnels[0].Name != "wg-new" {
+		t.Errorf("down tunnels = %+v, want wg-new", st.DownTunnels)
+	}
 }
 
 func TestObserveIgnoresDefaultRouteThroughTunnel(t *testing.T) {
-	nl := fakeNetlink{links: []Link{{Name: "eth0", Index: 2, MTU: 1280}, {Name: "tailscale0", Index: 3, MTU: 1280}}, defaultIndex: 3}
+	nl := fakeNetlink{links: []Link{{Name: "eth0", Index: 2, MTU: 1280}, {Name: "tailscale0", Index: 3, MTU: 1280, Up: true}}, defaultIndex: 3}
 	st, err := Observe(wslSources(), nl, config.Default())
 	if err != nil {
 		t.Fatal(err)

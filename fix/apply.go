@@ -58,8 +58,10 @@ func (c Change) String() string {
 
 // Apply carries out the MTU actions. It writes only when the value differs,
 // because every write emits RTM_NEWLINK and would wake the agent again. The
-// original MTU is recorded before the first write, so a crash between the two
-// still leaves a revertable host.
+// plan's From was observed microseconds before, so it is not read again: on
+// the agent's repair path every netlink round trip counts. The original MTU
+// is recorded before the first write, so a crash between the two still
+// leaves a revertable host.
 func Apply(p Plan, k MTUSetter, store Store) ([]Change, error) {
 	if p.Refused != "" || len(p.Actions) == 0 {
 		return nil, nil
@@ -70,10 +72,7 @@ func Apply(p Plan, k MTUSetter, store Store) ([]Change, error) {
 	}
 	var changes []Change
 	for _, a := range p.Actions {
-		current, err := k.MTU(a.Link)
-		if err != nil {
-			return changes, fmt.Errorf("%s: %w", a.Link, err)
-		}
+		current := a.From
 		c := Change{Action: a, Found: current}
 		if current != a.To {
 			if _, known := rec.MTU[a.Link]; !known {

@@ -58,7 +58,7 @@ func TestApplyRecordsFirstOriginalAndRevertRestoresIt(t *testing.T) {
 func TestRevertForgetsVanishedLinks(t *testing.T) {
 	links := &fakeLinks{mtu: map[string]int{"tailscale0": 1280}}
 	store := Store{Dir: t.TempDir()}
-	if _, err := Apply(Plan{Actions: []Action{{Link: "tailscale0", To: 1200}}}, links, store); err != nil {
+	if _, err := Apply(Plan{Actions: []Action{{Link: "tailscale0", From: 1280, To: 1200}}}, links, store); err != nil {
 		t.Fatal(err)
 	}
 	delete(links.mtu, "tailscale0")

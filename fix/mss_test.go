@@ -379,7 +379,7 @@ type fakeLinkList struct{ links *mssLinks }
 func (f fakeLinkList) Links() ([]detect.Link, error) {
 	return []detect.Link{
 		{Name: "eth0", Index: 2, MTU: f.links.mtu["eth0"]},
-		{Name: "tailscale0", Index: 3, MTU: f.links.mtu["tailscale0"], Kind: "tun"},
+		{Name: "tailscale0", Index: 3, MTU: f.links.mtu["tailscale0"], Kind: "tun", Up: true},
 	}, nil
 }
 func (fakeLinkList) DefaultRouteIndex() (int, error) { return 2, nil }

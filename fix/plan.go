@@ -93,6 +93,9 @@ func planMTU(st detect.State, cfg config.Config) Plan {
 	for _, name := range st.MissingTunnels {
 		p.Notes = append(p.Notes, name+" is not present (tunnel not connected?)")
 	}
+	for _, t := range st.DownTunnels {
+		p.Notes = append(p.Notes, fmt.Sprintf("%s is down (mtu %d): left out until it comes up", t.Name, t.MTU))
+	}
 	switch {
 	case cfg.MTUStrategy == config.StrategyOff:
 		p.Notes = append(p.Notes, "mtu_strategy = off: MTUs are left alone")

@@ -41,6 +41,9 @@ func DescribeState(st detect.State) string {
 	for _, t := range st.Tunnels {
 		fmt.Fprintf(&b, "tunnel: %s mtu %d (%d IPv6 addresses)\n", t.Name, t.MTU, t.IPv6Addrs)
 	}
+	for _, t := range st.DownTunnels {
+		fmt.Fprintf(&b, "tunnel: %s mtu %d, down (left out)\n", t.Name, t.MTU)
+	}
 	return b.String()
 }
 
@@ -53,6 +56,28 @@ func (r Report) String() string {
 	fmt.Fprintf(&b, "plan (%s):\n", r.Plan.Strategy)
 	for _, line := range strings.Split(strings.TrimRight(r.Plan.String(), "\n"), "\n") {
 		fmt.Fprintf(&b, "  %s\n", line)
+	}
+	return b.String()
+}
+
+// Outcome is what a fix run did, in the plan's words: the changes written,
+// then the plan's warnings and notes, which still apply after it.
+func (r Report) Outcome() string {
+	if len(r.Changes) == 0 && r.MSS == nil {
+		return r.Plan.String()
+	}
+	var b strings.Builder
+	for _, c := range r.Changes {
+		fmt.Fprintln(&b, c)
+	}
+	if r.MSS != nil {
+		fmt.Fprintln(&b, r.MSS)
+	}
+	for _, w := range r.Plan.Warnings {
+		fmt.Fprintln(&b, "warning:", w)
+	}
+	for _, n := range r.Plan.Notes {
+		fmt.Fprintln(&b, "note:", n)
 	}
 	return b.String()
 }

@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -185,12 +189,32 @@ func newDemo(l *lab.Lab, opts options, out, errOut io.Writer) (*demo, error) {
 		return nil, fmt.Errorf("netlink in the lab's WSL namespace %s: %w", l.WSLNetNS(), err)
 	}
 	// The revert record and lock of the lab's "WSL", never the host's own.
-	if d.stateDir, err = os.MkdirTemp("", "wslmtu-lab-state-"); err != nil {
+	removeStaleStateDirs()
+	if d.stateDir, err = os.MkdirTemp("", fmt.Sprintf("%s%d-", stateDirPrefix, os.Getpid())); err != nil {
 		d.close()
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	d.host = fix.HostAt(d.nl, detect.HostSources(), d.stateDir)
 	return d, nil
+}
+
+const stateDirPrefix = "wslmtu-lab-state-"
+
+var stateDirName = regexp.MustCompile(`^` + stateDirPrefix + `([0-9]+)-[0-9]+$`)
+
+// removeStaleStateDirs deletes the state directories of runs that ended on
+// ^C: lab.CloseOnSignal exits the process right after closing the lab.
+func removeStaleStateDirs() {
+	entries, _ := os.ReadDir(os.TempDir())
+	for _, e := range entries {
+		m := stateDirName.FindStringSubmatch(e.Name())
+		if m == nil || !e.IsDir() {
+			continue
+		}
+		if pid, err := strconv.Atoi(m[1]); err == nil && errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			os.RemoveAll(filepath.Join(os.TempDir(), e.Name()))
+		}
+	}
 }
 
 func (d *demo) close() {

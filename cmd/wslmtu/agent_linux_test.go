@@ -203,9 +203,14 @@ func TestAgentRepairsRecreatedEth0AndFollowsTunnelRestart(t *testing.T) {
 
 	// A tailscaled reconnect at a larger MTU.
 	ns.Run(t, "ip", "link", "del", "tailscale0")
-	ns.Run(t, "ip", "tuntap", "add", "tailscale0", "mode", "tun")
-	ns.Run(t, "ip", "link", "set", "tailscale0", "mtu", "1400")
-	waitMTU(t, ns, "eth0", func(m int) bool { return m >= 1480 }, 2*time.Second)
+	ns.AddTunnel(t, 1400)
+	// Exactly 1480: the tun's first moments at 1500, before tailscaled sets
+	// its MTU and brings it up, must not count.
+	waitMTU(t, ns, "eth0", is(1480), 2*time.Second)
+	time.Sleep(20 * time.Millisecond)
+	if got := ns.MTU(t, "eth0"); got != 1480 {
+		t.Errorf("eth0 %d after a reconnect at 1400, want 1480", got)
+	}
 }
 
 func TestAgentDoesNotSpinWhenFought(t *testing.T) {

@@ -40,18 +40,10 @@ assume_wsl = true) is given. Running fix twice changes nothing the second time.`
 			if r.Plan.Strategy == "" { // nothing was observed, so nothing was planned
 				return classify(err)
 			}
-			switch {
-			case asJSON:
+			if asJSON {
 				json.NewEncoder(out).Encode(r)
-			case len(r.Changes) == 0 && r.MSS == nil:
-				fmt.Fprint(out, r.Plan)
-			default:
-				for _, c := range r.Changes {
-					fmt.Fprintln(out, c)
-				}
-				if r.MSS != nil {
-					fmt.Fprintln(out, r.MSS)
-				}
+			} else {
+				fmt.Fprint(out, r.Outcome())
 			}
 			if err != nil {
 				return failureErr(err)

@@ -59,9 +59,17 @@ func NewWSL(t testing.TB, ethMTU, tunnelMTU int) *NS {
 	t.Helper()
 	ns := New(t)
 	ns.AddEth0(t, ethMTU)
-	ns.Run(t, "ip", "tuntap", "add", "tailscale0", "mode", "tun")
-	ns.Run(t, "ip", "link", "set", "tailscale0", "mtu", fmt.Sprint(tunnelMTU))
+	ns.AddTunnel(t, tunnelMTU)
 	return ns
+}
+
+// AddTunnel creates tailscale0 as tailscaled does: a tun at the kernel's
+// default MTU, then its own MTU, then up.
+func (ns *NS) AddTunnel(t testing.TB, mtu int) {
+	t.Helper()
+	ns.Run(t, "ip", "tuntap", "add", "tailscale0", "mode", "tun")
+	ns.Run(t, "ip", "link", "set", "tailscale0", "mtu", fmt.Sprint(mtu))
+	ns.Run(t, "ip", "link", "set", "tailscale0", "up")
 }
 
 // AddEth0 creates eth0 as WSL would: a veth with an address and the default route.
