@@ -7,19 +7,48 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/wslmtu/wslmtu/internal/netnstest"
 )
 
 // BenchmarkRepairLatency measures, for each reset of eth0 to 1280, the time
 // from the resetting netlink request to the moment eth0 reads 1360 again,
-// polled as fast as netlink answers (a few µs apart) from a second core.
-// A passive netlink listener is no clock for this: on a busy machine it is
-// woken late and reads both messages at once.
-// Run: go test ./cmd/wslmtu -run '^$' -bench RepairLatency -benchtime 300x
+// polled from a second core every 50 µs (polling without pause would hold
+// the RTNL lock the agent needs). A passive netlink listener is no clock for
+// this: on a busy machine it is woken late and reads both messages at once.
+// Run: go test ./cmd/wslmtu -run '^$' -bench 'RepairLatency|ReactorFloor' -benchtime 300x
 func BenchmarkRepairLatency(b *testing.B) {
 	ns := netnstest.NewWSL(b, 1280, 1280)
 	startAgentB(b, ns)
 	waitMTU(b, ns, "eth0", is(1360), 2*time.Second)
+	measureRepairs(b, ns)
+}
+
+// BenchmarkReactorFloor is the same measurement against the least a reactor
+// can do: a goroutine that sets 1360 on every RTM_NEWLINK of eth0 at 1280,
+// with no observation, plan, lock or log. It tells the machine's wake-up
+// cost apart from the agent's own.
+func BenchmarkReactorFloor(b *testing.B) {
+	ns := netnstest.NewWSL(b, 1360, 1280)
+	nsh := netnstest.Handle(b, ns)
+	updates := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	if err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{Namespace: &nsh}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { close(done) })
+	go func() {
+		for u := range updates {
+			if u.Attrs().Name == "eth0" && u.Attrs().MTU == 1280 {
+				ns.Handle.LinkSetMTU(u.Link, 1360)
+			}
+		}
+	}()
+	measureRepairs(b, ns)
+}
+
+func measureRepairs(b *testing.B, ns *netnstest.NS) {
 	l, _ := ns.Handle.LinkByName("eth0")
 	latencies := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
@@ -35,6 +64,8 @@ func BenchmarkRepairLatency(b *testing.B) {
 			}
 			if time.Since(start) > 5*time.Second {
 				b.Fatal("eth0 not repaired within 5s")
+			}
+			for spin := time.Now(); time.Since(spin) < 50*time.Microsecond; {
 			}
 		}
 		latencies = append(latencies, time.Since(start))
@@ -61,6 +92,7 @@ func BenchmarkBurst10000(b *testing.B) {
 	startAgentB(b, ns)
 	waitMTU(b, ns, "eth0", is(1360), 2*time.Second)
 	l, _ := ns.Handle.LinkByName("eth0")
+	var worst time.Duration
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < 10000; r++ {
 			ns.Handle.LinkSetMTU(l, 1280+r%2) // alternate so each write is a real change
@@ -76,9 +108,10 @@ func BenchmarkBurst10000(b *testing.B) {
 			}
 			time.Sleep(50 * time.Microsecond)
 		}
-		b.ReportMetric(float64(time.Since(end).Milliseconds()), "converge-ms")
+		worst = max(worst, time.Since(end))
 		time.Sleep(3 * time.Second) // let the fight end before the next round
 	}
+	b.ReportMetric(float64(worst.Microseconds())/1000, "worst-converge-ms")
 }
 
 // BenchmarkIdle60s reports the agent's CPU time and context switches (wake-ups)
