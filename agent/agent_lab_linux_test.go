@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-
 	"github.com/wslmtu/wslmtu/agent"
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
@@ -55,16 +52,7 @@ func TestAgentInLab(t *testing.T) {
 			t.Errorf("lab Close: %v", err)
 		}
 	})
-	ns, err := netns.GetFromPath(l.WSLNetNSPath())
-	if err != nil {
-		t.Fatalf("open %s: %v", l.WSLNetNSPath(), err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	nl, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatalf("netlink handle in %s: %v", l.WSLNetNS(), err)
-	}
-	t.Cleanup(nl.Close)
+	ns, nl := l.WSLNetNSHandle(), l.WSLNetlink()
 
 	cfg := config.Default()
 	cfg.AssumeWSL = true

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
@@ -165,8 +164,7 @@ type demo struct {
 	opts     options
 	out      io.Writer
 	errOut   io.Writer
-	ns       netns.NsHandle
-	nl       *netlink.Handle
+	nl       *netlink.Handle // the lab's, closed with it
 	stateDir string
 	host     fix.Host
 	rows     []row
@@ -179,15 +177,8 @@ type row struct {
 }
 
 func newDemo(l *lab.Lab, opts options, out, errOut io.Writer) (*demo, error) {
-	d := &demo{l: l, opts: opts, out: out, errOut: errOut, ns: netns.None()}
+	d := &demo{l: l, opts: opts, out: out, errOut: errOut, nl: l.WSLNetlink()}
 	var err error
-	if d.ns, err = netns.GetFromPath(l.WSLNetNSPath()); err != nil {
-		return nil, fmt.Errorf("opening the lab's WSL namespace %s: %w", l.WSLNetNSPath(), err)
-	}
-	if d.nl, err = netlink.NewHandleAt(d.ns); err != nil {
-		d.close()
-		return nil, fmt.Errorf("netlink in the lab's WSL namespace %s: %w", l.WSLNetNS(), err)
-	}
 	// The revert record and lock of the lab's "WSL", never the host's own.
 	removeStaleStateDirs()
 	if d.stateDir, err = os.MkdirTemp("", fmt.Sprintf("%s%d-", stateDirPrefix, os.Getpid())); err != nil {
@@ -218,12 +209,6 @@ func removeStaleStateDirs() {
 }
 
 func (d *demo) close() {
-	if d.nl != nil {
-		d.nl.Close()
-	}
-	if d.ns.IsOpen() {
-		d.ns.Close()
-	}
 	if d.stateDir != "" {
 		os.RemoveAll(d.stateDir)
 	}

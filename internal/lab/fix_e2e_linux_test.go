@@ -8,9 +8,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
@@ -55,18 +52,7 @@ type wslHost struct {
 }
 
 func newWSLHost(t *testing.T, l *lab.Lab) *wslHost {
-	t.Helper()
-	ns, err := netns.GetFromPath(l.WSLNetNSPath())
-	if err != nil {
-		t.Fatalf("open %s: %v", l.WSLNetNSPath(), err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	nl, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatalf("netlink handle in %s: %v", l.WSLNetNS(), err)
-	}
-	t.Cleanup(nl.Close)
-	return &wslHost{l: l, h: fix.HostAt(nl, detect.HostSources(), t.TempDir())}
+	return &wslHost{l: l, h: fix.HostAt(l.WSLNetlink(), detect.HostSources(), t.TempDir())}
 }
 
 // labConfig is the default config on a host that is not WSL.

@@ -592,6 +592,13 @@ func (l *Lab) Namespaces() []string { return []string{l.wsl.name, l.hv.name, l.p
 // or netlink.NewHandleAt.
 func (l *Lab) WSLNetNSPath() string { return filepath.Join("/var/run/netns", l.wsl.name) }
 
+// WSLNetlink is a netlink handle on the WSL namespace, owned by the lab and
+// valid until Close: what fix.HostAt and the agent need to act on "WSL".
+func (l *Lab) WSLNetlink() *netlink.Handle { return l.wsl.nl }
+
+// WSLNetNSHandle is the WSL namespace, for netlink subscriptions; valid until Close.
+func (l *Lab) WSLNetNSHandle() netns.NsHandle { return l.wsl.ns }
+
 // DoWSL runs fn on a thread inside the WSL namespace, so that netlink handles,
 // sockets and iptables calls fn makes act on the lab's "WSL". Goroutines fn
 // starts run outside it.
