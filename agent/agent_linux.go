@@ -43,6 +43,12 @@ type Options struct {
 	Notify func(state string)
 	// Ready is closed after the first reconcile (tests wait on it).
 	Ready chan<- struct{}
+	// Resync asks for a full look now: the config is read again and the MSS
+	// rules are checked (SIGHUP, `systemctl reload wslmtu`).
+	Resync <-chan struct{}
+	// MSSResyncInterval is how often the MSS rules are checked while
+	// clamping is on; 0 means once a minute.
+	MSSResyncInterval time.Duration
 }
 
 type agent struct {
@@ -72,7 +78,7 @@ type agent struct {
 // agent without it has no periodic work at all.
 func (a *agent) armMSSResync() {
 	if a.cfg.MSSClamp {
-		a.mssTicker.Reset(mssResyncInterval)
+		a.mssTicker.Reset(a.MSSResyncInterval)
 	} else {
 		a.mssTicker.Stop()
 	}
@@ -124,7 +130,10 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	a.log.Info("following link and route changes", "config", a.cfg.Describe())
 
-	a.mssTicker = time.NewTicker(mssResyncInterval)
+	if a.MSSResyncInterval <= 0 {
+		a.MSSResyncInterval = mssResyncInterval
+	}
+	a.mssTicker = time.NewTicker(a.MSSResyncInterval)
 	defer a.mssTicker.Stop()
 	a.armMSSResync()
 
@@ -154,7 +163,15 @@ func Run(ctx context.Context, opts Options) error {
 			}
 			a.onRoute(u)
 		case ev := <-configEvents:
-			a.onConfigEvent(ev)
+			if filepath.Clean(ev.Name) == filepath.Clean(a.ConfigPath) &&
+				ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Remove|fsnotify.Rename) != 0 {
+				a.reloadConfig()
+			}
+		case <-a.Resync:
+			a.log.Info("resync requested")
+			a.reloadConfig()
+			a.mssKey = ""
+			a.pending = append(a.pending, event{at: time.Now(), cause: "resync requested"})
 		case <-a.retry.C:
 			a.pending = append(a.pending, event{at: time.Now(), cause: "rate-limited repair"})
 		case <-a.flush.C:
@@ -480,11 +497,8 @@ func (a *agent) watchConfig() (*fsnotify.Watcher, <-chan fsnotify.Event) {
 	return w, w.Events
 }
 
-func (a *agent) onConfigEvent(ev fsnotify.Event) {
-	if filepath.Clean(ev.Name) != filepath.Clean(a.ConfigPath) {
-		return
-	}
-	if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Remove|fsnotify.Rename) == 0 {
+func (a *agent) reloadConfig() {
+	if a.ConfigPath == "" {
 		return
 	}
 	cfg, err := config.Load(a.ConfigPath)

@@ -4,8 +4,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netns"
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
@@ -80,4 +84,62 @@ func TestAgentSurvivesNetlinkOverflow(t *testing.T) {
 	ns.Handle.LinkSetMTU(l, 1280)
 	waitMTU(1360)
 	t.Logf("resubscribed %d times", status.Resubscribe)
+}
+
+// Netfilter changes emit no netlink event, so the agent checks its MSS rules
+// on a timer: a rule deleted by hand comes back within one interval.
+func TestAgentRestoresDeletedMSSRule(t *testing.T) {
+	ns := netnstest.NewWSL(t, 1280, 1280)
+	nsh := netnstest.Handle(t, ns)
+	cfg := config.Default()
+	cfg.AssumeWSL = true
+	cfg.MTUStrategy = config.StrategyOff
+	cfg.MSSClamp = true
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		// iptables runs as a child of the agent's thread and inherits its
+		// namespace: the host's firewall is never touched.
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := netns.Set(nsh); err != nil {
+			done <- err
+			return
+		}
+		done <- Run(ctx, Options{
+			Config:            cfg,
+			Host:              fix.HostAt(ns.Handle, detect.HostSources(), t.TempDir()),
+			Netns:             &nsh,
+			Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Notify:            func(string) {},
+			Ready:             ready,
+			MSSResyncInterval: 100 * time.Millisecond,
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("agent stopped: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("agent not ready")
+	}
+	rule := "-A WSLMTU-IN -i tailscale0 -p tcp -m tcp --tcp-flags SYN,RST SYN -m tcpmss --mss 1161:65535 -j TCPMSS --set-mss 1160"
+	if !strings.Contains(ns.Run(t, "iptables", "-t", "mangle", "-S"), rule) {
+		t.Fatalf("the clamp rule is missing after start:\n%s", ns.Run(t, "iptables", "-t", "mangle", "-S"))
+	}
+	ns.Run(t, "iptables", append([]string{"-t", "mangle", "-D"}, strings.Fields(strings.TrimPrefix(rule, "-A "))...)...)
+	deadline := time.Now().Add(3 * time.Second)
+	for !strings.Contains(ns.Run(t, "iptables", "-t", "mangle", "-S"), rule) {
+		if time.Now().After(deadline) {
+			t.Fatal("the deleted rule did not come back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := ns.MTU(t, "eth0"); got != 1280 {
+		t.Errorf("mtu_strategy off changed eth0 to %d", got)
+	}
 }

@@ -236,8 +236,39 @@ func TestAgentInContainer(t *testing.T) {
 	c.Run(t, "ip", "link", "set", "dev", "eth0", "mtu", "1280")
 	waitMTU(t, c, "eth0", 1360)
 
+	// MSS clamping from the sandboxed agent: turned on by editing the config
+	// (the agent reloads it), a rule deleted by hand comes back on
+	// `systemctl reload`.
+	c.Run(t, "sh", "-c", "echo 'mss_clamp = true' >>/etc/wslmtu/wslmtu.toml")
+	rule := "-A WSLMTU-IN -i tailscale0 -p tcp -m tcp --tcp-flags SYN,RST SYN -m tcpmss --mss 1241:65535 -j TCPMSS --set-mss 1240"
+	waitRule(t, c, rule, true)
+	c.Run(t, "sh", "-c", "iptables -t mangle -D "+strings.TrimPrefix(rule, "-A "))
+	waitRule(t, c, rule, false)
+	c.Run(t, "systemctl", "reload", "wslmtu")
+	waitRule(t, c, rule, true)
+	if out := c.Run(t, "journalctl", "-u", "wslmtu", "--no-pager"); !strings.Contains(out, "resync requested") {
+		t.Errorf("no resync in the journal after systemctl reload:\n%s", out)
+	}
+
 	c.Run(t, "sh", "/root/src/install.sh", "--uninstall")
 	if exists(c, "/etc/systemd/system/wslmtu.service") || exists(c, "/usr/local/bin/wslmtu") {
 		t.Error("unit or binary left after --uninstall")
+	}
+}
+
+// waitRule waits until the mangle table inside the container has (or lacks) rule.
+func waitRule(t *testing.T, c *nspawn.Container, rule string, want bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ := c.Exec("iptables", "-t", "mangle", "-S")
+		if strings.Contains(string(out), rule) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rule %q present=%v, want %v; mangle table:\n%s\njournal:\n%s", rule, !want, want, out,
+				c.Run(t, "journalctl", "-u", "wslmtu", "--no-pager"))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

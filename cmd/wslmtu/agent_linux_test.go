@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -36,6 +37,11 @@ func startAgentB(b *testing.B, ns *netnstest.NS) *runningAgent { return startAge
 
 func startAgent(t testing.TB, ns *netnstest.NS, config string, extra ...string) *runningAgent {
 	t.Helper()
+	return startAgentWith(t, ns, config, nil, extra...)
+}
+
+func startAgentWith(t testing.TB, ns *netnstest.NS, config string, env []string, extra ...string) *runningAgent {
+	t.Helper()
 	a := &runningAgent{dir: t.TempDir(), notified: make(chan string, 64)}
 	if config != "" {
 		os.WriteFile(filepath.Join(a.dir, "wslmtu.toml"), []byte(config), 0o644)
@@ -65,7 +71,7 @@ func startAgent(t testing.TB, ns *netnstest.NS, config string, extra ...string) 
 	args := append([]string{"netns", "exec", ns.Name, self, "run", "--assume-wsl",
 		"--state-dir", filepath.Join(a.dir, "state"), "--config", filepath.Join(a.dir, "wslmtu.toml")}, extra...)
 	a.cmd = exec.Command("ip", args...)
-	a.cmd.Env = append(os.Environ(), "WSLMTU_TEST_AS_CLI=1", "NOTIFY_SOCKET="+sock)
+	a.cmd.Env = append(append(os.Environ(), "WSLMTU_TEST_AS_CLI=1", "NOTIFY_SOCKET="+sock), env...)
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, _ := a.cmd.StderrPipe()
 	if err := a.cmd.Start(); err != nil {
@@ -334,4 +340,31 @@ func ctxSwitches(statusPath string) int {
 		}
 	}
 	return n
+}
+
+// Under systemd: WATCHDOG=1 at half the watchdog interval, JSON logs when
+// asked, and no timestamps of our own when the journal stamps the lines.
+func TestAgentWatchdogAndJSONLogsUnderJournald(t *testing.T) {
+	ns := netnstest.NewWSL(t, 1280, 1280)
+	a := startAgentWith(t, ns, "", []string{"WATCHDOG_USEC=200000", "JOURNAL_STREAM=8:1234"}, "--log-format", "json")
+	a.waitNotify(t, "WATCHDOG=1", 2*time.Second)
+	a.waitNotify(t, "WATCHDOG=1", 2*time.Second)
+	waitMTU(t, ns, "eth0", is(1360), 2*time.Second)
+	var repaired map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(a.logText()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("not a JSON log line: %q", line)
+		}
+		if _, stamped := entry["time"]; stamped {
+			t.Errorf("a timestamp under journald: %q", line)
+		}
+		if entry["msg"] == "repaired" {
+			repaired = entry
+		}
+	}
+	if repaired == nil || repaired["interface"] != "eth0" || repaired["from"] != 1280.0 || repaired["to"] != 1360.0 ||
+		repaired["cause"] != "start" || repaired["latency"] == nil {
+		t.Errorf("repair line = %v", repaired)
+	}
 }

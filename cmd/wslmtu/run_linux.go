@@ -21,18 +21,32 @@ func init() {
 		Short: "Run the agent: apply the plan, then re-apply it after every change, until stopped",
 		Long: `Run the agent: apply the plan as fix does, then follow the kernel's link and
 route changes and re-apply it within a millisecond whenever something undoes it.
-The config file is reloaded when it changes. SIGTERM or SIGINT stop the agent;
-the fixes stay in place unless revert_on_stop = true.`,
+The config file is reloaded when it changes; SIGHUP (systemctl reload wslmtu)
+reads it again and checks the MSS rules at once. SIGTERM or SIGINT stop the
+agent; the fixes stay in place unless revert_on_stop = true.`,
 		Args: cobra.NoArgs,
 		RunE: withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			hangups := make(chan os.Signal, 1)
+			signal.Notify(hangups, syscall.SIGHUP)
+			defer signal.Stop(hangups)
+			resync := make(chan struct{}, 1)
+			go func() {
+				for range hangups {
+					select {
+					case resync <- struct{}{}:
+					default: // one pending resync covers many signals
+					}
+				}
+			}()
 			err := agent.Run(ctx, agent.Options{
 				Config:     cfg,
 				ConfigPath: flags.configPath,
 				Overlay:    func(c config.Config) (config.Config, error) { return overlayFlags(cmd, c) },
 				Host:       host,
 				Logger:     newLogger(cfg.LogFormat),
+				Resync:     resync,
 			})
 			if err != nil {
 				return failureErr(err)
