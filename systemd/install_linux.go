@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/kardianos/service"
+
+	"github.com/wslmtu/wslmtu/internal/statefile"
 )
 
 // Options say what to install and how to find out about the host.
@@ -338,27 +340,7 @@ func writeConf(path string, data []byte) error {
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".wslmtu-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return statefile.ReplaceFile(path, data, mode, true)
 }
 
 // startAgent runs the boot command the way WSL does (sh as root) and waits

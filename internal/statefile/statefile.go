@@ -1,5 +1,5 @@
-// Package statefile keeps wslmtu's small JSON files in the state directory
-// crash-safe, and serializes processes that change the host.
+// Package statefile keeps wslmtu's small files (the state directory's JSON,
+// /etc/wsl.conf) crash-safe, and serializes processes that change the host.
 package statefile
 
 import (
@@ -25,16 +25,26 @@ func writeJSON(path string, v any, sync bool) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	return ReplaceFile(path, append(data, '\n'), 0o644, sync)
+}
+
+// ReplaceFile writes data to a temporary file beside path and renames it
+// over path, so readers see the old or the new content, never half of one.
+// With sync, the data is on disk before the rename.
+func ReplaceFile(path string, data []byte, perm os.FileMode, sync bool) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return fmt.Errorf("state directory: %w", err)
+		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -45,9 +55,6 @@ func writeJSON(path string, v any, sync bool) error {
 		}
 	}
 	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
