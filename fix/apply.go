@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/statefile"
 )
 
@@ -111,7 +112,12 @@ func (r Reverted) String() string {
 	case r.Unchanged:
 		return fmt.Sprintf("%s: mtu already %d", r.Link, r.To)
 	}
-	return fmt.Sprintf("%s: mtu %d → %d (the value before wslmtu changed it)", r.Link, r.From, r.To)
+	line := fmt.Sprintf("%s: mtu %d → %d (the value before wslmtu changed it)", r.Link, r.From, r.To)
+	if r.From < config.MinMTU && r.To >= config.MinMTU {
+		line += fmt.Sprintf("; below %d it lost its IPv6 addresses, which do not come back by themselves: "+
+			"reconnect the tunnel (e.g. sudo tailscale down && sudo tailscale up)", config.MinMTU)
+	}
+	return line
 }
 
 // Revert puts back every MTU in the record and clears it. A link that has

@@ -2,6 +2,7 @@ package fix
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -65,5 +66,15 @@ func TestRevertForgetsVanishedLinks(t *testing.T) {
 	reverted, err := Revert(links, store)
 	if err != nil || len(reverted) != 1 || !reverted[0].Gone {
 		t.Fatalf("reverted = %v, %v", reverted, err)
+	}
+}
+
+func TestRevertOfALoweredTunnelSaysIPv6IsGone(t *testing.T) {
+	r := Reverted{Link: "tailscale0", From: 1200, To: 1280}
+	if !strings.Contains(r.String(), "lost its IPv6 addresses") {
+		t.Errorf("revert line does not warn: %s", r)
+	}
+	if r := (Reverted{Link: "eth0", From: 1360, To: 1280}); strings.Contains(r.String(), "IPv6") {
+		t.Errorf("revert of a raised eth0 warns about IPv6: %s", r)
 	}
 }
