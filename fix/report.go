@@ -30,6 +30,11 @@ func DescribeState(st detect.State) string {
 	for _, e := range env.Evidence {
 		fmt.Fprintf(&b, "  evidence: %s\n", e)
 	}
+	links := make([]string, 0, len(st.Links))
+	for _, l := range st.Links {
+		links = append(links, fmt.Sprintf("%s %d", l.Name, l.MTU))
+	}
+	fmt.Fprintf(&b, "interfaces (mtu): %s\n", strings.Join(links, ", "))
 	if st.Outer != nil {
 		fmt.Fprintf(&b, "outer interface: %s mtu %d (%s)\n", st.Outer.Name, st.Outer.MTU, st.OuterWhy)
 	} else {
