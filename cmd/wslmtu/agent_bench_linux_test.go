@@ -18,6 +18,8 @@ import (
 // the RTNL lock the agent needs). A passive netlink listener is no clock for
 // this: on a busy machine it is woken late and reads both messages at once.
 // Run: go test ./cmd/wslmtu -run '^$' -bench 'RepairLatency|ReactorFloor' -benchtime 300x
+// Pinned (agent on CPU 1, the test on CPU 0):
+// WSLMTU_BENCH_AGENT_CPU=1 taskset -c 0 go test ./cmd/wslmtu -run '^$' -bench RepairLatency -benchtime 300x
 func BenchmarkRepairLatency(b *testing.B) {
 	ns := netnstest.NewWSL(b, 1280, 1280)
 	startAgentB(b, ns)

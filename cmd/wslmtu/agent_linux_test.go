@@ -71,6 +71,11 @@ func startAgentWith(t testing.TB, ns *netnstest.NS, config string, env []string,
 	args := append([]string{"netns", "exec", ns.Name, self, "run", "--assume-wsl",
 		"--state-dir", filepath.Join(a.dir, "state"), "--config", filepath.Join(a.dir, "wslmtu.toml")}, extra...)
 	a.cmd = exec.Command("ip", args...)
+	// For latency figures without the scheduler moving the agent and the
+	// measuring test onto one core: pin the agent to this CPU.
+	if cpu := os.Getenv("WSLMTU_BENCH_AGENT_CPU"); cpu != "" {
+		a.cmd = exec.Command("taskset", append([]string{"-c", cpu, "ip"}, args...)...)
+	}
 	a.cmd.Env = append(append(os.Environ(), "WSLMTU_TEST_AS_CLI=1", "NOTIFY_SOCKET="+sock), env...)
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, _ := a.cmd.StderrPipe()
