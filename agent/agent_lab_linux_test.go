@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -40,18 +39,7 @@ func (l *lockedBuffer) String() string {
 // enough again within 2 s, and the 55 kB transfers that hang without it
 // must cross in both directions.
 func TestAgentInLab(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
-	l, err := lab.New(lab.Options{EthMTU: 1280, TunnelMTU: 1280})
-	if err != nil {
-		t.Fatalf("lab.New: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab Close: %v", err)
-		}
-	})
+	l := lab.NewForTest(t, lab.Options{EthMTU: 1280, TunnelMTU: 1280})
 	ns, nl := l.WSLNetNSHandle(), l.WSLNetlink()
 
 	cfg := config.Default()

@@ -49,11 +49,7 @@ func TestMSSClampAloneFixesTCPInTheLab(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			l, err := lab.New(lab.Options{EthMTU: 1280, TunnelMTU: 1280, IPv6Underlay: v6})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
+			l := lab.NewForTest(t, lab.Options{EthMTU: 1280, TunnelMTU: 1280, IPv6Underlay: v6})
 			ctx := context.Background()
 
 			if r := l.Download(ctx); r.OK {
@@ -89,7 +85,7 @@ func TestMSSClampAloneFixesTCPInTheLab(t *testing.T) {
 					return fn(fix.HostAt(h, src, dir))
 				})
 			}
-			err = inWSL(func(h fix.Host) error {
+			err := inWSL(func(h fix.Host) error {
 				r, err := h.Fix(cfg)
 				t.Logf("fix:\n%s%v", r.Plan, r.MSS)
 				return err

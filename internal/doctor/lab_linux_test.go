@@ -49,14 +49,7 @@ func assertChecks(t *testing.T, when string, checks []doctor.Check, want map[str
 // broken state to the healthy one; the agent check keeps failing, since no
 // agent runs there.
 func TestDoctorInTheLab(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: builds the namespace lab")
-	}
-	l, err := lab.New(lab.Options{EthMTU: 1280, TunnelMTU: 1280})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := lab.NewForTest(t, lab.Options{EthMTU: 1280, TunnelMTU: 1280})
 
 	cfg := config.Default()
 	cfg.AssumeWSL, cfg.MSSClamp, cfg.StateDir = true, true, t.TempDir()

@@ -1,57 +1,31 @@
-package lab_test
+package lab
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/lab"
 )
 
 // These tests drive the real fix code (detect → plan → apply → revert) against
 // the lab's WSL namespace: the same calls `wslmtu fix` and `wslmtu revert`
 // make, with only the netlink handle pointed at the lab. Checks that must
-// hang cost lab.CheckTimeout each, so they run concurrently and the tests run
+// hang cost CheckTimeout each, so they run concurrently and the tests run
 // in parallel (every lab has its own namespaces).
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
-}
-
-func newLab(t *testing.T, opts lab.Options) *lab.Lab {
-	t.Helper()
-	needRoot(t)
-	l, err := lab.New(opts)
-	if err != nil {
-		t.Fatalf("lab.New(%+v): %v", opts, err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab Close: %v", err)
-		}
-	})
-	return l
-}
 
 // wslHost is the fix.Host of the lab's WSL namespace, with its own state
 // directory. Its calls run inside the namespace (DoWSL) because the MSS part
 // reads iptables in the calling thread's namespace, and the host's firewall
 // must never be read or written here.
 type wslHost struct {
-	l *lab.Lab
+	l *Lab
 	h fix.Host
 }
 
-func newWSLHost(t *testing.T, l *lab.Lab) *wslHost {
+func newWSLHost(t *testing.T, l *Lab) *wslHost {
 	return &wslHost{l: l, h: fix.HostAt(l.WSLNetlink(), detect.HostSources(), t.TempDir())}
 }
 
@@ -95,44 +69,6 @@ func (w *wslHost) revert(t *testing.T) []fix.Reverted {
 	return done
 }
 
-// expectation pairs a check with whether it must succeed (or hang).
-type expectation struct {
-	run  func(context.Context) lab.Result
-	want bool // true: OK; false: Hung
-}
-
-func works(f func(context.Context) lab.Result) expectation { return expectation{f, true} }
-func hangs(f func(context.Context) lab.Result) expectation { return expectation{f, false} }
-
-func ping(l *lab.Lab, payload int, df, v6 bool) func(context.Context) lab.Result {
-	return func(ctx context.Context) lab.Result { return l.Ping(ctx, payload, df, v6) }
-}
-
-// expect runs the checks concurrently and asserts each outcome.
-func expect(t *testing.T, stage string, checks ...expectation) {
-	t.Helper()
-	results := make([]lab.Result, len(checks))
-	var wg sync.WaitGroup
-	for i, c := range checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = c.run(t.Context())
-		}()
-	}
-	wg.Wait()
-	for i, r := range results {
-		switch {
-		case checks[i].want && !r.OK:
-			t.Errorf("%s: want ok, got %s", stage, r)
-		case !checks[i].want && !r.Hung:
-			t.Errorf("%s: want hung, got %s", stage, r)
-		default:
-			t.Logf("%s: %s", stage, r)
-		}
-	}
-}
-
 func wantMTU(t *testing.T, what string, got, want int) {
 	t.Helper()
 	if got != want {
@@ -154,13 +90,6 @@ func wantChange(t *testing.T, r fix.Report, link string, from, to int) {
 	}
 }
 
-func underlay(v6 bool) string {
-	if v6 {
-		return "ipv6-underlay"
-	}
-	return "ipv4-underlay"
-}
-
 // The whole story of the default remedy on the broken setup (eth0 1280,
 // tailscale0 1280): the transfers hang, raise-outer makes eth0 1360 and both
 // directions work on either underlay, revert puts 1280 back and the hang
@@ -170,20 +99,20 @@ func TestFixRaiseOuterE2E(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		t.Run(underlay(v6), func(t *testing.T) {
 			t.Parallel()
-			l := newLab(t, lab.Options{EthMTU: 1280, TunnelMTU: 1280, IPv6Underlay: v6})
+			l := newLab(t, Options{EthMTU: 1280, TunnelMTU: 1280, IPv6Underlay: v6})
 			w := newWSLHost(t, l)
 
-			expect(t, "baseline", hangs(l.Download), hangs(l.Upload))
+			expectAt(t, "baseline", hangs(l.Download), hangs(l.Upload))
 			dropped, err := l.FragmentsDropped()
 			if err != nil || dropped == 0 {
 				t.Errorf("FragmentsDropped after the baseline = %d, %v; want > 0: the hang must be the fragment black hole", dropped, err)
 			}
 
 			r := w.fix(t, labConfig(config.RaiseOuter))
-			wantChange(t, r, lab.EthName, 1280, 1360)
-			wantMTU(t, lab.EthName, l.EthMTU(), 1360)
-			wantMTU(t, lab.TunnelName, l.TunnelMTU(), 1280)
-			expect(t, "raise-outer",
+			wantChange(t, r, EthName, 1280, 1360)
+			wantMTU(t, EthName, l.EthMTU(), 1360)
+			wantMTU(t, TunnelName, l.TunnelMTU(), 1280)
+			expectAt(t, "raise-outer",
 				works(l.Download),
 				works(l.Upload),
 				works(ping(l, 1252, true, false)), // fills the 1280 tunnel
@@ -199,11 +128,11 @@ func TestFixRaiseOuterE2E(t *testing.T) {
 			}
 
 			done := w.revert(t)
-			if len(done) != 1 || done[0].Link != lab.EthName || done[0].To != 1280 {
+			if len(done) != 1 || done[0].Link != EthName || done[0].To != 1280 {
 				t.Errorf("Revert = %v, want eth0 back to 1280", done)
 			}
-			wantMTU(t, lab.EthName, l.EthMTU(), 1280)
-			expect(t, "reverted", hangs(l.Download))
+			wantMTU(t, EthName, l.EthMTU(), 1280)
+			expectAt(t, "reverted", hangs(l.Download))
 		})
 	}
 }
@@ -213,28 +142,28 @@ func TestFixRaiseOuterE2E(t *testing.T) {
 // back, which brings the hang back but not the address.
 func TestFixLowerTunnelE2E(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, lab.Options{EthMTU: 1280, TunnelMTU: 1280})
+	l := newLab(t, Options{EthMTU: 1280, TunnelMTU: 1280})
 	w := newWSLHost(t, l)
 
 	r := w.fix(t, labConfig(config.LowerTunnel))
-	wantChange(t, r, lab.TunnelName, 1280, 1200)
+	wantChange(t, r, TunnelName, 1280, 1200)
 	if !strings.Contains(r.Plan.String(), "loses its IPv6 addresses") {
 		t.Errorf("plan does not warn about the lost IPv6 addresses:\n%s", r.Plan)
 	}
-	wantMTU(t, lab.EthName, l.EthMTU(), 1280)
-	wantMTU(t, lab.TunnelName, l.TunnelMTU(), 1200)
-	expect(t, "lower-tunnel",
+	wantMTU(t, EthName, l.EthMTU(), 1280)
+	wantMTU(t, TunnelName, l.TunnelMTU(), 1200)
+	expectAt(t, "lower-tunnel",
 		works(l.Download),
 		works(l.Upload),
 		works(ping(l, 1172, true, false)), // fills the 1200 tunnel
 	)
 
 	done := w.revert(t)
-	if len(done) != 1 || done[0].Link != lab.TunnelName || done[0].To != 1280 {
+	if len(done) != 1 || done[0].Link != TunnelName || done[0].To != 1280 {
 		t.Errorf("Revert = %v, want tailscale0 back to 1280", done)
 	}
-	wantMTU(t, lab.TunnelName, l.TunnelMTU(), 1280)
-	expect(t, "reverted", hangs(l.Download))
+	wantMTU(t, TunnelName, l.TunnelMTU(), 1280)
+	expectAt(t, "reverted", hangs(l.Download))
 	// Not a hang: the kernel has no IPv6 route into the tunnel any more.
 	if res := l.Ping(t.Context(), 56, false, true); res.OK || res.Hung {
 		t.Errorf("IPv6 ping over the reverted tunnel: want a local error (address lost), got %s", res)

@@ -65,6 +65,15 @@ func ping(l *Lab, payload int, df, v6 bool) func(context.Context) Result {
 // expect runs the checks concurrently and asserts each outcome.
 func expect(t *testing.T, checks ...expectation) {
 	t.Helper()
+	expectAt(t, "", checks...)
+}
+
+// expectAt is expect with the stage of a longer story in every message.
+func expectAt(t *testing.T, stage string, checks ...expectation) {
+	t.Helper()
+	if stage != "" {
+		stage += ": "
+	}
 	results := make([]Result, len(checks))
 	var wg sync.WaitGroup
 	for i, c := range checks {
@@ -78,11 +87,11 @@ func expect(t *testing.T, checks ...expectation) {
 	for i, r := range results {
 		switch {
 		case checks[i].want && !r.OK:
-			t.Errorf("want ok, got %s", r)
+			t.Errorf("%swant ok, got %s", stage, r)
 		case !checks[i].want && !r.Hung:
-			t.Errorf("want hung, got %s", r)
+			t.Errorf("%swant hung, got %s", stage, r)
 		default:
-			t.Logf("%s", r)
+			t.Logf("%s%s", stage, r)
 		}
 	}
 }

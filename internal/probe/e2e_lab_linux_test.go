@@ -27,15 +27,7 @@ func TestE2ELab(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			l, err := lab.New(lab.Options{EthMTU: tc.ethMTU, TunnelMTU: 1280})
-			if err != nil {
-				t.Fatalf("lab: %v", err)
-			}
-			t.Cleanup(func() {
-				if err := l.Close(); err != nil {
-					t.Errorf("lab close: %v", err)
-				}
-			})
+			l := lab.NewForTest(t, lab.Options{EthMTU: tc.ethMTU, TunnelMTU: 1280})
 			for _, v6 := range []bool{false, true} {
 				peer := l.PeerTunnelIP(v6)
 				var res *Result
