@@ -22,37 +22,16 @@ import (
 // subscribe again, resync, and keep repairing.
 func TestAgentSurvivesNetlinkOverflow(t *testing.T) {
 	ns := netnstest.NewWSL(t, 1280, 1280)
-	nsh := netnstest.Handle(t, ns)
 	cfg := config.Default()
 	cfg.AssumeWSL = true
 	stateDir := t.TempDir()
-	ready := make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{
-			Config: cfg,
-			Host:   fix.HostAt(ns.Handle, detect.HostSources(), stateDir),
-			Netns:  &nsh,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			// The smallest buffer the kernel allows holds one or two
-			// messages, so a burst overflows it at once.
-			ReceiveBufferSize: 1,
-			Notify:            func(string) {},
-			Ready:             ready,
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
+	runInNamespace(t, ns, Options{
+		Config: cfg,
+		Host:   fix.HostAt(ns.Handle, detect.HostSources(), stateDir),
+		// The smallest buffer the kernel allows holds one or two
+		// messages, so a burst overflows it at once.
+		ReceiveBufferSize: 1,
 	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("agent stopped: %v", err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("agent not ready")
-	}
 	waitMTU := func(want int) {
 		t.Helper()
 		deadline := time.Now().Add(3 * time.Second)
@@ -90,43 +69,15 @@ func TestAgentSurvivesNetlinkOverflow(t *testing.T) {
 // on a timer: a rule deleted by hand comes back within one interval.
 func TestAgentRestoresDeletedMSSRule(t *testing.T) {
 	ns := netnstest.NewWSL(t, 1280, 1280)
-	nsh := netnstest.Handle(t, ns)
 	cfg := config.Default()
 	cfg.AssumeWSL = true
 	cfg.MTUStrategy = config.StrategyOff
 	cfg.MSSClamp = true
-	ready := make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		// iptables runs as a child of the agent's thread and inherits its
-		// namespace: the host's firewall is never touched.
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		if err := netns.Set(nsh); err != nil {
-			done <- err
-			return
-		}
-		done <- Run(ctx, Options{
-			Config:            cfg,
-			Host:              fix.HostAt(ns.Handle, detect.HostSources(), t.TempDir()),
-			Netns:             &nsh,
-			Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Notify:            func(string) {},
-			Ready:             ready,
-			MSSResyncInterval: 100 * time.Millisecond,
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
+	runInNamespace(t, ns, Options{
+		Config:            cfg,
+		Host:              fix.HostAt(ns.Handle, detect.HostSources(), t.TempDir()),
+		MSSResyncInterval: 100 * time.Millisecond,
 	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("agent stopped: %v", err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("agent not ready")
-	}
 	rule := "-A WSLMTU-IN -i tailscale0 -p tcp -m tcp --tcp-flags SYN,RST SYN -m tcpmss --mss 1161:65535 -j TCPMSS --set-mss 1160"
 	if !strings.Contains(ns.Run(t, "iptables", "-t", "mangle", "-S"), rule) {
 		t.Fatalf("the clamp rule is missing after start:\n%s", ns.Run(t, "iptables", "-t", "mangle", "-S"))
@@ -141,5 +92,38 @@ func TestAgentRestoresDeletedMSSRule(t *testing.T) {
 	}
 	if got := ns.MTU(t, "eth0"); got != 1280 {
 		t.Errorf("mtu_strategy off changed eth0 to %d", got)
+	}
+}
+
+// runInNamespace runs the agent until the test ends, on a thread inside ns:
+// iptables runs as a child of that thread and inherits its namespace, so the
+// host's firewall is never touched. It returns once the agent is ready.
+func runInNamespace(t *testing.T, ns *netnstest.NS, opts Options) {
+	t.Helper()
+	nsh := netnstest.Handle(t, ns)
+	ready := make(chan struct{})
+	opts.Netns, opts.Ready = &nsh, ready
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts.Notify = func(string) {}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		if err := netns.Set(nsh); err != nil {
+			done <- err
+			return
+		}
+		done <- Run(ctx, opts)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("agent stopped: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("agent not ready within 5s")
 	}
 }
