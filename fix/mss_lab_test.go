@@ -5,7 +5,6 @@ package fix_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
+	"github.com/wslmtu/wslmtu/internal/netnstest"
 )
 
 // reporterRule is the rule from the bug report: it clamps SYNs leaving on
@@ -39,9 +39,7 @@ func iptablesIn(l *lab.Lab, op string, rule []string) error {
 // broken WSL setup), MTUs left alone, only our clamp: the 55 kB transfers
 // that hang without it cross in both directions, on both underlays.
 func TestMSSClampAloneFixesTCPInTheLab(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: builds the namespace lab")
-	}
+	netnstest.RequireRoot(t, "builds the namespace lab")
 	for _, v6 := range []bool{false, true} {
 		name := "ipv4 underlay"
 		if v6 {

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"regexp"
 	"runtime"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/netnstest"
 )
 
 // testNetns creates a throwaway namespace with eth0 at 1280 and returns a
@@ -26,9 +26,7 @@ import (
 // namespace's firewall, never the host's.
 func testNetns(t *testing.T) func(fn func() error) error {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace and runs iptables in it")
-	}
+	netnstest.RequireRoot(t, "creates a network namespace and runs iptables in it")
 	b := make([]byte, 4)
 	rand.Read(b)
 	name := "wslmtu-mss-" + hex.EncodeToString(b)

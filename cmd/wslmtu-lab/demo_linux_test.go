@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wslmtu/wslmtu/internal/netnstest"
 )
 
 func TestBadFlagsAreUsageErrors(t *testing.T) {
@@ -56,9 +58,7 @@ func TestNotRootSaysHowToRun(t *testing.T) {
 // binary for its WireGuard nodes) with 1 s checks, which keeps it near 6 s,
 // and checks the closing table and that nothing of the lab is left.
 func TestDemo(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
+	netnstest.RequireRoot(t, "creates network namespaces")
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
 	code := run([]string{"--timeout", "1s"}, &stdout, &stderr)

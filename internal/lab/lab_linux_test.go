@@ -17,22 +17,17 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/wslmtu/wslmtu/internal/netnstest"
 )
 
 // These tests build real labs: namespaces, veths, wireguard-go nodes. Every
 // lab has unique namespace names, so the tests run in parallel; a check that
 // is expected to hang costs CheckTimeout, so such checks run concurrently.
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
-}
-
 func newLab(t *testing.T, opts Options) *Lab {
 	t.Helper()
-	needRoot(t)
+	netnstest.RequireRoot(t, "creates network namespaces")
 	start := time.Now()
 	l, err := New(opts)
 	if err != nil {
@@ -308,7 +303,7 @@ func TestDoWSLRunsInWSLNamespace(t *testing.T) {
 
 func TestCloseLeavesNothing(t *testing.T) {
 	t.Parallel()
-	needRoot(t)
+	netnstest.RequireRoot(t, "creates network namespaces")
 	before := rootLinks(t)
 	l, err := New(Options{IPv6Underlay: true})
 	if err != nil {
@@ -379,9 +374,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 
 // BenchmarkNewClose measures building and tearing down a lab.
 func BenchmarkNewClose(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: creates network namespaces")
-	}
+	netnstest.RequireRoot(b, "creates network namespaces")
 	var up, down time.Duration
 	for b.Loop() {
 		start := time.Now()
@@ -402,7 +395,7 @@ func BenchmarkNewClose(b *testing.B) {
 
 func TestUseAfterCloseFailsCleanly(t *testing.T) {
 	t.Parallel()
-	needRoot(t)
+	netnstest.RequireRoot(t, "creates network namespaces")
 	l, err := New(Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -16,11 +16,12 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// RequireRoot skips the test with the reason when not run as root.
-func RequireRoot(t testing.TB) {
+// RequireRoot skips the test when not run as root, saying what needs root
+// and how to run it.
+func RequireRoot(t testing.TB, why string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces (run: sudo go test ./...)")
+		t.Skipf("needs root: %s (run: sudo go test ./...)", why)
 	}
 }
 
@@ -34,7 +35,7 @@ type NS struct {
 // parallel test runs never clash and the host's interfaces are never touched.
 func New(t testing.TB) *NS {
 	t.Helper()
-	RequireRoot(t)
+	RequireRoot(t, "creates network namespaces")
 	b := make([]byte, 4)
 	rand.Read(b)
 	name := "wslmtu-t-" + hex.EncodeToString(b)

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wslmtu/wslmtu/internal/netnstest"
 )
 
 // CacheDir holds the rootfs, built once per machine.
@@ -111,9 +113,7 @@ type Container struct {
 // when systemd-nspawn is missing, and removes everything in t.Cleanup.
 func Boot(t testing.TB) *Container {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: boots systemd in systemd-nspawn")
-	}
+	netnstest.RequireRoot(t, "boots systemd in systemd-nspawn")
 	for _, tool := range []string{"systemd-nspawn", "nsenter"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s: %v", tool, err)

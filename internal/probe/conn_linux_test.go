@@ -13,14 +13,9 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-)
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
-}
+	"github.com/wslmtu/wslmtu/internal/netnstest"
+)
 
 func run(t *testing.T, args ...string) {
 	t.Helper()
@@ -115,7 +110,7 @@ func probeIn(t *testing.T, ns, host string, timeout time.Duration) *Result {
 // Over a plain veth, the DF maximum is the MTU minus the headers, fragments
 // cross, and an address nobody holds gives "does not answer" in one round.
 func TestRealVeth(t *testing.T) {
-	needRoot(t)
+	netnstest.RequireRoot(t, "creates network namespaces")
 	a, b := newNS(t, "a"), newNS(t, "b")
 	veth(t, a, "a0", b, "b0", 1400, 1)
 	for _, tc := range []struct {
@@ -153,7 +148,7 @@ func TestRealVeth(t *testing.T) {
 // big" the kernel learns the path MTU (EMSGSIZE, healthy); with ICMP and
 // fragments dropped it is a black hole.
 func TestRealRouter(t *testing.T) {
-	needRoot(t)
+	netnstest.RequireRoot(t, "creates network namespaces")
 	for _, tc := range []struct {
 		name      string
 		blackHole bool

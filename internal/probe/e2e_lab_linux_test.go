@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wslmtu/wslmtu/internal/lab"
+	"github.com/wslmtu/wslmtu/internal/netnstest"
 )
 
 // TestE2ELab is the acceptance test of `wslmtu probe` on the WSL2 model:
@@ -15,7 +16,7 @@ import (
 // packet, WireGuard's padding) and the fragment verdict, in under 3 s; with
 // eth0 raised to 1360 the full tunnel MTU must cross.
 func TestE2ELab(t *testing.T) {
-	needRoot(t)
+	netnstest.RequireRoot(t, "builds the namespace lab")
 	for _, tc := range []struct {
 		name    string
 		ethMTU  int
