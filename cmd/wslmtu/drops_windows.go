@@ -1,8 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -46,18 +46,14 @@ func newDropsCmd() *cobra.Command {
 			if err != nil {
 				return failureErr(err)
 			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
-					return failureErr(err)
-				}
-			} else {
+			err = printResult(cmd.OutOrStdout(), asJSON, rep, func(out io.Writer) {
 				rep.Format(out)
 				if keep {
 					fmt.Fprintln(out, "pktmon logs kept in", dir)
 				}
+			})
+			if err != nil {
+				return err
 			}
 			if rep.Summary.FragmentsDropped() {
 				return unhealthy("IP fragments are being dropped")

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -27,23 +27,19 @@ assume_wsl = true) is given. Running fix twice changes nothing the second time.`
 				if err != nil {
 					return classify(err)
 				}
-				if asJSON {
-					return json.NewEncoder(out).Encode(r)
-				}
-				fmt.Fprint(out, r.Plan)
-				if !r.Plan.Empty() && r.Plan.Refused == "" {
-					fmt.Fprintln(out, "dry run: nothing was changed")
-				}
-				return nil
+				return printResult(out, asJSON, r, func(out io.Writer) {
+					fmt.Fprint(out, r.Plan)
+					if !r.Plan.Empty() && r.Plan.Refused == "" {
+						fmt.Fprintln(out, "dry run: nothing was changed")
+					}
+				})
 			}
 			r, err := host.Fix(cfg)
 			if r.Plan.Strategy == "" { // nothing was observed, so nothing was planned
 				return classify(err)
 			}
-			if asJSON {
-				json.NewEncoder(out).Encode(r)
-			} else {
-				fmt.Fprint(out, r.Outcome())
+			if perr := printResult(out, asJSON, r, func(out io.Writer) { fmt.Fprint(out, r.Outcome()) }); perr != nil {
+				return perr
 			}
 			if err != nil {
 				return failureErr(err)

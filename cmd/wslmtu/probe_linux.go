@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -59,15 +59,8 @@ Exit codes: 0 the path carries the full MTU, 3 a problem was found,
 			if err != nil {
 				return failureErr(err)
 			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
-					return failureErr(err)
-				}
-			} else {
-				fmt.Fprint(out, res.String())
+			if err := printResult(cmd.OutOrStdout(), asJSON, res, func(out io.Writer) { fmt.Fprint(out, res) }); err != nil {
+				return err
 			}
 			switch {
 			case res.Verdict.Problem():

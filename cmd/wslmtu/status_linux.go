@@ -1,8 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -23,20 +23,14 @@ func init() {
 			if err != nil {
 				return classify(err)
 			}
-			out := cmd.OutOrStdout()
 			healthy := r.Healthy() || r.Plan.Refused != ""
 			agentStatus, agentErr := agent.ReadStatus(cfg.StateDir)
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(struct {
-					Healthy bool         `json:"healthy"`
-					Report  fix.Report   `json:"report"`
-					Agent   agent.Status `json:"agent"`
-				}{healthy, r, agentStatus}); err != nil {
-					return failureErr(err)
-				}
-			} else {
+			result := struct {
+				Healthy bool         `json:"healthy"`
+				Report  fix.Report   `json:"report"`
+				Agent   agent.Status `json:"agent"`
+			}{healthy, r, agentStatus}
+			err = printResult(cmd.OutOrStdout(), asJSON, result, func(out io.Writer) {
 				fmt.Fprint(out, r)
 				if agentErr != nil {
 					fmt.Fprintln(out, "agent: cannot read its counters:", agentErr)
@@ -51,6 +45,9 @@ func init() {
 				default:
 					fmt.Fprintln(out, "unhealthy: run `wslmtu fix` to apply the plan (or install the agent to keep it applied)")
 				}
+			})
+			if err != nil {
+				return err
 			}
 			if !healthy {
 				return &exitError{code: exitUnhealthy}

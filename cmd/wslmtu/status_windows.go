@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-
 	"github.com/spf13/cobra"
 
 	"github.com/wslmtu/wslmtu/windows"
@@ -21,15 +19,8 @@ func newStatusCmd() *cobra.Command {
 			if err != nil {
 				return failureErr(err)
 			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(h); err != nil {
-					return failureErr(err)
-				}
-			} else {
-				h.Format(out)
+			if err := printResult(cmd.OutOrStdout(), asJSON, h, h.Format); err != nil {
+				return err
 			}
 			if h.Unhealthy() {
 				return unhealthy("an agent reported a problem: run `wslmtu fix` in that distro")
