@@ -10,8 +10,6 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
@@ -74,14 +72,7 @@ func TestMSSClampAloneFixesTCPInTheLab(t *testing.T) {
 			dir := t.TempDir()
 			src := detect.Sources{Root: fstest.MapFS{}, Getenv: func(string) string { return "" }}
 			inWSL := func(fn func(fix.Host) error) error {
-				return l.DoWSL(func() error {
-					h, err := netlink.NewHandle()
-					if err != nil {
-						return err
-					}
-					defer h.Close()
-					return fn(fix.HostAt(h, src, dir))
-				})
+				return l.DoWSL(func() error { return fn(fix.HostAt(l.WSLNetlink(), src, dir)) })
 			}
 			err := inWSL(func(h fix.Host) error {
 				r, err := h.Fix(cfg)

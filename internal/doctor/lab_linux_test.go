@@ -9,8 +9,6 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
@@ -59,14 +57,7 @@ func TestDoctorInTheLab(t *testing.T) {
 	// Everything runs on a thread inside the lab's WSL namespace: netlink,
 	// iptables and /proc/sys/net all see that namespace, not the host's.
 	inWSL := func(fn func(fix.Host) error) error {
-		return l.DoWSL(func() error {
-			h, err := netlink.NewHandle()
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			return fn(fix.HostAt(h, src, cfg.StateDir))
-		})
+		return l.DoWSL(func() error { return fn(fix.HostAt(l.WSLNetlink(), src, cfg.StateDir)) })
 	}
 	doctorRun := func() []doctor.Check {
 		var checks []doctor.Check
