@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -238,15 +239,7 @@ func (a *agent) relevant(name string) bool {
 	if name == "" {
 		return false
 	}
-	if name == a.cfg.OuterInterface || (len(name) >= 3 && name[:3] == "eth") {
-		return true
-	}
-	for _, pattern := range a.cfg.Tunnels {
-		if ok, _ := filepath.Match(pattern, name); ok {
-			return true
-		}
-	}
-	return false
+	return name == a.cfg.OuterInterface || strings.HasPrefix(name, "eth") || a.cfg.IsTunnel(name)
 }
 
 func (a *agent) onLink(u netlink.LinkUpdate) {
@@ -274,8 +267,7 @@ func (a *agent) onLink(u netlink.LinkUpdate) {
 }
 
 func (a *agent) onRoute(u netlink.RouteUpdate) {
-	isDefault := u.Dst == nil || (u.Dst.IP.IsUnspecified() && isZeroMask(u.Dst.Mask))
-	if isDefault && u.Table == unix.RT_TABLE_MAIN {
+	if detect.IsDefaultRoute(u.Dst) && u.Table == unix.RT_TABLE_MAIN {
 		a.pending = append(a.pending, event{at: time.Now(), cause: "default route changed"})
 	}
 }
@@ -399,15 +391,6 @@ func (a *agent) saveCounters() {
 	if err := writeCounters(a.Host.Store.Dir, a.counters); err != nil {
 		a.log.Warn("cannot record counters", "error", err)
 	}
-}
-
-func isZeroMask(mask []byte) bool {
-	for _, b := range mask {
-		if b != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // subscriptions are the link and route event streams. Address changes are

@@ -64,8 +64,7 @@ func (k *Kernel) DefaultRouteIndex() (int, error) {
 		}
 		best, bestPriority := 0, -1
 		for _, r := range routes {
-			isDefault := r.Dst == nil || r.Dst.IP.IsUnspecified() && isZeroMask(r.Dst.Mask)
-			if !isDefault || r.LinkIndex == 0 {
+			if !IsDefaultRoute(r.Dst) || r.LinkIndex == 0 {
 				continue
 			}
 			if bestPriority < 0 || r.Priority < bestPriority {
@@ -77,15 +76,6 @@ func (k *Kernel) DefaultRouteIndex() (int, error) {
 		}
 	}
 	return 0, nil
-}
-
-func isZeroMask(mask []byte) bool {
-	for _, b := range mask {
-		if b != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // HostSources reads the real host: "/" and the process environment.

@@ -2,7 +2,7 @@ package detect
 
 import (
 	"fmt"
-	"path"
+	"net"
 	"sort"
 	"strings"
 
@@ -74,14 +74,7 @@ func observeLinks(env Environment, links []Link, nl Netlink, cfg config.Config) 
 	sort.Slice(links, func(i, j int) bool { return links[i].Index < links[j].Index })
 	st := State{Env: env, Links: links}
 
-	isTunnel := func(name string) bool {
-		for _, pattern := range cfg.Tunnels {
-			if ok, _ := path.Match(pattern, name); ok {
-				return true
-			}
-		}
-		return false
-	}
+	isTunnel := cfg.IsTunnel
 	for _, l := range links {
 		switch {
 		case !isTunnel(l.Name) || l.Name == cfg.OuterInterface:
@@ -154,4 +147,14 @@ type NotFoundError struct {
 
 func (e *NotFoundError) Error() string {
 	return fmt.Sprintf("%s %q not found (interfaces: %s)", e.What, e.Name, e.Have)
+}
+
+// IsDefaultRoute says whether a route destination is 0.0.0.0/0 or ::/0;
+// netlink reports it as nil or as the zero network, depending on version.
+func IsDefaultRoute(dst *net.IPNet) bool {
+	if dst == nil {
+		return true
+	}
+	ones, _ := dst.Mask.Size()
+	return dst.IP.IsUnspecified() && ones == 0
 }

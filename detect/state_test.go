@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"net"
 	"strings"
 	"testing"
 
@@ -77,5 +78,17 @@ func TestObserveAssumeWSL(t *testing.T) {
 	}
 	if !st.Env.WSL || !st.Env.Assumed {
 		t.Errorf("env = %+v, want assumed WSL", st.Env)
+	}
+}
+
+func TestIsDefaultRoute(t *testing.T) {
+	parse := func(s string) *net.IPNet { _, n, _ := net.ParseCIDR(s); return n }
+	for dst, want := range map[string]bool{"0.0.0.0/0": true, "::/0": true, "10.0.0.0/8": false, "0.0.0.0/1": false, "fd7a::/48": false} {
+		if got := IsDefaultRoute(parse(dst)); got != want {
+			t.Errorf("IsDefaultRoute(%s) = %v", dst, got)
+		}
+	}
+	if !IsDefaultRoute(nil) {
+		t.Error("a nil destination is the default route")
 	}
 }

@@ -124,6 +124,16 @@ func Default() Config {
 	}
 }
 
+// IsTunnel says whether an interface name matches the tunnel patterns.
+func (c Config) IsTunnel(name string) bool {
+	for _, pattern := range c.Tunnels {
+		if ok, _ := path.Match(pattern, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // Error names the file and line of a bad setting.
 type Error struct {
 	File string
