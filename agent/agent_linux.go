@@ -66,7 +66,6 @@ type agent struct {
 	retry     *time.Timer
 	// The counters file is rewritten at most once a second, and only after
 	// a change, so a fight costs no disk writes per reset and idle costs none.
-	countersDirty bool
 	countersSaved time.Time
 	flush         *time.Timer
 	// mssKey is the MSS part last synced; netfilter emits no netlink events,
@@ -88,7 +87,6 @@ func (a *agent) armMSSResync() {
 type event struct {
 	at    time.Time
 	cause string
-	link  string // the interface it is about, "" for route/config events
 }
 
 // Run reconciles once, then follows the kernel until ctx is done.
@@ -250,14 +248,14 @@ func (a *agent) onLink(u netlink.LinkUpdate) {
 	now := time.Now()
 	if u.Header.Type == unix.RTM_DELLINK {
 		delete(a.ownWrites, attrs.Name)
-		a.pending = append(a.pending, event{at: now, cause: attrs.Name + " removed", link: attrs.Name})
+		a.pending = append(a.pending, event{at: now, cause: attrs.Name + " removed"})
 		return
 	}
 	if want, ok := a.ownWrites[attrs.Name]; ok && want == attrs.MTU {
 		delete(a.ownWrites, attrs.Name)
 		return
 	}
-	ev := event{at: now, cause: fmt.Sprintf("%s mtu is %d", attrs.Name, attrs.MTU), link: attrs.Name}
+	ev := event{at: now, cause: fmt.Sprintf("%s mtu is %d", attrs.Name, attrs.MTU)}
 	if f := a.fights[attrs.Name]; f != nil && !f.allow(now, a.log, attrs.Name) {
 		a.counters.Fights = a.totalFights()
 		a.scheduleRetry(f.wait(now))
@@ -345,7 +343,6 @@ func (a *agent) reconcile(cause event) {
 	case cause.cause == "start":
 		a.saveCounters()
 	case repaired:
-		a.countersDirty = true
 		if wait := time.Second - time.Since(a.countersSaved); wait <= 0 {
 			a.saveCounters()
 		} else {
@@ -384,9 +381,7 @@ func (a *agent) syncMSS(plan fix.Plan, cause event) {
 }
 
 func (a *agent) saveCounters() {
-	a.countersDirty = false
 	a.countersSaved = time.Now()
-	a.counters.Resubscribe = max(a.counters.Resubscribe, 0)
 	a.counters.Config = a.cfg.Describe()
 	if err := writeCounters(a.Host.Store.Dir, a.counters); err != nil {
 		a.log.Warn("cannot record counters", "error", err)
