@@ -15,15 +15,6 @@ type Kernel struct {
 	H *netlink.Handle
 }
 
-// NewKernel opens a handle on the current network namespace.
-func NewKernel() (*Kernel, error) {
-	h, err := netlink.NewHandle()
-	if err != nil {
-		return nil, err
-	}
-	return &Kernel{H: h}, nil
-}
-
 func (k *Kernel) Close() { k.H.Close() }
 
 func (k *Kernel) Links() ([]Link, error) {

@@ -129,20 +129,6 @@ func BenchmarkIdle60s(b *testing.B) {
 	b.ReportMetric(float64(sw1-sw0), "wakeups/60s")
 }
 
-func waitFor(b *testing.B, events <-chan timedMTU, mtu int) time.Time {
-	timeout := time.After(5 * time.Second)
-	for {
-		select {
-		case e := <-events:
-			if e.mtu == mtu {
-				return e.at
-			}
-		case <-timeout:
-			b.Fatalf("no RTM_NEWLINK with mtu %d within 5s", mtu)
-		}
-	}
-}
-
 // agentCost sums CPU time and context switches over all the agent's threads.
 func agentCost(b *testing.B, pid int) (time.Duration, int) {
 	var cpu time.Duration

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/wslmtu/wslmtu/agent"
 	"github.com/wslmtu/wslmtu/internal/netnstest"
 )
@@ -306,33 +304,6 @@ func TestAgentRevertsOnStopWhenAsked(t *testing.T) {
 	if got := ns.MTU(t, "eth0"); got != 1280 {
 		t.Errorf("eth0 is %d after stop with revert_on_stop, want 1280", got)
 	}
-}
-
-// watchMTU reports every RTM_NEWLINK of link with its receive time.
-func watchMTU(t testing.TB, ns *netnstest.NS, link string) <-chan timedMTU {
-	t.Helper()
-	nsh := netnstest.Handle(t, ns)
-	updates := make(chan netlink.LinkUpdate, 65536)
-	done := make(chan struct{})
-	if err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
-		Namespace: &nsh, ReceiveBufferSize: 16 << 20, ReceiveBufferForceSize: true}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { close(done) })
-	out := make(chan timedMTU, 65536)
-	go func() {
-		for u := range updates {
-			if u.Attrs().Name == link {
-				out <- timedMTU{mtu: u.Attrs().MTU, at: time.Now()}
-			}
-		}
-	}()
-	return out
-}
-
-type timedMTU struct {
-	mtu int
-	at  time.Time
 }
 
 func ctxSwitches(statusPath string) int {

@@ -573,24 +573,11 @@ func (l *Lab) CloseOnSignal() (stop func()) {
 	}
 }
 
-// Options returns the options the lab was built with, defaults filled in.
-func (l *Lab) Options() Options { return l.opts }
-
 // WSLNetNS is the name of the WSL namespace (for `ip netns exec`).
 func (l *Lab) WSLNetNS() string { return l.wsl.name }
 
-// HyperVNetNS is the name of the namespace that NATs and drops fragments.
-func (l *Lab) HyperVNetNS() string { return l.hv.name }
-
-// PeerNetNS is the name of the namespace of the tunnel peer.
-func (l *Lab) PeerNetNS() string { return l.peer.name }
-
 // Namespaces lists the lab's namespace names.
 func (l *Lab) Namespaces() []string { return []string{l.wsl.name, l.hv.name, l.peer.name} }
-
-// WSLNetNSPath is the WSL namespace's bind-mount path, for netns.GetFromPath
-// or netlink.NewHandleAt.
-func (l *Lab) WSLNetNSPath() string { return filepath.Join("/var/run/netns", l.wsl.name) }
 
 // WSLNetlink is a netlink handle on the WSL namespace, owned by the lab and
 // valid until Close: what fix.HostAt and the agent need to act on "WSL".
@@ -603,9 +590,6 @@ func (l *Lab) WSLNetNSHandle() netns.NsHandle { return l.wsl.ns }
 // sockets and iptables calls fn makes act on the lab's "WSL". Goroutines fn
 // starts run outside it.
 func (l *Lab) DoWSL(fn func() error) error { return l.wsl.do(fn) }
-
-// DoPeer runs fn on a thread inside the peer namespace (see DoWSL).
-func (l *Lab) DoPeer(fn func() error) error { return l.peer.do(fn) }
 
 // NodePIDs are the process IDs of the WireGuard nodes (WSL's first).
 func (l *Lab) NodePIDs() []int {
