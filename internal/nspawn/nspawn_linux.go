@@ -101,6 +101,7 @@ type Container struct {
 
 	tmp     string
 	mounted bool
+	cgroups []string
 	cmd     *exec.Cmd
 	waited  chan struct{}
 	log     *bytes.Buffer
@@ -168,8 +169,19 @@ func Start(rootfs string) (*Container, error) {
 	}
 
 	start := time.Now()
-	c.cmd = exec.Command("systemd-nspawn", "-D", c.Root, "-M", c.Name, "-b",
-		"--register=no", "--keep-unit", "--private-network", "--console=read-only")
+	nspawn := []string{"systemd-nspawn", "-D", c.Root, "-M", c.Name, "-b",
+		"--register=no", "--keep-unit", "--private-network", "--console=read-only"}
+	c.cgroups = makeCgroups(c.Name)
+	c.cmd = exec.Command(nspawn[0], nspawn[1:]...)
+	if len(c.cgroups) > 0 {
+		// Enter the container's own cgroups before nspawn starts: it reads
+		// its cgroup once, at start.
+		script := `for d in "$@"; do case $d in --) break;; esac; echo $$ > "$d/cgroup.procs" || exit 1; done; ` +
+			`while [ "$1" != -- ]; do shift; done; shift; exec "$@"`
+		args := append([]string{"-c", script, "sh"}, c.cgroups...)
+		args = append(append(args, "--"), nspawn...)
+		c.cmd = exec.Command("sh", args...)
+	}
 	w := &lockedWriter{mu: c.logMu, w: c.log}
 	c.cmd.Stdout, c.cmd.Stderr = w, w
 	// The container must not get the test's signals (Ctrl-C goes to Close).
@@ -345,6 +357,7 @@ func (c *Container) close() error {
 			}
 		}
 	}
+	removeCgroups(c.cgroups)
 	if c.mounted {
 		if err := syscall.Unmount(c.Root, 0); err != nil {
 			// Something still holds it (a process of the test): detach it.
@@ -359,6 +372,85 @@ func (c *Container) close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// makeCgroups gives a container a cgroup of its own below the test's, in the
+// systemd (name=systemd or the unified) hierarchies. With --keep-unit and
+// --register=no, nspawn puts the container's payload under the cgroup it
+// runs in; when that is the root cgroup of a host without systemd, every
+// container would share "/payload", and one that a container's systemd left
+// behind (its init.scope is not always removed) stops the next boot with
+// "Failed to attach … to compat systemd cgroup //payload". Best effort:
+// without cgroups of its own the container boots as before.
+func makeCgroups(name string) []string {
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil
+	}
+	var dirs []string
+	for _, line := range strings.Split(strings.TrimSpace(string(self)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var mount string
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			mount = unifiedMount()
+		case parts[1] == "name=systemd":
+			mount = "/sys/fs/cgroup/systemd"
+		default:
+			continue
+		}
+		if mount == "" {
+			continue
+		}
+		dir := filepath.Join(mount, parts[2], name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			continue
+		}
+		dirs = append(dirs, dir)
+	}
+	return dirs
+}
+
+// unifiedMount is where the cgroup2 hierarchy is mounted: /sys/fs/cgroup on
+// a unified host, /sys/fs/cgroup/unified on a hybrid one.
+func unifiedMount() string {
+	for _, dir := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		var st syscall.Statfs_t
+		if syscall.Statfs(dir, &st) == nil && st.Type == 0x63677270 { // CGROUP2_SUPER_MAGIC
+			return dir
+		}
+	}
+	return ""
+}
+
+// removeCgroups removes the container's cgroups, deepest first; the kernel
+// refuses while a process is still in one, so it retries for a moment.
+func removeCgroups(dirs []string) {
+	deadline := time.Now().Add(5 * time.Second)
+	for _, dir := range dirs {
+		for {
+			var sub []string
+			_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+				if err == nil && d.IsDir() {
+					sub = append(sub, p)
+				}
+				return nil
+			})
+			failed := false
+			for i := len(sub) - 1; i >= 0; i-- {
+				if err := syscall.Rmdir(sub[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+					failed = true
+				}
+			}
+			if !failed || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 type lockedWriter struct {
