@@ -2,12 +2,11 @@ package agent
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/wslmtu/wslmtu/internal/proc"
 	"github.com/wslmtu/wslmtu/internal/statefile"
 )
 
@@ -60,27 +59,8 @@ func ReadStatus(stateDir string) (Status, error) {
 		return s, err
 	}
 	s.Known = true
-	s.Running = s.Stopped.IsZero() && isAgent(s.PID)
+	s.Running = s.Stopped.IsZero() && proc.IsAgent(s.PID)
 	return s, nil
-}
-
-// isAgent checks the pid is alive and still a wslmtu process, because pids
-// are reused after a crash.
-func isAgent(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
-		return false
-	}
-	args := strings.Split(string(cmdline), "\x00")
-	for _, a := range args {
-		if a == "run" {
-			return true
-		}
-	}
-	return false
 }
 
 func (s Status) String() string {

@@ -41,7 +41,9 @@ func (s Store) LoadRecord() (Record, error) {
 func (s Store) SaveRecord(rec Record) error { return statefile.WriteJSON(s.recordPath(), rec) }
 
 // Lock serializes wslmtu processes that change the host.
-func (s Store) Lock() (*statefile.Lock, error) { return statefile.Acquire(s.Dir) }
+func (s Store) Lock() (*statefile.Lock, error) {
+	return statefile.Acquire(s.Dir, statefile.LinksLock, 0, nil)
+}
 
 // Change is one applied action with what the kernel had just before.
 type Change struct {

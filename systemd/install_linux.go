@@ -8,13 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/kardianos/service"
 
+	"github.com/wslmtu/wslmtu/internal/proc"
 	"github.com/wslmtu/wslmtu/internal/statefile"
 )
 
@@ -353,7 +353,7 @@ func startAgent(command, binary string) error {
 	}
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		pids, err := agentPIDs(binary)
+		pids, err := proc.Agents(binary)
 		if err != nil {
 			return err
 		}
@@ -367,44 +367,10 @@ func startAgent(command, binary string) error {
 	}
 }
 
-// agentPIDs finds processes running "<binary> run": that is how the agent
-// is started outside systemd. An agent whose binary was replaced since shows
-// as "<binary> (deleted)".
-func agentPIDs(binary string) ([]int, error) {
-	want := binary
-	if p, err := filepath.EvalSymlinks(binary); err == nil {
-		want = p
-	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, err
-	}
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		exe, err := os.Readlink("/proc/" + e.Name() + "/exe")
-		if err != nil || strings.TrimSuffix(exe, " (deleted)") != want {
-			continue
-		}
-		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if len(args) > 1 && args[1] == "run" {
-			pids = append(pids, pid)
-		}
-	}
-	return pids, nil
-}
-
 // stopAgents sends SIGTERM (the agent's clean stop) and, after a grace period,
 // SIGKILL. It returns how many agents it stopped.
 func stopAgents(binary string) (int, error) {
-	pids, err := agentPIDs(binary)
+	pids, err := proc.Agents(binary)
 	if err != nil || len(pids) == 0 {
 		return 0, err
 	}
@@ -413,23 +379,12 @@ func stopAgents(binary string) (int, error) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, pid := range pids {
-		for alive(pid) && time.Now().Before(deadline) {
+		for proc.Alive(pid) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
-		if alive(pid) {
+		if proc.Alive(pid) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 	return len(pids), nil
-}
-
-// alive is false for gone processes and for zombies (a test's own children).
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }

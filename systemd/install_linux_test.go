@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/wslmtu/wslmtu/internal/proc"
 )
 
 // TestMain lets the test binary stand in for the agent: "<test binary> run"
@@ -65,7 +67,7 @@ func TestInstallWSLBootStartsAndUninstallRestores(t *testing.T) {
 	if err := Install(o); err != nil {
 		t.Fatalf("install: %v\n%s", err, out)
 	}
-	pids, _ := agentPIDs(o.Binary)
+	pids, _ := proc.Agents(o.Binary)
 	if len(pids) != 1 {
 		t.Fatalf("want 1 agent running, have %v", pids)
 	}
@@ -81,7 +83,7 @@ func TestInstallWSLBootStartsAndUninstallRestores(t *testing.T) {
 	if err := Install(o); err != nil {
 		t.Fatalf("second install: %v", err)
 	}
-	pids2, _ := agentPIDs(o.Binary)
+	pids2, _ := proc.Agents(o.Binary)
 	if len(pids2) != 1 || pids2[0] == pids[0] {
 		t.Fatalf("want one restarted agent, had %v, have %v", pids, pids2)
 	}
@@ -93,7 +95,7 @@ func TestInstallWSLBootStartsAndUninstallRestores(t *testing.T) {
 	if err := Uninstall(o); err != nil {
 		t.Fatalf("uninstall: %v", err)
 	}
-	if pids, _ := agentPIDs(o.Binary); len(pids) != 0 {
+	if pids, _ := proc.Agents(o.Binary); len(pids) != 0 {
 		t.Fatalf("agents still running after uninstall: %v", pids)
 	}
 	if !reverted {
@@ -123,7 +125,7 @@ func TestInstallRefusals(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "wsl --shutdown") {
 		t.Fatalf("systemd=true without systemd: want advice to restart WSL, got %v", err)
 	}
-	if pids, _ := agentPIDs(o.Binary); len(pids) != 0 {
+	if pids, _ := proc.Agents(o.Binary); len(pids) != 0 {
 		t.Fatal("an agent was started anyway")
 	}
 

@@ -1,42 +1,149 @@
 package statefile
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wslmtu/wslmtu/internal/proc"
 )
 
-// Lock is an exclusive advisory lock on a file in the state directory.
-type Lock struct{ f *os.File }
+// Lock names in the state directory. Links and routes (MTUs, route MTUs,
+// policy rules and revert.json) and the firewall (our chains and their
+// record) are locked apart, so an MTU repair never waits for an iptables run.
+const (
+	LinksLock    = "lock"
+	FirewallLock = "firewall.lock"
+)
 
-// Acquire blocks until no other wslmtu process holds the lock, so two runs
-// never interleave their reads and writes of MTUs and the revert record.
-func Acquire(dir string) (*Lock, error) {
+// DefaultLockTimeout is how long a command waits for another wslmtu: the
+// agent holds a lock for milliseconds, so a longer wait means something is stuck.
+const DefaultLockTimeout = 30 * time.Second
+
+// waitNotice is how long a lock may be busy before the waiter is told.
+const waitNotice = 300 * time.Millisecond
+
+// ErrLockTimeout marks a lock that stayed held for the whole timeout.
+var ErrLockTimeout = errors.New("lock timeout")
+
+// Lock is an exclusive advisory lock on a file in the state directory. It
+// may be kept open and taken and released many times (the agent does, to
+// save an open and a close per repair).
+type Lock struct {
+	f    *os.File
+	held bool
+}
+
+// Open opens (creating) the lock file name in dir without taking the lock.
+func Open(dir, name string) (*Lock, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
 	}
 	return &Lock{f: f}, nil
 }
 
-func (l *Lock) Release() {
-	if l != nil && l.f != nil {
-		l.f.Close() // closing drops the flock
-		l.f = nil
+// Acquire opens and takes the lock name in dir; see Lock.Lock.
+func Acquire(dir, name string, timeout time.Duration, onWait func(holder string)) (*Lock, error) {
+	l, err := Open(dir, name)
+	if err != nil {
+		return nil, err
 	}
+	if err := l.Lock(timeout, onWait); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Lock takes the lock, so two wslmtu processes never interleave their reads
+// and writes of the host and the records. When another process holds it,
+// onWait (if set) is told who after a moment, and after timeout (0 means
+// DefaultLockTimeout) Lock gives up with an error naming the holder.
+func (l *Lock) Lock(timeout time.Duration, onWait func(holder string)) error {
+	if timeout <= 0 {
+		timeout = DefaultLockTimeout
+	}
+	start := time.Now()
+	told := false
+	delay := 200 * time.Microsecond
+	for {
+		err := unix.Flock(int(l.f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		switch {
+		case err == nil:
+			l.held = true
+			return nil
+		case err == unix.EINTR:
+			continue
+		case err != unix.EWOULDBLOCK:
+			return fmt.Errorf("locking %s: %w", l.f.Name(), err)
+		}
+		waited := time.Since(start)
+		if waited >= timeout {
+			return fmt.Errorf("%w: %s has been held by %s for %s; is it stuck? (it is released when that process ends)",
+				ErrLockTimeout, l.f.Name(), l.Holder(), timeout)
+		}
+		if !told && waited >= waitNotice && onWait != nil {
+			told = true
+			onWait(l.Holder())
+		}
+		time.Sleep(delay)
+		delay = min(delay*2, 20*time.Millisecond)
+	}
+}
+
+// Unlock releases the lock and keeps the file open for the next Lock.
+func (l *Lock) Unlock() {
+	if l != nil && l.held {
+		_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+		l.held = false
+	}
+}
+
+// Close releases the lock (closing drops the flock) and the file.
+func (l *Lock) Close() {
+	if l != nil && l.f != nil {
+		l.f.Close()
+		l.f, l.held = nil, false
+	}
+}
+
+// Release is Unlock and Close, for a lock taken once.
+func (l *Lock) Release() { l.Close() }
+
+// Holder names the process holding the lock, from /proc/locks (no pid is
+// written anywhere, so a crashed holder leaves nothing stale behind).
+func (l *Lock) Holder() string {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(l.f.Fd()), &st); err != nil {
+		return "another process"
+	}
+	id := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	f, err := os.Open("/proc/locks")
+	if err != nil {
+		return "another process"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		// "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters have "->" after the number.
+		if len(fields) < 6 || fields[1] != "FLOCK" || fields[5] != id {
+			continue
+		}
+		if pid, err := strconv.Atoi(fields[4]); err == nil && pid != os.Getpid() {
+			return proc.Describe(pid)
+		}
+	}
+	return "another process"
 }

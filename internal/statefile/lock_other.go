@@ -2,14 +2,30 @@
 
 package statefile
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Lock exists on other systems only so that shared code compiles; wslmtu
 // changes MTUs on Linux alone.
 type Lock struct{}
 
-func Acquire(dir string) (*Lock, error) {
-	return nil, errors.New("changing the host is supported on Linux only")
+const (
+	LinksLock    = "lock"
+	FirewallLock = "firewall.lock"
+)
+
+var errLinuxOnly = errors.New("changing the host is supported on Linux only")
+
+func Open(dir, name string) (*Lock, error) { return nil, errLinuxOnly }
+
+func Acquire(dir, name string, timeout time.Duration, onWait func(holder string)) (*Lock, error) {
+	return nil, errLinuxOnly
 }
 
-func (l *Lock) Release() {}
+func (l *Lock) Lock(timeout time.Duration, onWait func(holder string)) error { return errLinuxOnly }
+func (l *Lock) Unlock()                                                      {}
+func (l *Lock) Close()                                                       {}
+func (l *Lock) Release()                                                     {}
+func (l *Lock) Holder() string                                               { return "" }

@@ -60,9 +60,10 @@ func ReplaceFile(path string, data []byte, perm os.FileMode, sync bool) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// ReadJSON fills v from path; a missing file leaves v untouched and is not an error.
+// ReadJSON fills v from path; a missing file leaves v untouched and is not an
+// error. The file must be a regular file of at most MaxFileSize bytes.
 func ReadJSON(path string, v any) (found bool, err error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
