@@ -5,6 +5,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/firewall"
 )
 
 // Host is everything fix reads and writes on one machine (or one namespace).
@@ -13,9 +14,13 @@ type Host struct {
 	Links   detect.Netlink
 	MTUs    MTUSetter
 	Store   Store
-	// Netfilter opens the MSS applier; nil where there is no iptables
-	// (another OS), which makes MSS clamping unavailable.
-	Netfilter NetfilterOpener
+	// Firewall opens the iptables runner of a network namespace; nil where
+	// there is no iptables (another OS, tests without a firewall), which
+	// makes MSS clamping unavailable.
+	Firewall firewall.Opener
+	// NetNS is the network namespace the firewall commands run in, as a
+	// path (/var/run/netns/NAME, /proc/PID/ns/net); "" is the caller's.
+	NetNS string
 	// Backend forces the iptables backend for new chains; BackendAuto
 	// picks the one already holding rules, else the default iptables.
 	Backend Backend
@@ -33,18 +38,24 @@ type Report struct {
 // Observe and plan without changing anything. The MSS part is checked
 // against the firewall (read only), so status says whether the rules are in place.
 func (h Host) Plan(cfg config.Config) (Report, error) {
-	r, _, err := h.plan(cfg)
+	return h.plan(cfg)
+}
+
+func (h Host) plan(cfg config.Config) (Report, error) {
+	r, err := h.observe(cfg)
+	if err == nil {
+		h.CheckFirewall(&r.Plan)
+	}
 	return r, err
 }
 
-func (h Host) plan(cfg config.Config) (Report, *Netfilter, error) {
+// observe plans without looking at the firewall.
+func (h Host) observe(cfg config.Config) (Report, error) {
 	st, err := detect.Observe(h.Sources, h.Links, cfg)
 	if err != nil {
-		return Report{}, nil, err
+		return Report{}, err
 	}
-	p := NewPlan(st, cfg)
-	nf := h.checkMSS(&p)
-	return Report{State: st, Plan: p, DryRun: true}, nf, nil
+	return Report{State: st, Plan: NewPlan(st, cfg), DryRun: true}, nil
 }
 
 // Fix observes, plans and applies under the state-directory lock, so a
@@ -59,16 +70,19 @@ func (h Host) Fix(cfg config.Config) (Report, error) {
 		return Report{}, err
 	}
 	defer lock.Release()
-	r, nf, err := h.plan(cfg)
+	r, err := h.observe(cfg)
 	if err != nil {
 		return r, err
 	}
 	r.DryRun = false
 	r.Changes, err = Apply(r.Plan, h.MTUs, h.Store)
 	if err != nil || r.Plan.Refused != "" {
+		h.CheckFirewall(&r.Plan)
 		return r, err
 	}
-	r.MSS, err = ApplyMSS(r.Plan, nf, h.Store)
+	// The firewall is read once, under its lock, and the plan's MSS part
+	// filled from that read.
+	r.MSS, err = h.syncFirewall(&r.Plan)
 	return r, err
 }
 
@@ -76,7 +90,7 @@ func (h Host) Fix(cfg config.Config) (Report, error) {
 // firewall holds exactly the rules the config asks for (or none are asked
 // for and none of ours are left). It changes nothing.
 func (h Host) MSSInSync(cfg config.Config) (bool, error) {
-	r, _, err := h.plan(cfg)
+	r, err := h.plan(cfg)
 	if err != nil {
 		return false, err
 	}
@@ -94,7 +108,7 @@ func (h Host) Revert() ([]Reverted, error) {
 		return nil, err
 	}
 	defer lock.Release()
-	done, mssErr := RevertMSS(h.Netfilter, h.Store)
+	done, mssErr := h.RevertFirewall()
 	mtus, err := Revert(h.MTUs, h.Store)
 	return append(done, mtus...), errors.Join(mssErr, err)
 }
@@ -103,14 +117,5 @@ func (h Host) Revert() ([]Reverted, error) {
 // line; the agent calls it apart from the MTU path because reading iptables
 // costs milliseconds, which MTU repairs must not wait for.
 func (h Host) SyncMSS(p *Plan) (*MSSChange, error) {
-	lock, err := h.Store.Lock()
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Release()
-	nf := h.checkMSS(p)
-	if p.MSS == nil {
-		return nil, nil
-	}
-	return ApplyMSS(*p, nf, h.Store)
+	return h.SyncFirewall(*p)
 }

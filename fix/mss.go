@@ -8,61 +8,42 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/firewall"
+	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
-// Family is an IP version, named the way iptables' binaries are.
-type Family string
+// The firewall's names, as fix's callers and the revert record know them.
+type (
+	Family  = firewall.Family
+	Backend = firewall.Backend
+)
 
 const (
-	IPv4 Family = "ipv4"
-	IPv6 Family = "ipv6"
+	IPv4          = firewall.IPv4
+	IPv6          = firewall.IPv6
+	BackendAuto   = firewall.Auto
+	BackendNFT    = firewall.NFT
+	BackendLegacy = firewall.Legacy
+	MangleTable   = firewall.Mangle
+	ChainIn       = firewall.ChainIn
+	ChainOut      = firewall.ChainOut
 )
 
 // Families are both, in the order rules are listed and applied.
-var Families = []Family{IPv4, IPv6}
+var Families = firewall.Families
 
-// Tool is the iptables binary of the family, for messages.
-func (f Family) Tool() string {
-	if f == IPv6 {
-		return "ip6tables"
-	}
-	return "iptables"
-}
+// ErrMSSUnavailable marks errors that mean this host cannot clamp at all
+// (no iptables, no TCPMSS target, an outer MTU too small for any MSS):
+// retrying will not help, the MTU part is unaffected.
+var ErrMSSUnavailable = firewall.ErrUnavailable
 
-// tcpHeaders is what an MSS leaves out of a packet: IP header + 20 TCP.
-func (f Family) tcpHeaders() int {
-	if f == IPv6 {
-		return 60
-	}
-	return 40
-}
-
-// The mangle table and the chains of our own. Everything wslmtu adds lives in
-// these two chains plus one jump each from a built-in chain, so revert (and a
-// reader of iptables-save) can tell our rules from anyone else's.
-const (
-	MangleTable = "mangle"
-	ChainIn     = "WSLMTU-IN"  // jumped from PREROUTING: SYN and SYN-ACK arriving on a tunnel
-	ChainOut    = "WSLMTU-OUT" // jumped from POSTROUTING: leaving on a tunnel, local and forwarded
-)
-
-// wireGuardPad is WireGuard's padding unit: the inner packet grows to a
-// multiple of 16 (measured: with eth0 1280 the largest inner packet that
-// crosses is 1216, not 1220).
-const wireGuardPad = 16
-
-// ClampMSS is the largest MSS whose segments, once WireGuard has padded them
-// and added its overhead, still fit an outer MTU: floor16(outer − 80) minus
-// the family's IP and TCP headers. 1160 (IPv4) and 1140 (IPv6) for 1280.
-func ClampMSS(outerMTU int, f Family) int {
-	inner := (outerMTU - WireGuardOverhead) / wireGuardPad * wireGuardPad
-	return inner - f.tcpHeaders()
-}
+// Unavailable builds the error for a host that cannot clamp.
+func Unavailable(why string) error { return firewall.Unavailable(why) }
 
 // MSSOverrideIPv6 is what the IPv6 rules use when the config sets mss: the
 // setting is the IPv4 MSS, and IPv6 carries a header 20 bytes larger, so the
 // same packet size means 20 bytes less payload.
-func MSSOverrideIPv6(mss int) int { return mss - 20 }
+func MSSOverrideIPv6(mss int) int { return mss - (tunnel.IPv6Header - tunnel.IPv4Header) }
 
 // MSSRule is one rule of ours, in the form `iptables -S` prints it, so the
 // applier compares what the kernel has with what is wanted as plain text.
@@ -81,17 +62,13 @@ func (r MSSRule) String() string {
 	return s
 }
 
-// line is the rule as `iptables -S` prints it.
-func (r MSSRule) line() string { return "-A " + r.Chain + " " + strings.Join(r.Spec, " ") }
-
-// mssJumps are the two rules in built-in chains. PREROUTING sees every packet
-// arriving on a tunnel and POSTROUTING every packet leaving on one, whether
-// local or forwarded (a subnet router), so two hooks cover all four cases.
+// mssJumps are the two rules in built-in chains (see firewall.Jumps).
 func mssJumps(f Family) []MSSRule {
-	return []MSSRule{
-		{Family: f, Chain: "PREROUTING", Spec: []string{"-p", "tcp", "-j", ChainIn}},
-		{Family: f, Chain: "POSTROUTING", Spec: []string{"-p", "tcp", "-j", ChainOut}},
+	var out []MSSRule
+	for _, j := range firewall.Jumps {
+		out = append(out, MSSRule{Family: f, Chain: j.From, Spec: strings.Fields(j.Spec())})
 	}
+	return out
 }
 
 // MSSState is what the host's firewall holds compared with the plan.
@@ -103,7 +80,7 @@ const (
 	MSSDiffers     MSSState = "differs"     // some of ours exist but not as wanted
 	MSSAbsent      MSSState = "absent"      // none of ours exist
 	MSSPresent     MSSState = "present"     // ours exist and clamping is off: remove them
-	MSSUnavailable MSSState = "unavailable" // no iptables or no TCPMSS: cannot clamp
+	MSSUnavailable MSSState = "unavailable" // no iptables, no TCPMSS, or no MSS that fits: cannot clamp
 )
 
 // MSSPlan is the MSS part of a plan: the rules wanted in our chains, or, with
@@ -117,6 +94,10 @@ type MSSPlan struct {
 	Why4     string    `json:"why_ipv4,omitempty"`
 	Why6     string    `json:"why_ipv6,omitempty"`
 	Rules    []MSSRule `json:"rules,omitempty"` // our chains' contents, both families
+	// Refused says why the planner will not clamp (no outer interface, an
+	// MSS below the minimum); State is then MSSUnavailable, and nothing in
+	// the firewall is read or changed.
+	Refused string `json:"refused,omitempty"`
 	// Filled by the host, which is the only one that can look at iptables.
 	Backend  string   `json:"backend,omitempty"`
 	State    MSSState `json:"state,omitempty"`
@@ -140,6 +121,24 @@ func (m *MSSPlan) wanted(f Family) []MSSRule {
 	return out
 }
 
+// firewallRules is the wanted state of one family for the firewall
+// package; nil when clamping is off, which means: none of ours.
+func (m *MSSPlan) firewallRules(f Family) *firewall.Rules {
+	if m == nil || !m.Clamp {
+		return nil
+	}
+	rules := &firewall.Rules{}
+	for _, r := range m.wanted(f) {
+		spec := strings.Join(r.Spec, " ")
+		if r.Chain == ChainIn {
+			rules.In = append(rules.In, spec)
+		} else {
+			rules.Out = append(rules.Out, spec)
+		}
+	}
+	return rules
+}
+
 func (m *MSSPlan) families() []Family {
 	if len(m.Families) > 0 {
 		return m.Families
@@ -155,6 +154,10 @@ func (m *MSSPlan) String() string {
 	}
 	if !m.Clamp {
 		fmt.Fprintf(&b, "mss clamp off: remove chains %s and %s and their jumps (%s)\n", ChainIn, ChainOut, via)
+		return b.String()
+	}
+	if m.Refused != "" {
+		fmt.Fprintf(&b, "mss clamp: cannot be applied (%s)\n", m.Refused)
 		return b.String()
 	}
 	switch m.State {
@@ -200,22 +203,36 @@ func planMSS(p *Plan, st detect.State, cfg config.Config) {
 			}
 		}
 	}
+	wg := tunnel.Spec{Kind: tunnel.WireGuard}
 	switch {
 	case cfg.MSS != 0:
 		m.MSS4, m.MSS6 = cfg.MSS, MSSOverrideIPv6(cfg.MSS)
 		m.Why4 = fmt.Sprintf("mss = %d in the config", cfg.MSS)
 		m.Why6 = fmt.Sprintf("mss = %d in the config − 20 for the larger IPv6 header", cfg.MSS)
+		if m.MSS6 < tunnel.MinMSS {
+			refuseMSS(p, m, fmt.Sprintf("mss = %d in the config gives IPv6 segments an MSS of %d, below the minimum %d; set mss to at least %d",
+				cfg.MSS, m.MSS6, tunnel.MinMSS, tunnel.MinMSS+cfg.MSS-m.MSS6))
+			return
+		}
 	case st.Outer == nil:
-		p.Warnings = append(p.Warnings, "mss_clamp: no outer interface to compute the MSS from; set mss or outer_interface")
+		refuseMSS(p, m, "no outer interface to compute the MSS from; set mss or outer_interface")
 		return
 	default:
-		m.MSS4, m.MSS6 = ClampMSS(m.OuterMTU, IPv4), ClampMSS(m.OuterMTU, IPv6)
+		m.MSS4, _, _ = wg.ClampMSS(m.OuterMTU, tunnel.IPv4)
+		m.MSS6, _, _ = wg.ClampMSS(m.OuterMTU, tunnel.IPv6)
 		outer := fmt.Sprintf("%s %d", m.Outer, m.OuterMTU)
 		if m.OuterMTU != st.Outer.MTU {
 			outer += " after the mtu change"
 		}
-		m.Why4 = fmt.Sprintf("%s: floor16(%d − %d) − 40, WireGuard pads to 16 bytes", outer, m.OuterMTU, WireGuardOverhead)
-		m.Why6 = fmt.Sprintf("%s: floor16(%d − %d) − 60, WireGuard pads to 16 bytes", outer, m.OuterMTU, WireGuardOverhead)
+		// An outer MTU this small leaves TCP no segment size a peer must
+		// accept: clamping to it would break connections, not fix them.
+		if min(m.MSS4, m.MSS6) < tunnel.MinMSS {
+			refuseMSS(p, m, fmt.Sprintf("%s mtu %d gives an MSS of %d (IPv4) and %d (IPv6) through the tunnel, below the minimum %d",
+				m.Outer, m.OuterMTU, m.MSS4, m.MSS6, tunnel.MinMSS))
+			return
+		}
+		m.Why4 = fmt.Sprintf("%s: %s", outer, wg.ClampWhy(m.OuterMTU, tunnel.IPv4))
+		m.Why6 = fmt.Sprintf("%s: %s", outer, wg.ClampWhy(m.OuterMTU, tunnel.IPv6))
 	}
 	names := clampInterfaces(st, cfg)
 	for _, f := range Families {
@@ -229,6 +246,15 @@ func planMSS(p *Plan, st detect.State, cfg config.Config) {
 			}
 		}
 	}
+	p.MSS = m
+}
+
+// refuseMSS turns the MSS part into a refusal: nothing is read from or
+// written to the firewall, and the plan says why.
+func refuseMSS(p *Plan, m *MSSPlan, why string) {
+	m.Refused, m.State, m.Detail = why, MSSUnavailable, why
+	m.MSS4, m.MSS6, m.Why4, m.Why6 = 0, 0, "", ""
+	p.Warnings = append(p.Warnings, "mss_clamp: "+why+": MSS clamping is not applied")
 	p.MSS = m
 }
 

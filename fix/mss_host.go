@@ -3,30 +3,75 @@ package fix
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
+
+	"github.com/wslmtu/wslmtu/internal/firewall"
+	"github.com/wslmtu/wslmtu/internal/statefile"
 )
 
 // MSSRecord remembers what wslmtu created in the firewall, so revert removes
-// exactly that, through the same backend, even after the config changed.
+// exactly that, through the same backend, even after the config changed. It
+// lives in firewall.json, apart from the MTU record, because the firewall has
+// its own lock: an MTU repair never waits for iptables.
 type MSSRecord struct {
 	Backend  Backend  `json:"backend"`
 	Families []Family `json:"families"`
 	Table    string   `json:"table"`
 	Chains   []string `json:"chains"`
 	Jumps    []string `json:"jumps"`
+	// CreatedTables are the families whose mangle table did not exist
+	// before wslmtu first created its chains there, so revert deletes it
+	// again (nf_tables). Records from before this field have none.
+	CreatedTables []Family `json:"created_tables,omitempty"`
 }
 
-func newMSSRecord(nf *Netfilter) *MSSRecord {
-	rec := &MSSRecord{Backend: nf.Backend, Families: nf.Available(), Table: MangleTable, Chains: []string{ChainIn, ChainOut}}
-	for _, j := range mssJumps(IPv4) {
-		rec.Jumps = append(rec.Jumps, strings.TrimPrefix(j.line(), "-A "))
+// firewallFile is firewall.json: the record, or none once reverted.
+type firewallFile struct {
+	Version int        `json:"version"`
+	MSS     *MSSRecord `json:"mss,omitempty"`
+}
+
+const firewallFileVersion = 1
+
+func (s Store) firewallPath() string { return filepath.Join(s.Dir, "firewall.json") }
+
+// LoadFirewallRecord reads what wslmtu created in the firewall; nil when
+// nothing. Before firewall.json existed, the record was the "mss" key of
+// revert.json (version 1), which is read when firewall.json does not exist.
+func (s Store) LoadFirewallRecord() (*MSSRecord, error) {
+	var file firewallFile
+	found, err := statefile.ReadJSON(s.firewallPath(), &file)
+	if err != nil {
+		return nil, err
 	}
-	return rec
+	if found {
+		if file.Version != firewallFileVersion {
+			return nil, fmt.Errorf("%s: unknown version %d (this wslmtu reads version %d)", s.firewallPath(), file.Version, firewallFileVersion)
+		}
+		return file.MSS, nil
+	}
+	var v1 struct {
+		MSS *MSSRecord `json:"mss"`
+	}
+	if _, err := statefile.ReadJSON(s.recordPath(), &v1); err != nil {
+		return nil, err
+	}
+	return v1.MSS, nil
 }
 
-// MSSChange is what one fix did to the firewall.
+// SaveFirewallRecord replaces firewall.json atomically; nil records that
+// nothing of ours is left, which also retires a version 1 record in
+// revert.json.
+func (s Store) SaveFirewallRecord(rec *MSSRecord) error {
+	if err := statefile.WriteJSON(s.firewallPath(), firewallFile{Version: firewallFileVersion, MSS: rec}); err != nil {
+		return fmt.Errorf("saving the firewall record: %w", err)
+	}
+	return nil
+}
+
+// MSSChange is what one sync did to the firewall.
 type MSSChange struct {
 	Backend string   `json:"backend"`
 	Clamp   bool     `json:"clamp"`
@@ -50,157 +95,266 @@ func (c MSSChange) String() string {
 	return b.String()
 }
 
-// NetfilterOpener gives the MSS applier for a backend (BackendAuto: choose).
-type NetfilterOpener func(Backend) (*Netfilter, error)
+// openFirewall gives the runner of the host's namespace, and the state of
+// the firewall read through the recorded backend (else the forced one,
+// else the one chosen). Close the runner when done.
+func (h Host) openFirewall(rec *MSSRecord) (firewall.Runner, *firewall.State, error) {
+	if h.Firewall == nil {
+		return nil, nil, Unavailable("no iptables support on this system")
+	}
+	r, err := h.Firewall(h.NetNS)
+	if err != nil {
+		return nil, nil, err
+	}
+	backend := h.Backend
+	if rec != nil {
+		backend = rec.Backend // our chains live there; stay with them
+	}
+	st, err := firewall.Read(r, backend)
+	if err != nil {
+		r.Close()
+		if rec != nil {
+			err = fmt.Errorf("iptables %s, where firewall.json says our chains are: %w", rec.Backend, err)
+		}
+		return nil, nil, err
+	}
+	if rec != nil {
+		st.Why = "our chains are there (firewall.json)"
+	}
+	return r, st, nil
+}
 
-// CachedNetfilter opens each backend once, because opening runs several
-// iptables processes and the agent reconciles often.
-func CachedNetfilter(open NetfilterOpener) NetfilterOpener {
-	var mu sync.Mutex
-	cache := map[Backend]*Netfilter{}
-	return func(b Backend) (*Netfilter, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if nf, ok := cache[b]; ok {
-			return nf, nil
-		}
-		nf, err := open(b)
-		if err == nil {
-			cache[b] = nf
-		}
-		return nf, err
+// why is an unavailable error's reason without its wrapping.
+func why(err error) string {
+	s := strings.TrimPrefix(err.Error(), "MSS clamping unavailable: ")
+	return strings.TrimSuffix(s, "; the MTU part still works")
+}
+
+// CheckFirewall fills the MSS part of p from the firewall, read once: the
+// backend, and whether our rules are as wanted. With clamping off it looks
+// for chains of ours all the same (recorded or left over) and, when there
+// are, makes the part their removal. It never changes anything.
+func (h Host) CheckFirewall(p *Plan) {
+	if m := p.MSS; m != nil && m.Refused != "" {
+		return
+	}
+	rec, err := h.Store.LoadFirewallRecord()
+	if err != nil {
+		p.Warnings = append(p.Warnings, err.Error())
+	}
+	r, st, err := h.openFirewall(rec)
+	if err != nil {
+		readFailed(p, rec, err)
+		return
+	}
+	r.Close()
+	fillPlan(p, st)
+}
+
+// readFailed says in p why the firewall could not be read.
+func readFailed(p *Plan, rec *MSSRecord, err error) {
+	m := p.MSS
+	switch clamp := m != nil && m.Clamp; {
+	case !clamp && rec == nil && errors.Is(err, ErrMSSUnavailable):
+		// No iptables and nothing recorded: nothing of ours to find.
+	case !clamp:
+		p.Warnings = append(p.Warnings, "could not look for our MSS chains: "+err.Error())
+	case errors.Is(err, ErrMSSUnavailable):
+		m.State, m.Detail = MSSUnavailable, why(err)
+		p.Warnings = append(p.Warnings, err.Error())
+	default:
+		p.Warnings = append(p.Warnings, "could not read the firewall: "+err.Error())
 	}
 }
 
-// checkMSS fills in the MSS part of p from the firewall: the backend, and
-// whether the rules are in place. With clamping off but chains recorded, it
-// turns the part into their removal. It never changes anything.
-func (h Host) checkMSS(p *Plan) *Netfilter {
-	rec, err := h.Store.LoadRecord()
-	if err != nil {
-		p.Warnings = append(p.Warnings, err.Error())
-	}
-	if p.MSS == nil {
-		if rec.MSS == nil {
-			return nil
-		}
-		p.MSS = &MSSPlan{Clamp: false}
-	}
+// fillPlan sets the MSS part's backend and state from what was read.
+func fillPlan(p *Plan, st *firewall.State) {
 	m := p.MSS
-	if h.Netfilter == nil {
-		m.State, m.Detail = MSSUnavailable, "no iptables support on this system"
-		p.Warnings = append(p.Warnings, Unavailable(m.Detail).Error())
-		return nil
-	}
-	backend := h.Backend
-	if rec.MSS != nil {
-		backend = rec.MSS.Backend // our chains live there; stay with them
-	}
-	nf, err := h.Netfilter(backend)
-	if err != nil {
-		m.State, m.Detail = MSSUnavailable, err.Error()
-		if !errors.Is(err, ErrMSSUnavailable) {
-			err = Unavailable(err.Error())
+	if m == nil || !m.Clamp {
+		if st.Ours() {
+			p.MSS = &MSSPlan{Clamp: false, Backend: st.Describe(), State: MSSPresent, Families: st.Families()}
 		}
-		p.Warnings = append(p.Warnings, err.Error())
-		return nil
+		return
 	}
-	shown := *nf
-	if rec.MSS != nil {
-		shown.Why = "our chains are there (revert record)"
-	}
-	m.Backend, m.Families = shown.Describe(), nf.Available()
+	m.Backend, m.Families = st.Describe(), st.Families()
 	for _, f := range Families {
-		if why, missing := nf.Missing[f]; missing && m.Clamp {
+		if why, missing := st.Missing[f]; missing {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("no %s MSS clamping: %s", f, why))
 		}
 	}
-	state, detail, err := nf.Check(m)
-	if err != nil {
-		p.Warnings = append(p.Warnings, "could not read the firewall: "+err.Error())
-		return nf
+	var found []string
+	for _, f := range st.Families() {
+		found = append(found, firewall.Diff(f, m.firewallRules(f), st.Mangle(f)).Found()...)
 	}
-	m.State, m.Detail = state, detail
-	if !m.Clamp && state == MSSAbsent {
-		p.MSS = nil // only a stale record is left; Fix clears it
+	switch {
+	case len(found) == 0:
+		m.State = MSSInSync
+	case !st.Ours():
+		m.State = MSSAbsent
+	default:
+		m.State, m.Detail = MSSDiffers, strings.Join(found, ", ")
 	}
-	return nf
 }
 
-// ApplyMSS brings the firewall to the plan's MSS part: our chains in sync,
-// or, with clamping off, gone. The record is written before the first chain
-// is created, so revert finds them even after a crash.
-func ApplyMSS(p Plan, nf *Netfilter, store Store) (*MSSChange, error) {
-	m := p.MSS
-	rec, err := store.LoadRecord()
+// SyncFirewall brings the firewall to the MSS part of p: our chains with
+// exactly the wanted rules, or, with clamping off (p.MSS nil or Clamp
+// false), none of ours, recorded or left over. It reads the firewall once,
+// diffs, and applies the difference with one iptables-restore per family;
+// when all is in place it starts no restore at all. It holds the firewall
+// lock, not the links one, so MTU repairs never wait for it. The record is
+// written before anything is created, so revert finds it even after a crash.
+// A refused MSS part (see MSSPlan.Refused) changes nothing and returns an
+// error matching ErrMSSUnavailable.
+func (h Host) SyncFirewall(p Plan) (*MSSChange, error) {
+	if p.MSS != nil {
+		m := *p.MSS
+		p.MSS = &m // filled below; the caller's plan stays as it was
+	}
+	return h.syncFirewall(&p)
+}
+
+// syncFirewall is SyncFirewall filling p's MSS part and warnings from the
+// read it makes under the lock (as CheckFirewall would), so fix reads the
+// firewall once.
+func (h Host) syncFirewall(p *Plan) (*MSSChange, error) {
+	if p.Refused != "" {
+		return nil, nil
+	}
+	if m := p.MSS; m != nil && m.Refused != "" {
+		return nil, Unavailable(m.Refused)
+	}
+	clamp := p.MSS != nil && p.MSS.Clamp
+	lock, err := statefile.Acquire(h.Store.Dir, statefile.FirewallLock, 0, nil)
 	if err != nil {
 		return nil, err
 	}
-	if m == nil {
-		if rec.MSS == nil || nf == nil {
-			return nil, nil
+	defer lock.Release()
+	rec, err := h.Store.LoadFirewallRecord()
+	if err != nil {
+		return nil, err
+	}
+	r, st, err := h.openFirewall(rec)
+	if err != nil {
+		readFailed(p, rec, err)
+		if !clamp && rec == nil && errors.Is(err, ErrMSSUnavailable) {
+			return nil, nil // nothing of ours can be there
 		}
-		// Clamping is off and the record lists chains: forget them once
-		// they are really gone (deleted by hand, or a reboot).
-		if state, _, err := nf.Check(&MSSPlan{}); err != nil || state != MSSAbsent {
-			return nil, err
-		}
-		rec.MSS = nil
-		return nil, store.SaveRecord(rec)
+		return nil, err
 	}
-	if m.State == MSSUnavailable {
-		return nil, Unavailable(m.Detail)
+	defer r.Close()
+	fillPlan(p, st)
+	var patches []firewall.Patch
+	changes := false
+	for _, f := range st.Families() {
+		patch := firewall.Diff(f, p.MSS.firewallRules(f), st.Mangle(f))
+		patches = append(patches, patch)
+		changes = changes || !patch.Empty()
 	}
-	if nf == nil {
-		return nil, Unavailable("iptables could not be opened")
-	}
-	change := &MSSChange{Backend: m.Backend, Clamp: m.Clamp}
-	if change.Backend == "" {
-		change.Backend = nf.Describe()
-	}
-	if !m.Clamp {
-		change.Done, err = nf.Remove()
-		if err != nil {
-			return change, err
-		}
-		rec.MSS = nil
-		return change, store.SaveRecord(rec)
-	}
-	if want := newMSSRecord(nf); rec.MSS == nil || !slices.Equal(rec.MSS.Families, want.Families) {
-		if rec.MSS != nil {
-			for _, f := range rec.MSS.Families {
-				if !slices.Contains(want.Families, f) {
-					want.Families = append(want.Families, f)
-				}
+	change := &MSSChange{Backend: st.Describe(), Clamp: clamp}
+	if clamp {
+		if next := recordFor(rec, st); next != nil {
+			if err := h.Store.SaveFirewallRecord(next); err != nil {
+				return change, err
 			}
 		}
-		rec.MSS = want
-		if err := store.SaveRecord(rec); err != nil {
-			return change, fmt.Errorf("saving the revert record: %w", err)
+	} else if rec == nil && !changes {
+		return nil, nil
+	}
+	if changes {
+		if change.Done, err = firewall.Apply(r, st, patches); err != nil {
+			return change, err
 		}
 	}
-	if m.State == MSSInSync {
+	if clamp {
 		return change, nil
 	}
-	change.Done, err = nf.Sync(m)
-	return change, err
+	done, err := removeCreatedTables(r, st, rec)
+	change.Done = append(change.Done, done...)
+	if err != nil {
+		return change, err
+	}
+	return change, h.Store.SaveFirewallRecord(nil)
 }
 
-// RevertMSS removes our chains and jumps, through the recorded backend, and
-// forgets them.
-func RevertMSS(open NetfilterOpener, store Store) ([]Reverted, error) {
-	rec, err := store.LoadRecord()
-	if err != nil || rec.MSS == nil {
+// recordFor is the record once our chains exist in every family of st, or
+// nil when rec already says so. A family is recorded with whether its
+// mangle table existed before we made our chains there.
+func recordFor(rec *MSSRecord, st *firewall.State) *MSSRecord {
+	next := &MSSRecord{Backend: st.Backend, Table: MangleTable, Chains: slices.Clone(firewall.Chains)}
+	for _, j := range firewall.Jumps {
+		next.Jumps = append(next.Jumps, j.From+" "+j.Spec())
+	}
+	if rec != nil {
+		next = rec
+		next.Families = slices.Clone(rec.Families)
+	}
+	grew := false
+	for _, f := range st.Families() {
+		if slices.Contains(next.Families, f) {
+			continue
+		}
+		grew = true
+		next.Families = append(next.Families, f)
+		if st.Mangle(f) == nil {
+			next.CreatedTables = append(next.CreatedTables, f)
+		}
+	}
+	if rec != nil && !grew {
+		return nil
+	}
+	return next
+}
+
+// removeCreatedTables deletes the mangle tables our chains brought along
+// (see firewall.RemoveCreatedTable) once ours are gone.
+func removeCreatedTables(r firewall.Runner, st *firewall.State, rec *MSSRecord) ([]string, error) {
+	if rec == nil {
+		return nil, nil
+	}
+	var done []string
+	for _, f := range rec.CreatedTables {
+		if !slices.Contains(st.Families(), f) {
+			continue
+		}
+		msg, err := firewall.RemoveCreatedTable(r, st.Backend, f)
+		if err != nil {
+			return done, err
+		}
+		if msg != "" {
+			done = append(done, msg)
+		}
+	}
+	return done, nil
+}
+
+// RevertFirewall removes our chains and jumps through the recorded backend,
+// then the mangle tables they brought along, and forgets them. It removes
+// exactly what is ours: the chains named WSLMTU-* and our jumps to them.
+func (h Host) RevertFirewall() ([]Reverted, error) {
+	lock, err := statefile.Acquire(h.Store.Dir, statefile.FirewallLock, 0, nil)
+	if err != nil {
 		return nil, err
 	}
-	if open == nil {
-		return nil, errors.New("the revert record lists MSS chains, but this system has no iptables support")
+	defer lock.Release()
+	rec, err := h.Store.LoadFirewallRecord()
+	if err != nil || rec == nil {
+		return nil, err
 	}
-	nf, err := open(rec.MSS.Backend)
+	r, st, err := h.openFirewall(rec)
 	if err != nil {
-		return nil, fmt.Errorf("removing the MSS chains (iptables %s): %w", rec.MSS.Backend, err)
+		return nil, fmt.Errorf("removing the MSS chains: %w", err)
 	}
-	done, err := nf.Remove()
+	defer r.Close()
+	var patches []firewall.Patch
+	for _, f := range st.Families() {
+		patches = append(patches, firewall.Diff(f, nil, st.Mangle(f)))
+	}
+	done, err := firewall.Apply(r, st, patches)
+	if err == nil {
+		var more []string
+		more, err = removeCreatedTables(r, st, rec)
+		done = append(done, more...)
+	}
 	var out []Reverted
 	for _, d := range done {
 		out = append(out, Reverted{MSS: "mss clamp: " + d})
@@ -209,11 +363,7 @@ func RevertMSS(open NetfilterOpener, store Store) ([]Reverted, error) {
 		return out, err
 	}
 	if len(out) == 0 {
-		out = append(out, Reverted{MSS: fmt.Sprintf("mss clamp: chains %s and %s were already gone (iptables %s)", ChainIn, ChainOut, rec.MSS.Backend)})
+		out = append(out, Reverted{MSS: fmt.Sprintf("mss clamp: chains %s and %s were already gone (iptables %s)", ChainIn, ChainOut, rec.Backend)})
 	}
-	rec.MSS = nil
-	if err := store.SaveRecord(rec); err != nil {
-		return out, fmt.Errorf("saving the revert record: %w", err)
-	}
-	return out, nil
+	return out, h.Store.SaveFirewallRecord(nil)
 }

@@ -1,227 +1,274 @@
 package fix
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/firewall"
 	"github.com/wslmtu/wslmtu/internal/netnstest"
 )
 
-// testNetns creates a throwaway namespace with eth0 at 1280 and returns a
-// function that runs fn on an OS thread inside it. Every iptables process
-// the code under test starts is a child of that thread, so it sees only the
-// namespace's firewall, never the host's.
-func testNetns(t *testing.T) func(fn func() error) error {
-	t.Helper()
-	netnstest.RequireRoot(t, "creates a network namespace and runs iptables in it")
-	b := make([]byte, 4)
-	rand.Read(b)
-	name := "wslmtu-mss-" + hex.EncodeToString(b)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	if out, err := exec.Command("ip", "-n", name, "link", "add", "eth0", "mtu", "1280", "type", "veth", "peer", "name", "hv0").CombinedOutput(); err != nil {
-		t.Fatalf("creating eth0: %v: %s", err, out)
-	}
-	ns, err := netns.GetFromName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	return func(fn func() error) error {
-		errc := make(chan error, 1)
-		go func() {
-			returned := false
-			defer func() {
-				if !returned {
-					errc <- errors.New("the test stopped inside the namespace")
-				}
-			}()
-			// Never unlocked: the runtime retires this thread with the
-			// goroutine instead of reusing a thread in the wrong namespace.
-			runtime.LockOSThread()
-			if err := netns.Set(ns); err != nil {
-				errc <- err
-				return
-			}
-			err := fn()
-			returned = true
-			errc <- err
-		}()
-		return <-errc
-	}
+// mssNS is a throwaway namespace with eth0 at 1280 and the Host acting in
+// it: netlink through the namespace's handle, iptables through NetNS, so
+// nothing here ever runs in the host's namespace. It counts the restores
+// the host starts.
+type mssNS struct {
+	*netnstest.NS
+	host     Host
+	restores atomic.Int64
 }
 
-var saveNoise = regexp.MustCompile(`(?m)^#.*\n`)
+func newMSSNS(t testing.TB) *mssNS {
+	t.Helper()
+	ns := &mssNS{NS: netnstest.New(t)}
+	ns.AddEth0(t, 1280)
+	src := detect.Sources{Root: fstest.MapFS{}, Getenv: func(string) string { return "" }}
+	ns.host = HostAt(ns.Handle, src, t.TempDir())
+	ns.host.NetNS = "/var/run/netns/" + ns.Name
+	ns.host.Firewall = func(path string) (firewall.Runner, error) {
+		r, err := firewall.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		return countRestores{r, &ns.restores}, nil
+	}
+	return ns
+}
+
+type countRestores struct {
+	firewall.Runner
+	n *atomic.Int64
+}
+
+func (c countRestores) Run(name string, args []string, stdin string) (string, error) {
+	if strings.HasSuffix(name, "-restore") {
+		c.n.Add(1)
+	}
+	return c.Runner.Run(name, args, stdin)
+}
+
+func (ns *mssNS) run(t testing.TB, args ...string) {
+	t.Helper()
+	ns.Run(t, args[0], args[1:]...)
+}
+
+var saveDates = regexp.MustCompile(`(?m)^# (Generated|Completed) .*\n`)
 var counters = regexp.MustCompile(` \[\d+:\d+\]`)
 
-// mangleSave is `iptables-save -t mangle` for both families without the
-// comment lines (dates, warnings) and counters.
-func mangleSave(backend Backend) string {
+// saves is the whole iptables-save and ip6tables-save of a backend (every
+// table, not just mangle), with only the dated comment lines and the
+// counters left out; backend "" is plain iptables-save.
+func (ns *mssNS) saves(t testing.TB, backend Backend) string {
+	t.Helper()
 	var all string
 	for _, tool := range []string{"iptables", "ip6tables"} {
-		out, err := exec.Command(tool+"-"+string(backend)+"-save", "-t", "mangle").Output()
-		if err != nil {
-			return fmt.Sprintf("%s-%s-save failed: %v", tool, backend, err)
+		name := tool + "-save"
+		if backend != "" {
+			name = tool + "-" + string(backend) + "-save"
 		}
-		all += counters.ReplaceAllString(saveNoise.ReplaceAllString(string(out), ""), "")
+		out := ns.Run(t, name)
+		all += "## " + name + "\n" + counters.ReplaceAllString(saveDates.ReplaceAllString(out, ""), "")
 	}
 	return all
 }
 
-func run(args ...string) error {
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, out)
+func mssConfig() config.Config {
+	cfg := config.Default()
+	cfg.AssumeWSL, cfg.MSSClamp, cfg.MTUStrategy = true, true, config.StrategyOff
+	cfg.OuterInterface, cfg.Tunnels = "eth0", []string{"tailscale0", "wg*"}
+	return cfg
+}
+
+func needBackend(t *testing.T, backend Backend) {
+	if _, err := exec.LookPath("iptables-" + string(backend) + "-restore"); err != nil {
+		t.Skipf("iptables-%s not installed", backend)
 	}
-	return nil
 }
 
 func TestMSSAgainstRealIPTables(t *testing.T) {
 	for _, backend := range []Backend{BackendNFT, BackendLegacy} {
 		t.Run(string(backend), func(t *testing.T) {
-			if _, err := exec.LookPath("iptables-" + string(backend)); err != nil {
-				t.Skipf("iptables-%s not installed", backend)
-			}
-			do := testNetns(t)
-			dir := t.TempDir()
-			cfg := config.Default()
-			cfg.AssumeWSL, cfg.MSSClamp, cfg.MTUStrategy = true, true, config.StrategyOff
-			cfg.OuterInterface, cfg.Tunnels = "eth0", []string{"tailscale0", "wg*"}
-			err := do(func() error {
-				// Someone else's mangle rules, which must survive untouched
-				// and make the automatic choice pick this backend.
-				if err := run("iptables-"+string(backend), "-t", "mangle", "-A", "PREROUTING", "-i", "eth0", "-j", "MARK", "--set-mark", "7"); err != nil {
-					return err
-				}
-				if err := run("ip6tables-"+string(backend), "-t", "mangle", "-A", "POSTROUTING", "-o", "eth0", "-j", "MARK", "--set-mark", "7"); err != nil {
-					return err
-				}
-				before := mangleSave(backend)
+			needBackend(t, backend)
+			ns := newMSSNS(t)
+			host, cfg := ns.host, mssConfig()
+			ipt, ip6t := "iptables-"+string(backend), "ip6tables-"+string(backend)
+			// Someone else's mangle rules, which must survive untouched
+			// and make the automatic choice pick this backend.
+			ns.run(t, ipt, "-t", "mangle", "-A", "PREROUTING", "-i", "eth0", "-j", "MARK", "--set-mark", "7")
+			ns.run(t, ip6t, "-t", "mangle", "-A", "POSTROUTING", "-o", "eth0", "-j", "MARK", "--set-mark", "7")
+			before := ns.saves(t, backend)
 
-				h, err := netlink.NewHandle()
-				if err != nil {
-					return err
-				}
-				defer h.Close()
-				src := detect.Sources{Root: fstest.MapFS{}, Getenv: func(string) string { return "" }}
-				host := HostAt(h, src, dir)
-
-				dry, err := host.Plan(cfg)
-				if err != nil {
-					return err
-				}
-				t.Logf("dry run:\n%s", dry.Plan)
-				if m := dry.Plan.MSS; m == nil || m.State != MSSAbsent || !strings.HasPrefix(m.Backend, string(backend)+": iptables-"+string(backend)+" already holds rules") {
-					return fmt.Errorf("dry run MSS part: %+v", m)
-				}
-				if got := mangleSave(backend); got != before {
-					return fmt.Errorf("the dry run changed the firewall:\n%s", got)
-				}
-
-				var afterFirst string
-				for i := 1; i <= 3; i++ {
-					r, err := host.Fix(cfg)
-					if err != nil {
-						return err
-					}
-					got := mangleSave(backend)
-					if i == 1 {
-						afterFirst = got
-						if len(r.MSS.Done) == 0 {
-							return fmt.Errorf("the first fix changed nothing")
-						}
-						continue
-					}
-					if got != afterFirst || len(r.MSS.Done) != 0 {
-						return fmt.Errorf("fix #%d changed %v:\n%s\nafter the first:\n%s", i, r.MSS.Done, got, afterFirst)
-					}
-				}
-				t.Logf("after fix:\n%s", afterFirst)
-				for _, want := range []string{
-					"-A WSLMTU-IN -i tailscale0 -p tcp -m tcp --tcp-flags SYN,RST SYN -m tcpmss --mss 1161:65535 -j TCPMSS --set-mss 1160",
-					"-A WSLMTU-OUT -o wg+ -p tcp -m tcp --tcp-flags SYN,RST SYN -m tcpmss --mss 1141:65535 -j TCPMSS --set-mss 1140",
-					"-A PREROUTING -p tcp -j WSLMTU-IN\n-A PREROUTING -i eth0 -j MARK --set-xmark 0x7/0xffffffff",
-				} {
-					if !strings.Contains(afterFirst, want) {
-						return fmt.Errorf("after fix the firewall lacks %q", want)
-					}
-				}
-
-				// Damage by hand: a rule deleted, a rule edited, a jump deleted.
-				if err := run("iptables-"+string(backend), "-t", "mangle", "-D", ChainIn, "1"); err != nil {
-					return err
-				}
-				if err := run("ip6tables-"+string(backend), "-t", "mangle", "-R", ChainOut, "1", "-o", "tailscale0", "-p", "tcp",
-					"--tcp-flags", "SYN,RST", "SYN", "-j", "TCPMSS", "--set-mss", "1400"); err != nil {
-					return err
-				}
-				if err := run("ip6tables-"+string(backend), "-t", "mangle", "-D", "POSTROUTING", "-p", "tcp", "-j", ChainOut); err != nil {
-					return err
-				}
-				if ok, err := host.MSSInSync(cfg); ok || err != nil {
-					return fmt.Errorf("MSSInSync after damage = %v, %v", ok, err)
-				}
-				if _, err := host.Fix(cfg); err != nil {
-					return err
-				}
-				if got := mangleSave(backend); got != afterFirst {
-					return fmt.Errorf("fix did not repair:\n%s\nwant\n%s", got, afterFirst)
-				}
-				if ok, err := host.MSSInSync(cfg); !ok || err != nil {
-					return fmt.Errorf("MSSInSync after repair = %v, %v", ok, err)
-				}
-
-				reverted, err := host.Revert()
-				if err != nil {
-					return err
-				}
-				t.Logf("revert: %v", reverted)
-				if got := mangleSave(backend); got != before {
-					return fmt.Errorf("revert left\n%s\nwant\n%s", got, before)
-				}
-				return nil
-			})
+			dry, err := host.Plan(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rec, _ := (Store{Dir: dir}).LoadRecord(); rec.MSS != nil {
-				t.Errorf("record after revert: %+v", rec.MSS)
+			t.Logf("dry run:\n%s", dry.Plan)
+			if m := dry.Plan.MSS; m == nil || m.State != MSSAbsent || !strings.HasPrefix(m.Backend, string(backend)+": iptables-"+string(backend)+" already holds rules") {
+				t.Fatalf("dry run MSS part: %+v", m)
+			}
+			if got := ns.saves(t, backend); got != before {
+				t.Fatalf("the dry run changed the firewall:\n%s", got)
+			}
+
+			var afterFirst string
+			for i := 1; i <= 3; i++ {
+				restores := ns.restores.Load()
+				r, err := host.Fix(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := ns.saves(t, backend)
+				if i == 1 {
+					afterFirst = got
+					if len(r.MSS.Done) == 0 || ns.restores.Load()-restores != 2 {
+						t.Fatalf("the first fix changed %v with %d restores, want changes in one restore per family", r.MSS.Done, ns.restores.Load()-restores)
+					}
+					continue
+				}
+				if got != afterFirst || len(r.MSS.Done) != 0 || ns.restores.Load() != restores {
+					t.Fatalf("fix #%d changed %v with %d restores:\n%s\nafter the first:\n%s", i, r.MSS.Done, ns.restores.Load()-restores, got, afterFirst)
+				}
+			}
+			t.Logf("after fix:\n%s", afterFirst)
+			for _, want := range []string{
+				"-A WSLMTU-IN -i tailscale0 -p tcp -m tcp --tcp-flags SYN,RST SYN -m tcpmss --mss 1161:65535 -j TCPMSS --set-mss 1160",
+				"-A WSLMTU-OUT -o wg+ -p tcp -m tcp --tcp-flags SYN,RST SYN -m tcpmss --mss 1141:65535 -j TCPMSS --set-mss 1140",
+				"-A PREROUTING -p tcp -j WSLMTU-IN\n-A PREROUTING -i eth0 -j MARK --set-xmark 0x7/0xffffffff",
+				"-A POSTROUTING -p tcp -j WSLMTU-OUT\n-A POSTROUTING -o eth0 -j MARK --set-xmark 0x7/0xffffffff",
+			} {
+				if !strings.Contains(afterFirst, want) {
+					t.Fatalf("after fix the firewall lacks %q", want)
+				}
+			}
+
+			// Damage by hand: a rule deleted, a rule edited, a jump
+			// deleted, a jump duplicated.
+			ns.run(t, ipt, "-t", "mangle", "-D", ChainIn, "1")
+			ns.run(t, ip6t, "-t", "mangle", "-R", ChainOut, "1", "-o", "tailscale0", "-p", "tcp",
+				"--tcp-flags", "SYN,RST", "SYN", "-j", "TCPMSS", "--set-mss", "1400")
+			ns.run(t, ip6t, "-t", "mangle", "-D", "POSTROUTING", "-p", "tcp", "-j", ChainOut)
+			ns.run(t, ipt, "-t", "mangle", "-A", "PREROUTING", "-p", "tcp", "-j", ChainIn)
+			if ok, err := host.MSSInSync(cfg); ok || err != nil {
+				t.Fatalf("MSSInSync after damage = %v, %v", ok, err)
+			}
+			if _, err := host.Fix(cfg); err != nil {
+				t.Fatal(err)
+			}
+			if got := ns.saves(t, backend); got != afterFirst {
+				t.Fatalf("fix did not repair:\n%s\nwant\n%s", got, afterFirst)
+			}
+			if ok, err := host.MSSInSync(cfg); !ok || err != nil {
+				t.Fatalf("MSSInSync after repair = %v, %v", ok, err)
+			}
+
+			reverted, err := host.Revert()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("revert: %v", reverted)
+			if got := ns.saves(t, backend); got != before {
+				t.Fatalf("revert left\n%s\nwant\n%s", got, before)
+			}
+			if rec, err := host.Store.LoadFirewallRecord(); rec != nil || err != nil {
+				t.Errorf("record after revert: %+v, %v", rec, err)
 			}
 		})
 	}
 }
 
-func TestOpenNetfilterDefaultsToPlainIPTables(t *testing.T) {
-	do := testNetns(t)
-	err := do(func() error {
-		nf, err := OpenNetfilter(BackendAuto)
-		if err != nil {
-			return err
+// Issue 11 item 10: revert puts back exactly what was there, whole saves
+// compared (not just the mangle table), counters aside. With nf_tables that
+// includes deleting the mangle table our chains brought along; a legacy
+// table cannot be deleted, so from a namespace that had none, legacy keeps
+// an empty *mangle (and revert says so).
+func TestRevertLeavesTheSavesAsTheyWere(t *testing.T) {
+	for _, backend := range []Backend{BackendNFT, BackendLegacy} {
+		for _, had := range []string{"no tables", "a mangle table", "other tables"} {
+			t.Run(string(backend)+" "+had, func(t *testing.T) {
+				needBackend(t, backend)
+				ns := newMSSNS(t)
+				ns.host.Backend = backend
+				switch had {
+				case "a mangle table":
+					for _, tool := range []string{"iptables", "ip6tables"} {
+						ns.run(t, tool+"-"+string(backend), "-t", "mangle", "-A", "OUTPUT", "-o", "eth0", "-j", "MARK", "--set-mark", "3")
+					}
+				case "other tables":
+					ns.run(t, "iptables-"+string(backend), "-t", "nat", "-A", "POSTROUTING", "-o", "eth0", "-j", "MASQUERADE")
+					ns.run(t, "ip6tables-"+string(backend), "-A", "INPUT", "-i", "lo", "-j", "ACCEPT")
+				}
+				before, beforePlain := ns.saves(t, backend), ns.saves(t, "")
+				if _, err := ns.host.Fix(mssConfig()); err != nil {
+					t.Fatal(err)
+				}
+				if got := ns.saves(t, backend); !strings.Contains(got, "WSLMTU-IN") {
+					t.Fatalf("fix made no chains:\n%s", got)
+				}
+				reverted, err := ns.host.Revert()
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("revert: %v", reverted)
+				want := before
+				if backend == BackendLegacy && had != "a mangle table" {
+					want = withEmptyMangle(before)
+					if !strings.Contains(fmt.Sprint(reverted), "legacy tables cannot be deleted") {
+						t.Errorf("revert does not say the legacy table stays: %v", reverted)
+					}
+				}
+				if got := ns.saves(t, backend); got != want {
+					t.Errorf("after revert\n%s\nwant\n%s", got, want)
+				}
+				if backend == BackendNFT {
+					if got := ns.saves(t, ""); got != beforePlain {
+						t.Errorf("plain iptables-save after revert\n%s\nwant\n%s", got, beforePlain)
+					}
+				}
+			})
 		}
-		want, err := backendOf("/usr/sbin/iptables")
-		if err != nil {
-			return err
-		}
-		if nf.Backend != want || !strings.Contains(nf.Why, "default iptables") || len(nf.Available()) != 2 {
-			t.Errorf("empty namespace: backend %q (%s), families %v; want %q, the default", nf.Backend, nf.Why, nf.Available(), want)
-		}
-		return nil
-	})
-	if err != nil {
+	}
+}
+
+// withEmptyMangle is a legacy save with the empty mangle table the kernel
+// keeps once it has been used, added to each family. iptables-legacy-save
+// lists the tables newest first.
+func withEmptyMangle(saves string) string {
+	const mangle = "*mangle\n:PREROUTING ACCEPT\n:INPUT ACCEPT\n:FORWARD ACCEPT\n:OUTPUT ACCEPT\n:POSTROUTING ACCEPT\nCOMMIT\n"
+	return regexp.MustCompile(`(?m)^(## .*\n)`).ReplaceAllString(saves, "${1}"+mangle)
+}
+
+// Issue 11 item 5: chains of ours without any record (a crash, a lost
+// state directory) are removed when clamping is off; nobody else's rules go.
+func TestLeftoverChainsGoWhenClampingIsOff(t *testing.T) {
+	needBackend(t, BackendNFT)
+	ns := newMSSNS(t)
+	ns.run(t, "iptables-nft", "-t", "mangle", "-A", "PREROUTING", "-i", "eth0", "-j", "MARK", "--set-mark", "7")
+	before := ns.saves(t, BackendNFT)
+	for _, tool := range []string{"iptables-nft", "ip6tables-nft"} {
+		ns.run(t, tool, "-t", "mangle", "-N", ChainIn)
+		ns.run(t, tool, "-t", "mangle", "-A", ChainIn, "-i", "tailscale0", "-p", "tcp", "--tcp-flags", "SYN,RST", "SYN", "-j", "TCPMSS", "--set-mss", "1000")
+		ns.run(t, tool, "-t", "mangle", "-I", "PREROUTING", "1", "-p", "tcp", "-j", ChainIn)
+	}
+	cfg := mssConfig()
+	cfg.MSSClamp = false
+	r, err := ns.host.Plan(cfg)
+	if err != nil || r.Plan.MSS == nil || r.Plan.MSS.State != MSSPresent {
+		t.Fatalf("leftovers not seen: %+v, %v", r.Plan.MSS, err)
+	}
+	if _, err := ns.host.Fix(cfg); err != nil {
 		t.Fatal(err)
+	}
+	after := ns.saves(t, BackendNFT)
+	// The IPv6 table was made by hand with our chains, and there was no
+	// record to say so: it stays, empty.
+	if strings.Contains(after, "WSLMTU") || !strings.Contains(after, "-A PREROUTING -i eth0 -j MARK --set-xmark 0x7/0xffffffff") {
+		t.Errorf("after fix without clamping:\n%s\nbefore our chains:\n%s", after, before)
 	}
 }

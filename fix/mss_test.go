@@ -3,15 +3,24 @@ package fix
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/firewall"
+	"github.com/wslmtu/wslmtu/internal/firewall/firewalltest"
 )
 
+// The planner takes its MSS from internal/tunnel: floor16(outer − 80) minus
+// the family's IP and TCP headers, the largest MSS whose padded segments
+// still fit the outer MTU.
 func TestClampMSSTable(t *testing.T) {
 	tests := []struct{ outer, v4, v6 int }{
 		{1280, 1160, 1140}, // the bug report's eth0: 1180 was too much
@@ -24,24 +33,27 @@ func TestClampMSSTable(t *testing.T) {
 		{1500, 1368, 1348},
 	}
 	for _, tt := range tests {
-		if got := ClampMSS(tt.outer, IPv4); got != tt.v4 {
-			t.Errorf("ClampMSS(%d, ipv4) = %d, want %d", tt.outer, got, tt.v4)
-		}
-		if got := ClampMSS(tt.outer, IPv6); got != tt.v6 {
-			t.Errorf("ClampMSS(%d, ipv6) = %d, want %d", tt.outer, got, tt.v6)
+		m := NewPlan(mssTestState(tt.outer, "tailscale0"), clampCfg(config.StrategyOff, "tailscale0")).MSS
+		if m.MSS4 != tt.v4 || m.MSS6 != tt.v6 {
+			t.Errorf("outer %d: MSS %d/%d, want %d/%d", tt.outer, m.MSS4, m.MSS6, tt.v4, tt.v6)
 		}
 	}
 	// Every outer MTU in the range: the padded packet fits with the 80-byte
 	// overhead, and a larger MSS would not (it is the largest such value).
+	headers := map[Family]int{IPv4: 40, IPv6: 60}
 	for outer := 1280; outer <= 1500; outer++ {
+		m := NewPlan(mssTestState(outer, "tailscale0"), clampCfg(config.StrategyOff, "tailscale0")).MSS
 		for _, f := range Families {
-			mss := ClampMSS(outer, f)
-			packet := mss + f.tcpHeaders()
+			mss := m.MSS4
+			if f == IPv6 {
+				mss = m.MSS6
+			}
+			packet := mss + headers[f]
 			if packet%16 != 0 || packet+WireGuardOverhead > outer {
 				t.Fatalf("outer %d %s: mss %d gives packet %d, which does not fit padded", outer, f, mss, packet)
 			}
 			if next := packet + 16; next+WireGuardOverhead <= outer {
-				t.Fatalf("outer %d %s: mss %d is not the largest (%d would fit)", outer, f, mss, next-f.tcpHeaders())
+				t.Fatalf("outer %d %s: mss %d is not the largest (%d would fit)", outer, f, mss, next-headers[f])
 			}
 		}
 	}
@@ -139,8 +151,10 @@ func TestPlanMSSVariants(t *testing.T) {
 			}
 			for _, f := range Families {
 				var got []string
-				for _, r := range filterChain(m.wanted(f), ChainIn) {
-					got = append(got, r.Spec[1])
+				for _, r := range m.wanted(f) {
+					if r.Chain == ChainIn {
+						got = append(got, r.Spec[1])
+					}
 				}
 				if !slices.Equal(got, tt.interfaces) {
 					t.Errorf("%s IN rules on %v, want %v", f, got, tt.interfaces)
@@ -159,8 +173,9 @@ func TestPlanMSSOffOrImpossible(t *testing.T) {
 	st := mssTestState(1280, "tailscale0")
 	st.Outer = nil
 	p := NewPlan(st, clampCfg(config.StrategyOff))
-	if p.MSS != nil || !strings.Contains(strings.Join(p.Warnings, "\n"), "no outer interface") {
-		t.Errorf("without an outer interface: MSS %v, warnings %q", p.MSS, p.Warnings)
+	if m := p.MSS; m == nil || m.Refused == "" || len(m.Rules) != 0 || m.NeedsChange() ||
+		!strings.Contains(strings.Join(p.Warnings, "\n"), "no outer interface") {
+		t.Errorf("without an outer interface: MSS %+v, warnings %q", p.MSS, p.Warnings)
 	}
 	st.Env = detect.Environment{WSL: true, Version: 1, Note: "WSL1"}
 	if p := NewPlan(st, clampCfg(config.RaiseOuter)); p.MSS != nil {
@@ -168,197 +183,150 @@ func TestPlanMSSOffOrImpossible(t *testing.T) {
 	}
 }
 
-// fakeIPTables keeps one family's mangle table as `iptables -S` lines.
-type fakeIPTables struct {
-	chains map[string][]string // chain → its "-A" lines
-	order  []string
-	calls  int // changing calls
-}
-
-func newFakeIPTables() *fakeIPTables {
-	f := &fakeIPTables{chains: map[string][]string{}}
-	for _, c := range []string{"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"} {
-		f.chains[c] = nil
-		f.order = append(f.order, c)
+// Issue 11 item 8: an outer MTU too small for any MSS a peer must accept
+// (536) is refused with the reason, not turned into --set-mss -40 or 72.
+func TestPlanMSSRefusesAnMSSBelowTheMinimum(t *testing.T) {
+	tests := []struct {
+		outer, mss int
+		warning    string // "" = accepted
+	}{
+		{68, 0, "eth0 mtu 68 gives an MSS of -56 (IPv4) and -76 (IPv6) through the tunnel, below the minimum 536"},
+		{200, 0, "eth0 mtu 200 gives an MSS of 72 (IPv4) and 52 (IPv6) through the tunnel, below the minimum 536"},
+		{687, 0, "eth0 mtu 687 gives an MSS of 552 (IPv4) and 532 (IPv6)"},
+		{688, 0, ""}, // 568 and 548
+		{1280, 540, "mss = 540 in the config gives IPv6 segments an MSS of 520, below the minimum 536; set mss to at least 556"},
+		{1280, 556, ""},
 	}
-	return f
-}
-
-func builtin(chain string) bool {
-	return strings.ToUpper(chain) == chain && !strings.Contains(chain, "-")
-}
-
-func (f *fakeIPTables) save() string {
-	var b strings.Builder
-	for _, c := range f.order {
-		if _, ok := f.chains[c]; ok {
-			fmt.Fprintf(&b, ":%s\n", c)
+	for _, tt := range tests {
+		cfg := clampCfg(config.StrategyOff, "tailscale0")
+		cfg.MSS = tt.mss
+		p := NewPlan(mssTestState(tt.outer, "tailscale0"), cfg)
+		m := p.MSS
+		if tt.warning == "" {
+			if m == nil || m.Refused != "" || min(m.MSS4, m.MSS6) < 536 || len(m.Rules) == 0 {
+				t.Errorf("outer %d, mss %d: %+v, want rules with an MSS ≥ 536", tt.outer, tt.mss, m)
+			}
+			continue
+		}
+		warnings := strings.Join(p.Warnings, "\n")
+		if m == nil || m.State != MSSUnavailable || len(m.Rules) != 0 || m.NeedsChange() || !strings.Contains(warnings, tt.warning) ||
+			!strings.Contains(p.String(), "mss clamp: cannot be applied (") {
+			t.Errorf("outer %d, mss %d: MSS part %+v, warnings %q; want it refused with %q\n%s", tt.outer, tt.mss, m, warnings, tt.warning, p)
 		}
 	}
-	for _, c := range f.order {
-		for _, l := range f.chains[c] {
-			fmt.Fprintln(&b, l)
-		}
+
+	// Refused means nothing is read or changed in the firewall, and no
+	// empty chain is left: fix says clamping is unavailable and why.
+	fake := firewalltest.New(BackendNFT)
+	h, links := fakeHost(t, fake)
+	links.mtu["eth0"] = 200
+	cfg := clampCfg(config.StrategyOff, "tailscale0")
+	cfg.AssumeWSL = true
+	r, err := h.Fix(cfg)
+	if !errors.Is(err, ErrMSSUnavailable) || !strings.Contains(err.Error(), "eth0 mtu 200 gives an MSS of 72") {
+		t.Errorf("fix: %v", err)
 	}
-	return b.String()
+	if calls := fake.Calls(); len(calls) != 0 || fake.All() != firewalltest.New(BackendNFT).All() || r.MSS != nil {
+		t.Errorf("a refused clamp ran %q and left\n%s", calls, fake.All())
+	}
 }
 
-func (f *fakeIPTables) List(table, chain string) ([]string, error) {
-	rules, ok := f.chains[chain]
-	if !ok || table != MangleTable {
-		return nil, fmt.Errorf("iptables: No chain/target/match by that name")
+// fakeHost is a WSL host with eth0 and tailscale0 at 1280 whose firewall
+// is the fake (nil: a host without iptables support).
+func fakeHost(t *testing.T, fake *firewalltest.Fake) (Host, *mssLinks) {
+	links := &mssLinks{mtu: map[string]int{"eth0": 1280, "tailscale0": 1280}}
+	src := detect.Sources{Root: fstest.MapFS{}, Getenv: func(string) string { return "" }}
+	h := Host{Sources: src, Links: fakeLinkList{links}, MTUs: links, Store: Store{Dir: t.TempDir()}}
+	if fake != nil {
+		h.Firewall = fake.Open
 	}
-	head := "-N " + chain
-	if builtin(chain) {
-		head = "-P " + chain + " ACCEPT"
-	}
-	return append([]string{head}, rules...), nil
+	return h, links
 }
 
-func (f *fakeIPTables) ChainExists(table, chain string) (bool, error) {
-	_, ok := f.chains[chain]
-	return ok, nil
-}
-
-func (f *fakeIPTables) NewChain(table, chain string) error {
-	f.calls++
-	if _, ok := f.chains[chain]; ok {
-		return fmt.Errorf("chain %s exists", chain)
-	}
-	f.chains[chain] = nil
-	f.order = append(f.order, chain)
-	return nil
-}
-
-func (f *fakeIPTables) line(chain string, spec []string) (string, error) {
-	if _, ok := f.chains[chain]; !ok {
-		return "", fmt.Errorf("iptables: No chain/target/match by that name")
-	}
-	return "-A " + chain + " " + strings.Join(spec, " "), nil
-}
-
-func (f *fakeIPTables) Append(table, chain string, spec ...string) error {
-	f.calls++
-	l, err := f.line(chain, spec)
-	if err == nil {
-		f.chains[chain] = append(f.chains[chain], l)
-	}
-	return err
-}
-
-func (f *fakeIPTables) Insert(table, chain string, pos int, spec ...string) error {
-	f.calls++
-	l, err := f.line(chain, spec)
-	if err == nil {
-		f.chains[chain] = slices.Insert(f.chains[chain], pos-1, l)
-	}
-	return err
-}
-
-func (f *fakeIPTables) Delete(table, chain string, spec ...string) error {
-	f.calls++
-	l, err := f.line(chain, spec)
-	if err != nil {
-		return err
-	}
-	i := slices.Index(f.chains[chain], l)
-	if i < 0 {
-		return fmt.Errorf("iptables: Bad rule (does a matching rule exist in that chain?)")
-	}
-	f.chains[chain] = slices.Delete(f.chains[chain], i, i+1)
-	return nil
-}
-
-func (f *fakeIPTables) DeleteById(table, chain string, id int) error {
-	f.calls++
-	if id < 1 || id > len(f.chains[chain]) {
-		return fmt.Errorf("iptables: Index of deletion too big")
-	}
-	f.chains[chain] = slices.Delete(f.chains[chain], id-1, id)
-	return nil
-}
-
-func (f *fakeIPTables) ClearAndDeleteChain(table, chain string) error {
-	f.calls++
-	delete(f.chains, chain)
-	f.order = slices.DeleteFunc(f.order, func(c string) bool { return c == chain })
-	return nil
-}
-
-func fakeNetfilter() (*Netfilter, map[Family]*fakeIPTables) {
-	fakes := map[Family]*fakeIPTables{IPv4: newFakeIPTables(), IPv6: newFakeIPTables()}
-	return &Netfilter{Backend: BackendNFT, Why: "fake", Tables: map[Family]IPTables{IPv4: fakes[IPv4], IPv6: fakes[IPv6]}}, fakes
-}
+// someoneElses is a mangle table holding another program's rule.
+const someoneElses = "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n" +
+	"-A PREROUTING -i eth0 -j MARK --set-xmark 0x1/0xffffffff\nCOMMIT\n"
 
 func TestSyncIsIdempotentRepairsAndRemovesCleanly(t *testing.T) {
-	nf, fakes := fakeNetfilter()
+	fake := firewalltest.New(BackendNFT)
 	// Someone else's rule in the same table must survive everything.
-	fakes[IPv4].chains["PREROUTING"] = []string{"-A PREROUTING -i eth0 -j MARK --set-xmark 0x1/0xffffffff"}
-	before := fakes[IPv4].save() + fakes[IPv6].save()
-	m := NewPlan(mssTestState(1280, "tailscale0"), clampCfg(config.StrategyOff)).MSS
+	fake.Set(BackendNFT, IPv4, someoneElses)
+	before := fake.All()
+	h, _ := fakeHost(t, fake)
+	plan := func() Plan { return NewPlan(mssTestState(1280, "tailscale0"), clampCfg(config.StrategyOff)) }
+	check := func() *MSSPlan {
+		p := plan()
+		h.CheckFirewall(&p)
+		return p.MSS
+	}
 
-	if state, _, _ := nf.Check(m); state != MSSAbsent {
-		t.Fatalf("fresh table: state %q, want absent", state)
+	if m := check(); m.State != MSSAbsent {
+		t.Fatalf("fresh table: state %q, want absent", m.State)
 	}
-	if _, err := nf.Sync(m); err != nil {
-		t.Fatal(err)
+	if c, err := h.SyncFirewall(plan()); err != nil || len(c.Done) == 0 {
+		t.Fatalf("first sync: %v, %v", c, err)
 	}
-	after := fakes[IPv4].save() + fakes[IPv6].save()
+	after := fake.All()
+	restores := fake.Count("restore")
 	for i := 0; i < 2; i++ {
-		calls := fakes[IPv4].calls + fakes[IPv6].calls
-		done, err := nf.Sync(m)
-		if err != nil || len(done) != 0 || fakes[IPv4].calls+fakes[IPv6].calls != calls {
-			t.Fatalf("sync #%d changed %v (err %v)", i+2, done, err)
+		c, err := h.SyncFirewall(plan())
+		if err != nil || len(c.Done) != 0 || fake.Count("restore") != restores {
+			t.Fatalf("sync #%d changed %v (err %v), %d restores", i+2, c, err, fake.Count("restore")-restores)
 		}
 	}
-	if state, detail, _ := nf.Check(m); state != MSSInSync {
-		t.Fatalf("after sync: state %q (%s)", state, detail)
+	if m := check(); m.State != MSSInSync {
+		t.Fatalf("after sync: state %q (%s)", m.State, m.Detail)
 	}
-	if got := fakes[IPv4].chains["PREROUTING"]; got[0] != "-A PREROUTING -p tcp -j WSLMTU-IN" || len(got) != 2 {
+	set, _ := firewall.Parse(fake.Save(BackendNFT, IPv4))
+	if got := set.Table(MangleTable).Chain("PREROUTING").Rules; !slices.Equal(got, []string{"-p tcp -j WSLMTU-IN", "-i eth0 -j MARK --set-xmark 0x1/0xffffffff"}) {
 		t.Errorf("PREROUTING = %q, want our jump first and the other rule kept", got)
 	}
 
 	// Repairs: a deleted rule, an edited one, a duplicated jump.
-	fakes[IPv4].chains[ChainIn] = fakes[IPv4].chains[ChainIn][1:]
-	fakes[IPv6].chains[ChainOut][0] = strings.Replace(fakes[IPv6].chains[ChainOut][0], "1140", "1400", 1)
-	fakes[IPv4].chains["POSTROUTING"] = append(fakes[IPv4].chains["POSTROUTING"], "-A POSTROUTING -p tcp -j WSLMTU-OUT")
-	if state, _, _ := nf.Check(m); state != MSSDiffers {
-		t.Fatalf("after tampering: state %q, want differs", state)
+	v4, v6 := fake.Save(BackendNFT, IPv4), fake.Save(BackendNFT, IPv6)
+	v4 = strings.Replace(v4, "-A WSLMTU-IN -i tailscale0", "-A WSLMTU-IN -i gone0", 1)
+	v4 = regexp.MustCompile(`-A WSLMTU-IN -i wg\+[^\n]*\n`).ReplaceAllString(v4, "")
+	v4 = strings.Replace(v4, "-A POSTROUTING -p tcp -j WSLMTU-OUT\n", "-A POSTROUTING -p tcp -j WSLMTU-OUT\n-A POSTROUTING -p tcp -j WSLMTU-OUT\n", 1)
+	v6 = strings.Replace(v6, "--set-mss 1140", "--set-mss 1400", 1)
+	fake.Set(BackendNFT, IPv4, v4)
+	fake.Set(BackendNFT, IPv6, v6)
+	if m := check(); m.State != MSSDiffers {
+		t.Fatalf("after tampering: state %q, want differs", m.State)
 	}
-	if _, err := nf.Sync(m); err != nil {
+	if _, err := h.SyncFirewall(plan()); err != nil {
 		t.Fatal(err)
 	}
-	if got := fakes[IPv4].save() + fakes[IPv6].save(); got != after {
+	if got := fake.All(); got != after {
 		t.Errorf("repair left\n%s\nwant\n%s", got, after)
 	}
 
-	if _, err := nf.Remove(); err != nil {
+	if _, err := h.RevertFirewall(); err != nil {
 		t.Fatal(err)
 	}
-	if got := fakes[IPv4].save() + fakes[IPv6].save(); got != before {
+	if got := fake.All(); got != before {
 		t.Errorf("remove left\n%s\nwant\n%s", got, before)
 	}
-	if state, _, _ := nf.Check(&MSSPlan{}); state != MSSAbsent {
-		t.Errorf("after remove: state %q", state)
+	if p := NewPlan(mssTestState(1280, "tailscale0"), config.Default()); func() bool { h.CheckFirewall(&p); return p.MSS != nil }() {
+		t.Errorf("after remove: %+v", p.MSS)
 	}
 }
 
 func TestSyncReportsAMissingTCPMSSTargetAsUnavailable(t *testing.T) {
-	nf := &Netfilter{Backend: BackendNFT, Tables: map[Family]IPTables{IPv4: noTCPMSS{newFakeIPTables()}}}
-	m := NewPlan(mssTestState(1280, "tailscale0"), clampCfg(config.StrategyOff)).MSS
-	_, err := nf.Sync(m)
+	fake := firewalltest.New(BackendNFT)
+	fake.FailRestore = func(tool string, args []string, script string) error {
+		if strings.Contains(script, "TCPMSS") {
+			return errors.New("iptables-nft-restore v1.8.9 (nf_tables): Couldn't load target `TCPMSS':No such file or directory")
+		}
+		return nil
+	}
+	h, _ := fakeHost(t, fake)
+	_, err := h.SyncFirewall(NewPlan(mssTestState(1280, "tailscale0"), clampCfg(config.StrategyOff)))
 	if !errors.Is(err, ErrMSSUnavailable) || !strings.Contains(err.Error(), "the MTU part still works") {
 		t.Errorf("err = %v, want ErrMSSUnavailable with a clear message", err)
 	}
-}
-
-type noTCPMSS struct{ *fakeIPTables }
-
-func (n noTCPMSS) Append(table, chain string, spec ...string) error {
-	if slices.Contains(spec, "TCPMSS") {
-		return errors.New("iptables v1.8.9 (nf_tables): Couldn't load target `TCPMSS':No such file or directory")
+	if strings.Contains(fake.All(), "WSLMTU") {
+		t.Errorf("a failed clamp left chains behind:\n%s", fake.All())
 	}
-	return n.fakeIPTables.Append(table, chain, spec...)
 }
 
 // mssLinks is both the MTU setter and detect.Netlink over eth0 and tailscale0.
@@ -384,17 +352,10 @@ func (f fakeLinkList) Links() ([]detect.Link, error) {
 }
 func (fakeLinkList) DefaultRouteIndex() (int, error) { return 2, nil }
 
-func fakeHost(t *testing.T, open NetfilterOpener) (Host, *mssLinks) {
-	links := &mssLinks{mtu: map[string]int{"eth0": 1280, "tailscale0": 1280}}
-	src := detect.Sources{Root: fstest.MapFS{}, Getenv: func(string) string { return "" }}
-	return Host{Sources: src, Links: fakeLinkList{links}, MTUs: links, Store: Store{Dir: t.TempDir()}, Netfilter: open}, links
-}
-
 func TestHostFixRecordsRepairsAndReverts(t *testing.T) {
-	nf, fakes := fakeNetfilter()
-	before := fakes[IPv4].save() + fakes[IPv6].save()
-	opened := 0
-	h, links := fakeHost(t, func(b Backend) (*Netfilter, error) { opened++; return nf, nil })
+	fake := firewalltest.New(BackendNFT)
+	before := fake.All()
+	h, links := fakeHost(t, fake)
 	cfg := clampCfg(config.RaiseOuter, "tailscale0")
 	cfg.AssumeWSL = true
 
@@ -405,12 +366,13 @@ func TestHostFixRecordsRepairsAndReverts(t *testing.T) {
 	if links.mtu["eth0"] != 1360 || r.MSS == nil || len(r.MSS.Done) == 0 {
 		t.Fatalf("fix: eth0 %d, mss %v", links.mtu["eth0"], r.MSS)
 	}
-	if !strings.Contains(fakes[IPv4].save(), "--set-mss 1240") {
-		t.Errorf("the clamp does not follow the raised eth0:\n%s", fakes[IPv4].save())
+	if !strings.Contains(fake.Save(BackendNFT, IPv4), "--set-mss 1240") {
+		t.Errorf("the clamp does not follow the raised eth0:\n%s", fake.Save(BackendNFT, IPv4))
 	}
-	rec, _ := h.Store.LoadRecord()
-	if rec.MSS == nil || rec.MSS.Backend != BackendNFT || !slices.Equal(rec.MSS.Chains, []string{ChainIn, ChainOut}) {
-		t.Fatalf("record %+v", rec.MSS)
+	rec, _ := h.Store.LoadFirewallRecord()
+	if rec == nil || rec.Backend != BackendNFT || !slices.Equal(rec.Chains, []string{ChainIn, ChainOut}) ||
+		!slices.Equal(rec.CreatedTables, Families) {
+		t.Fatalf("record %+v", rec)
 	}
 	if ok, err := h.MSSInSync(cfg); !ok || err != nil {
 		t.Errorf("MSSInSync after fix = %v, %v", ok, err)
@@ -419,7 +381,7 @@ func TestHostFixRecordsRepairsAndReverts(t *testing.T) {
 	if err != nil || len(r.MSS.Done) != 0 || !r.Healthy() {
 		t.Errorf("second fix changed %v (err %v)", r.MSS, err)
 	}
-	fakes[IPv6].chains[ChainIn] = nil
+	fake.Set(BackendNFT, IPv6, regexp.MustCompile(`-A WSLMTU-IN [^\n]*\n`).ReplaceAllString(fake.Save(BackendNFT, IPv6), ""))
 	if ok, _ := h.MSSInSync(cfg); ok {
 		t.Error("MSSInSync misses a flushed chain")
 	}
@@ -437,62 +399,179 @@ func TestHostFixRecordsRepairsAndReverts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fakes[IPv4].save() + fakes[IPv6].save(); got != before {
+	if got := fake.All(); got != before {
 		t.Errorf("revert left\n%s\nwant\n%s", got, before)
 	}
 	if links.mtu["eth0"] != 1280 || len(reverted) < 2 {
 		t.Errorf("revert: eth0 %d, reverted %v", links.mtu["eth0"], reverted)
 	}
-	if rec, _ := h.Store.LoadRecord(); rec.MSS != nil || len(rec.MTU) != 0 {
+	if rec, _ := h.Store.LoadRecord(); len(rec.MTU) != 0 {
 		t.Errorf("record after revert: %+v", rec)
+	}
+	if rec, err := h.Store.LoadFirewallRecord(); rec != nil || err != nil {
+		t.Errorf("firewall record after revert: %+v, %v", rec, err)
 	}
 }
 
+// Issue 11 item 5: our chains go when clamping is off, recorded or not.
 func TestHostTurningClampOffRemovesOurRules(t *testing.T) {
-	nf, fakes := fakeNetfilter()
-	h, _ := fakeHost(t, func(Backend) (*Netfilter, error) { return nf, nil })
-	cfg := clampCfg(config.StrategyOff, "tailscale0")
-	cfg.AssumeWSL = true
-	if _, err := h.Fix(cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg.MSSClamp = false
-	r, err := h.Plan(cfg)
-	if err != nil || r.Plan.MSS == nil || r.Plan.MSS.Clamp || r.Healthy() {
-		t.Fatalf("plan with clamping turned off: %v (err %v)", r.Plan.MSS, err)
-	}
-	if !strings.Contains(r.Plan.String(), "mss clamp off: remove chains WSLMTU-IN and WSLMTU-OUT") {
-		t.Errorf("plan does not say it removes the chains:\n%s", r.Plan)
-	}
-	if _, err := h.Fix(cfg); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := fakes[IPv4].chains[ChainIn]; ok {
-		t.Error("our chain is still there")
-	}
-	if rec, _ := h.Store.LoadRecord(); rec.MSS != nil {
-		t.Errorf("the record still lists %+v", rec.MSS)
-	}
-	if r, _ := h.Plan(cfg); r.Plan.MSS != nil || !r.Healthy() {
-		t.Errorf("after removal the plan still has %v", r.Plan.MSS)
+	for _, leftover := range []bool{false, true} {
+		name := "recorded"
+		if leftover {
+			name = "left over without a record"
+		}
+		t.Run(name, func(t *testing.T) {
+			fake := firewalltest.New(BackendNFT)
+			fake.Set(BackendNFT, IPv4, someoneElses)
+			before := fake.All()
+			h, _ := fakeHost(t, fake)
+			cfg := clampCfg(config.StrategyOff, "tailscale0")
+			cfg.AssumeWSL = true
+			if _, err := h.Fix(cfg); err != nil {
+				t.Fatal(err)
+			}
+			if leftover {
+				os.Remove(filepath.Join(h.Store.Dir, "firewall.json"))
+			}
+			cfg.MSSClamp = false
+			r, err := h.Plan(cfg)
+			if err != nil || r.Plan.MSS == nil || r.Plan.MSS.Clamp || r.Plan.MSS.State != MSSPresent || r.Healthy() {
+				t.Fatalf("plan with clamping turned off: %v (err %v)", r.Plan.MSS, err)
+			}
+			if !strings.Contains(r.Plan.String(), "mss clamp off: remove chains WSLMTU-IN and WSLMTU-OUT") {
+				t.Errorf("plan does not say it removes the chains:\n%s", r.Plan)
+			}
+			r, err = h.Fix(cfg)
+			if err != nil || r.MSS == nil || !strings.Contains(r.MSS.String(), "mss clamp: iptables mangle: deleted chain WSLMTU-IN") {
+				t.Fatalf("fix: %v, %v", r.MSS, err)
+			}
+			if strings.Contains(fake.All(), "WSLMTU") {
+				t.Errorf("our chains are still there:\n%s", fake.All())
+			}
+			if !leftover {
+				// The IPv6 table was ours alone: it goes too.
+				if got := fake.All(); got != before {
+					t.Errorf("left\n%s\nwant\n%s", got, before)
+				}
+			}
+			if rec, _ := h.Store.LoadFirewallRecord(); rec != nil {
+				t.Errorf("the record still lists %+v", rec)
+			}
+			if r, _ := h.Plan(cfg); r.Plan.MSS != nil || !r.Healthy() {
+				t.Errorf("after removal the plan still has %v", r.Plan.MSS)
+			}
+			fake.ResetCalls()
+			if r, err := h.Fix(cfg); err != nil || r.MSS != nil || fake.Count("restore") != 0 {
+				t.Errorf("with nothing of ours left, fix reported %v (err %v) and ran %q", r.MSS, err, fake.Calls())
+			}
+		})
 	}
 }
 
 func TestHostWithoutIPTablesStillFixesTheMTU(t *testing.T) {
-	h, links := fakeHost(t, func(Backend) (*Netfilter, error) {
-		return nil, Unavailable("iptables is not installed (apt install iptables)")
-	})
-	cfg := clampCfg(config.RaiseOuter, "tailscale0")
+	none := firewalltest.New(BackendNFT)
+	for _, f := range []string{"iptables", "ip6tables"} {
+		for _, b := range []string{"-nft", "-legacy", ""} {
+			for _, k := range []string{"", "-save", "-restore"} {
+				none.Missing[f+b+k] = true
+			}
+		}
+	}
+	for name, fake := range map[string]*firewalltest.Fake{
+		"MSS clamping unavailable: iptables is not installed":   none,
+		"MSS clamping unavailable: no iptables support on this": nil,
+	} {
+		h, links := fakeHost(t, fake)
+		cfg := clampCfg(config.RaiseOuter, "tailscale0")
+		cfg.AssumeWSL = true
+		r, err := h.Plan(cfg)
+		if err != nil || !strings.Contains(r.Plan.String(), name) {
+			t.Errorf("dry run does not say %q:\n%s", name, r.Plan)
+		}
+		r, err = h.Fix(cfg)
+		if !errors.Is(err, ErrMSSUnavailable) {
+			t.Errorf("err = %v, want ErrMSSUnavailable", err)
+		}
+		if links.mtu["eth0"] != 1360 || len(r.Changes) != 1 {
+			t.Errorf("the MTU part was not applied: eth0 %d, changes %v", links.mtu["eth0"], r.Changes)
+		}
+		// Without clamping, a host without iptables is simply fine.
+		cfg.MSSClamp = false
+		if r, err := h.Plan(cfg); err != nil || r.Plan.MSS != nil || len(r.Plan.Warnings) != 0 {
+			t.Errorf("clamping off, no iptables: %v %q (err %v)", r.Plan.MSS, r.Plan.Warnings, err)
+		}
+	}
+}
+
+// The record lives in firewall.json; a version 1 revert.json kept it under
+// "mss", which is read until firewall.json exists.
+func TestFirewallRecordMigratesFromRevertJSON(t *testing.T) {
+	fake := firewalltest.New(BackendNFT)
+	h, _ := fakeHost(t, fake)
+	cfg := clampCfg(config.StrategyOff, "tailscale0")
 	cfg.AssumeWSL = true
-	r, err := h.Plan(cfg)
-	if err != nil || !strings.Contains(r.Plan.String(), "MSS clamping unavailable: iptables is not installed") {
-		t.Errorf("dry run does not say clamping is unavailable:\n%s", r.Plan)
+	// A v1 host: our chains in legacy, recorded in revert.json.
+	legacy := firewalltest.New(BackendLegacy)
+	lh, _ := fakeHost(t, legacy)
+	if _, err := lh.SyncFirewall(NewPlan(mssTestState(1280, "tailscale0"), cfg)); err != nil {
+		t.Fatal(err)
 	}
-	r, err = h.Fix(cfg)
-	if !errors.Is(err, ErrMSSUnavailable) {
-		t.Errorf("err = %v, want ErrMSSUnavailable", err)
+	fake.Set(BackendLegacy, IPv4, legacy.Save(BackendLegacy, IPv4))
+	fake.Set(BackendLegacy, IPv6, legacy.Save(BackendLegacy, IPv6))
+	v1 := `{"version": 1, "original_mtu": {"eth0": 1280}, "mss": {"backend": "legacy", "families": ["ipv4", "ipv6"], ` +
+		`"table": "mangle", "chains": ["WSLMTU-IN", "WSLMTU-OUT"], "jumps": ["PREROUTING -p tcp -j WSLMTU-IN", "POSTROUTING -p tcp -j WSLMTU-OUT"]}}`
+	os.WriteFile(filepath.Join(h.Store.Dir, "revert.json"), []byte(v1), 0o644)
+
+	rec, err := h.Store.LoadFirewallRecord()
+	if err != nil || rec == nil || rec.Backend != BackendLegacy {
+		t.Fatalf("v1 record: %+v, %v", rec, err)
 	}
-	if links.mtu["eth0"] != 1360 || len(r.Changes) != 1 {
-		t.Errorf("the MTU part was not applied: eth0 %d, changes %v", links.mtu["eth0"], r.Changes)
+	p := NewPlan(mssTestState(1280, "tailscale0"), cfg)
+	h.CheckFirewall(&p)
+	if p.MSS.State != MSSInSync || !strings.HasPrefix(p.MSS.Backend, "legacy: our chains are there") {
+		t.Errorf("the recorded backend is not used: %+v", p.MSS)
+	}
+	out, err := h.RevertFirewall()
+	if err != nil || strings.Contains(fake.All(), "WSLMTU") {
+		t.Fatalf("revert: %v, %v\n%s", out, err, fake.All())
+	}
+	if rec, err := h.Store.LoadFirewallRecord(); rec != nil || err != nil {
+		t.Errorf("after revert the v1 record is read again: %+v, %v", rec, err)
+	}
+
+	for content, want := range map[string]string{
+		`{"version": 7}`: "unknown version 7",
+		`{}`:             "unknown version 0",
+		`{half`:          "is damaged",
+	} {
+		os.WriteFile(filepath.Join(h.Store.Dir, "firewall.json"), []byte(content), 0o644)
+		if _, err := h.Store.LoadFirewallRecord(); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "firewall.json") {
+			t.Errorf("firewall.json %s: %v, want an error naming it and saying %q", content, err, want)
+		}
+	}
+}
+
+// The firewall has its own lock: a sync proceeds while the links lock (the
+// one MTU repairs take) is held, so neither waits for the other.
+func TestSyncFirewallDoesNotTakeTheLinksLock(t *testing.T) {
+	fake := firewalltest.New(BackendNFT)
+	h, _ := fakeHost(t, fake)
+	links, err := h.Store.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer links.Release()
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.SyncFirewall(NewPlan(mssTestState(1280, "tailscale0"), clampCfg(config.StrategyOff)))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("SyncFirewall waited for the links lock")
 	}
 }

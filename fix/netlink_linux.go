@@ -6,6 +6,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/wslmtu/wslmtu/detect"
+	"github.com/wslmtu/wslmtu/internal/firewall"
 )
 
 // NetlinkMTU reads and sets MTUs through a netlink handle.
@@ -28,8 +29,10 @@ func (n NetlinkMTU) SetMTU(name string, mtu int) error {
 }
 
 // HostAt is the Host whose links the handle sees: the current namespace for
-// netlink.NewHandle(), another one for netlink.NewHandleAt.
+// netlink.NewHandle(), another one for netlink.NewHandleAt. Its firewall
+// commands run in the caller's namespace; set NetNS to run them in the
+// handle's, when that is another one.
 func HostAt(h *netlink.Handle, src detect.Sources, stateDir string) Host {
 	return Host{Sources: src, Links: &detect.Kernel{H: h}, MTUs: NetlinkMTU{H: h}, Store: Store{Dir: stateDir},
-		Netfilter: CachedNetfilter(OpenNetfilter)}
+		Firewall: firewall.Open}
 }

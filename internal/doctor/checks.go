@@ -228,7 +228,7 @@ func CheckMSS(cfg config.Config, p fix.Plan) Check {
 		}
 		c.Remedy = "run `wslmtu fix` to remove them (or `wslmtu revert`)"
 		return c
-	case m == nil:
+	case m == nil || m.Refused != "":
 		c.Status, c.Detail = Fail, "mss_clamp is on but no MSS could be planned"
 		if len(p.Warnings) > 0 {
 			c.Detail += ": " + strings.Join(p.Warnings, "; ")

@@ -1,0 +1,166 @@
+package firewall
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// runTimeout bounds one program; restores wait at most 10 s for the lock.
+const runTimeout = 30 * time.Second
+
+// Exec runs programs inside one network namespace. A child process is in
+// the network namespace of the thread that starts it, so each run locks a
+// fresh goroutine to its thread, setns()es that thread into the namespace,
+// starts the child, and sets the thread back; were that to fail, the thread
+// stays locked and the runtime ends it with the goroutine instead of
+// reusing it in the wrong namespace.
+type Exec struct {
+	ns   netns.NsHandle
+	path string
+}
+
+// Open gives the Runner of a network namespace: a path such as
+// /var/run/netns/NAME or /proc/PID/ns/net, or "" for the namespace of the
+// calling thread, taken now, so that runs from other goroutines (the two
+// families run side by side) still happen there.
+func Open(path string) (Runner, error) {
+	e, err := NewExec(path)
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// NewExec is Open with the concrete type.
+func NewExec(path string) (*Exec, error) {
+	var h netns.NsHandle
+	var err error
+	if path == "" {
+		h, err = netns.Get()
+		path = "the current network namespace"
+	} else {
+		h, err = netns.GetFromPath(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("network namespace %s: %w", path, err)
+	}
+	// Tests must never run iptables in the host's namespace: they pass a
+	// throwaway one. Checked here, where every command starts.
+	if testing.Testing() && !throwaway(h) {
+		h.Close()
+		return nil, fmt.Errorf("a test may run the firewall tools only in a throwaway namespace (ip netns add), not in %s: "+
+			"give fix.Host.NetNS one", path)
+	}
+	return &Exec{ns: h, path: path}, nil
+}
+
+// throwaway says whether the namespace is one made by `ip netns add` (the
+// test helpers' and the lab's), which the host's own never is.
+func throwaway(h netns.NsHandle) bool {
+	var want unix.Stat_t
+	if err := unix.Fstat(int(h), &want); err != nil {
+		return false
+	}
+	entries, _ := os.ReadDir("/var/run/netns")
+	for _, e := range entries {
+		var st unix.Stat_t
+		if unix.Stat(filepath.Join("/var/run/netns", e.Name()), &st) == nil && st.Dev == want.Dev && st.Ino == want.Ino {
+			return true
+		}
+	}
+	return false
+}
+
+// Close releases the namespace handle.
+func (e *Exec) Close() error { return e.ns.Close() }
+
+// inNS runs fn on a thread inside the namespace.
+func (e *Exec) inNS(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("reading this thread's network namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(e.ns); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("entering %s: %w", e.path, err)
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			errc <- errors.Join(ferr, fmt.Errorf("leaving %s: %w", e.path, err))
+			return // still locked: the thread ends with this goroutine
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// Resolve implements Runner.
+func (e *Exec) Resolve(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(path)
+}
+
+// Run implements Runner. The program is looked up in PATH before entering
+// the namespace (PATH and the files are the same there).
+func (e *Exec) Run(name string, args []string, stdin string) (string, error) {
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	// A multi-call binary picks its applet by argv[0].
+	cmd.Args[0] = name
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	if err := e.inNS(cmd.Start); err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	if err := cmd.Wait(); err != nil {
+		return stdout.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+// NetFile implements Runner: /proc/thread-self/net shows the namespace of
+// the reading thread.
+func (e *Exec) NetFile(name string) (string, error) {
+	var data []byte
+	err := e.inNS(func() error {
+		var err error
+		data, err = os.ReadFile("/proc/thread-self/net/" + name)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	})
+	return string(data), err
+}

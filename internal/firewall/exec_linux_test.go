@@ -1,0 +1,234 @@
+package firewall_test
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netns"
+
+	fw "github.com/wslmtu/wslmtu/internal/firewall"
+	"github.com/wslmtu/wslmtu/internal/netnstest"
+)
+
+// nsRunner is a throwaway namespace and the Runner of it, by path.
+func nsRunner(t *testing.T) (*netnstest.NS, fw.Runner) {
+	t.Helper()
+	ns := netnstest.New(t)
+	r, err := fw.Open("/var/run/netns/" + ns.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return ns, r
+}
+
+func needTools(t *testing.T, b fw.Backend) {
+	if _, err := exec.LookPath("iptables-" + string(b) + "-restore"); err != nil {
+		t.Skipf("iptables-%s not installed", b)
+	}
+}
+
+func TestExecRunsInTheGivenNamespace(t *testing.T) {
+	ns, r := nsRunner(t)
+	ns.Run(t, "ip", "link", "add", "probe0", "type", "veth", "peer", "name", "probe1")
+	before, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer before.Close()
+	out, err := r.Run("ip", []string{"-o", "link", "show", "probe0"}, "")
+	if err != nil || !strings.Contains(out, "probe0") {
+		t.Errorf("ip link inside the namespace: %q, %v", out, err)
+	}
+	dev, err := r.NetFile("dev")
+	if err != nil || !strings.Contains(dev, "probe1") {
+		t.Errorf("/proc/thread-self/net/dev inside the namespace: %q, %v", dev, err)
+	}
+	if missing, err := r.NetFile("no_such_file"); missing != "" || err != nil {
+		t.Errorf("a missing proc file: %q, %v", missing, err)
+	}
+	// The stdin reaches the child, stderr the error.
+	if out, err := r.Run("cat", nil, "hello\n"); out != "hello\n" || err != nil {
+		t.Errorf("cat: %q, %v", out, err)
+	}
+	if _, err := r.Run("sh", []string{"-c", "echo oops >&2; exit 3"}, ""); err == nil || !strings.Contains(err.Error(), "oops") {
+		t.Errorf("a failing program: %v", err)
+	}
+	if _, err := r.Run("no-such-program-wslmtu", nil, ""); !fw.IsNotFound(err) {
+		t.Errorf("a missing program: %v", err)
+	}
+	after, err := netns.Get()
+	if err != nil || !after.Equal(before) {
+		t.Errorf("the calling thread's namespace changed")
+	}
+	after.Close()
+	// A multi-call binary runs as the applet it is called by.
+	if path, err := r.Resolve("iptables-nft-save"); err == nil && filepath.Base(path) != "xtables-nft-multi" {
+		t.Logf("iptables-nft-save resolves to %s", path)
+	}
+}
+
+// Tests must never run iptables in the host's namespace: Open refuses it.
+func TestOpenRefusesTheHostNamespaceInTests(t *testing.T) {
+	netnstest.RequireRoot(t, "opens namespaces")
+	for _, path := range []string{"", "/proc/self/ns/net"} {
+		if r, err := fw.Open(path); err == nil || !strings.Contains(err.Error(), "only in a throwaway namespace") {
+			if r != nil {
+				r.Close()
+			}
+			t.Errorf("Open(%q) = %v, want a refusal", path, err)
+		}
+	}
+}
+
+// The measurement behind Diff's restore scripts, kept as a test so a new
+// iptables that behaves otherwise is noticed: with --noflush a declared user
+// chain is flushed (and a missing one created), and a failing line leaves
+// the whole block unapplied.
+func TestRestoreNoflushFlushesADeclaredChain(t *testing.T) {
+	for _, b := range []fw.Backend{fw.NFT, fw.Legacy} {
+		t.Run(string(b), func(t *testing.T) {
+			needTools(t, b)
+			ns, r := nsRunner(t)
+			ipt := "iptables-" + string(b)
+			ns.Run(t, ipt, "-t", "mangle", "-N", fw.ChainIn)
+			ns.Run(t, ipt, "-t", "mangle", "-A", fw.ChainIn, "-i", "old0", "-j", "ACCEPT")
+			ns.Run(t, ipt, "-t", "mangle", "-A", "PREROUTING", "-p", "tcp", "-j", fw.ChainIn)
+			script := "*mangle\n:WSLMTU-IN - [0:0]\n-A WSLMTU-IN -i new0 -j ACCEPT\n:WSLMTU-OUT - [0:0]\nCOMMIT\n"
+			if _, err := r.Run(ipt+"-restore", []string{"--noflush", "--wait=10"}, script); err != nil {
+				t.Fatal(err)
+			}
+			set := save(t, r, ipt+"-save")
+			m := set.Table(fw.Mangle)
+			if got := m.Chain(fw.ChainIn).Rules; len(got) != 1 || got[0] != "-i new0 -j ACCEPT" {
+				t.Errorf("WSLMTU-IN after declaring it = %q, want only the new rule", got)
+			}
+			if m.Chain(fw.ChainOut) == nil || len(m.Chain("PREROUTING").Rules) != 1 {
+				t.Errorf("a declared chain was not created, or the jump went:\n%s", set)
+			}
+			bad := "*mangle\n:WSLMTU-IN - [0:0]\n-A WSLMTU-IN -i newer0 -j ACCEPT\n-A PREROUTING -j NO-SUCH-CHAIN\nCOMMIT\n"
+			if _, err := r.Run(ipt+"-restore", []string{"--noflush"}, bad); err == nil {
+				t.Fatal("a bad line was accepted")
+			}
+			if again := save(t, r, ipt+"-save"); again.String() != set.String() {
+				t.Errorf("a failed restore changed the table:\n%s", again)
+			}
+		})
+	}
+}
+
+func save(t *testing.T, r fw.Runner, tool string) *fw.Ruleset {
+	t.Helper()
+	out, err := r.Run(tool, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := fw.Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// counting counts the restores started.
+type counting struct {
+	fw.Runner
+	restores int
+}
+
+func (c *counting) Run(name string, args []string, stdin string) (string, error) {
+	if strings.HasSuffix(name, "-restore") {
+		c.restores++
+	}
+	return c.Runner.Run(name, args, stdin)
+}
+
+// sync is one read, diff and apply, as fix does it.
+func sync(t *testing.T, r fw.Runner, b fw.Backend, want *fw.Rules) []string {
+	t.Helper()
+	st, err := fw.Read(r, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patches []fw.Patch
+	for _, f := range st.Families() {
+		patches = append(patches, fw.Diff(f, want, st.Mangle(f)))
+	}
+	done, err := fw.Apply(r, st, patches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return done
+}
+
+func TestSyncInANamespace(t *testing.T) {
+	want := &fw.Rules{In: []string{ruleIn}, Out: []string{ruleOut}}
+	for _, b := range []fw.Backend{fw.NFT, fw.Legacy} {
+		t.Run(string(b), func(t *testing.T) {
+			needTools(t, b)
+			ns, inner := nsRunner(t)
+			r := &counting{Runner: inner}
+			ipt := "iptables-" + string(b)
+			ns.Run(t, ipt, "-t", "mangle", "-A", "PREROUTING", "-i", "eth0", "-j", "MARK", "--set-mark", "7")
+			ns.Run(t, "ip6tables-"+string(b), "-A", "INPUT", "-i", "lo", "-j", "ACCEPT")
+			before := save(t, r, ipt+"-save").String() + save(t, r, "ip6tables-"+string(b)+"-save").String()
+
+			if done := sync(t, r, b, want); len(done) != 8 || r.restores != 2 {
+				t.Fatalf("create: %q with %d restores", done, r.restores)
+			}
+			created := save(t, r, ipt+"-save")
+			if got := created.Table(fw.Mangle).Chain("PREROUTING").Rules; len(got) != 2 || got[0] != "-p tcp -j WSLMTU-IN" || "-A PREROUTING "+got[1] != others {
+				t.Errorf("PREROUTING = %q", got)
+			}
+			if done := sync(t, r, b, want); len(done) != 0 || r.restores != 2 {
+				t.Fatalf("second sync: %q, %d restores in all, want none more", done, r.restores)
+			}
+
+			ns.Run(t, ipt, "-t", "mangle", "-F", fw.ChainIn)
+			ns.Run(t, ipt, "-t", "mangle", "-R", fw.ChainOut, "1", "-o", "tailscale0", "-j", "ACCEPT")
+			ns.Run(t, ipt, "-t", "mangle", "-A", "PREROUTING", "-p", "tcp", "-j", fw.ChainIn)
+			if done := sync(t, r, b, want); len(done) != 3 || r.restores != 3 {
+				t.Errorf("repair: %q, %d restores in all", done, r.restores)
+			}
+			if got := save(t, r, ipt+"-save"); got.String() != created.String() {
+				t.Errorf("after repair\n%s\nwant\n%s", got, created)
+			}
+
+			sync(t, r, b, nil)
+			if _, err := fw.RemoveCreatedTable(r, b, fw.IPv6); err != nil {
+				t.Fatal(err)
+			}
+			after := save(t, r, ipt+"-save").String() + save(t, r, "ip6tables-"+string(b)+"-save").String()
+			if b == fw.Legacy {
+				// The legacy ip6 mangle table cannot go (see RemoveCreatedTable).
+				after = strings.Replace(after, "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*filter", "*filter", 1)
+			}
+			if after != before {
+				t.Errorf("after removal\n%s\nwant\n%s", after, before)
+			}
+		})
+	}
+}
+
+// The automatic choice on a namespace without rules is what plain iptables
+// is, found without running it.
+func TestReadDefaultsToPlainIPTables(t *testing.T) {
+	_, r := nsRunner(t)
+	st, err := fw.Read(r, fw.Auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := filepath.EvalSymlinks("/usr/sbin/iptables")
+	if err != nil {
+		t.Skip(err)
+	}
+	want := fw.Legacy
+	if strings.Contains(path, "nft") {
+		want = fw.NFT
+	}
+	if st.Backend != want || !strings.Contains(st.Why, "default iptables") || len(st.Families()) != 2 {
+		t.Errorf("empty namespace: backend %q (%s), families %v; want %q, the default", st.Backend, st.Why, st.Families(), want)
+	}
+}
