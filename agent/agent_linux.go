@@ -322,6 +322,10 @@ func (a *agent) reconcile(cause event) {
 		a.ownWrites[c.Link] = c.To
 		r := Repair{Time: done, Interface: c.Link, From: c.Found, To: c.To, Cause: cause.cause, Latency: done.Sub(cause.at)}
 		a.counters.Repairs++
+		if a.counters.RepairsBy == nil {
+			a.counters.RepairsBy = map[string]int{}
+		}
+		a.counters.RepairsBy[c.Link]++
 		a.counters.LastRepair = &r
 		f := a.fights[c.Link]
 		if f == nil {

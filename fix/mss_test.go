@@ -126,7 +126,7 @@ func TestPlanMSSVariants(t *testing.T) {
 		interfaces []string // of the IN rules, per family
 	}{
 		{"on top of raise-outer the MSS fits the raised eth0", mssTestState(1280, "tailscale0"), clampCfg(config.RaiseOuter),
-			1240, 1220, "eth0 1360 after the mtu change: floor16(1360 − 80) − 40", []string{"tailscale0", "wg+"}},
+			1240, 1220, "eth0 1360 after the mtu change: floor16(1360 − 80) − 40", []string{"tailscale0", "wg+", "wt+", "zt+"}},
 		{"lower-tunnel leaves eth0, so the MSS follows eth0", mssTestState(1400, "tailscale0"), clampCfg(config.LowerTunnel, "tailscale0"),
 			1272, 1252, "eth0 1400: floor16(1400 − 80) − 40", []string{"tailscale0"}},
 		{"mss in the config is the IPv4 MSS, IPv6 gets 20 less", mssTestState(1280, "tailscale0"), override,

@@ -107,7 +107,14 @@ func planMTU(st detect.State, cfg config.Config) Plan {
 		p.Notes = append(p.Notes, fmt.Sprintf("no tunnel found (%s): nothing to fit", strings.Join(cfg.Tunnels, ", ")))
 		return p
 	}
-	switch cfg.MTUStrategy {
+	strategy := cfg.MTUStrategy
+	if strategy == config.Auto {
+		strategy = config.RaiseOuter
+		if st.Env.NetworkingMode == "mirrored" {
+			strategy = config.LowerTunnel
+		}
+	}
+	switch strategy {
 	case config.RaiseOuter:
 		planRaiseOuter(&p, st, cfg)
 	case config.LowerTunnel:

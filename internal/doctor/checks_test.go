@@ -121,7 +121,7 @@ func TestCheckPlan(t *testing.T) {
 		{"broken", fix.NewPlan(state(1280, tunnel("tailscale0", 1280, 1)), cfg),
 			want{Fail, []string{"1 change(s) pending", "eth0: mtu 1280 → 1360 (tailscale0 1280 + 80 WireGuard/IPv6 overhead)"}, "run `wslmtu fix`"}},
 		{"healthy", fix.NewPlan(state(1360, tunnel("tailscale0", 1280, 1)), cfg),
-			want{OK, []string{"nothing to change (mtu_strategy raise-outer)"}, "-"}},
+			want{OK, []string{"nothing to change (mtu_strategy auto)"}, "-"}},
 		{"mss rules missing", absent,
 			want{Fail, []string{"1 change(s) pending", "mss clamp: add rules (iptables nft: the default iptables)"}, "run `wslmtu fix`"}},
 		{"capped", fix.NewPlan(state(1280, tunnel("tailscale0", 1280, 1)), capped),
@@ -155,7 +155,7 @@ func TestCheckMTUs(t *testing.T) {
 			"mtu wg0":        {Fail, []string{"eth0 1400 < wg0 1420 + 80: packets over 1328 bytes are lost (over 1312 with an IPv6 underlay)"}, "wg0 at most 1320"},
 		}},
 		{"no tunnel", detect.State{Outer: &detect.Link{Name: "eth0", MTU: 1280}, MissingTunnels: []string{"tailscale0"}}, map[string]want{
-			"mtu": {Skip, []string{"no tunnel found (tailscale0, wg*)", "tailscale0 not present"}, "-"},
+			"mtu": {Skip, []string{"no tunnel found (tailscale0, wg*, wt*, zt*)", "tailscale0 not present"}, "-"},
 		}},
 		{"no outer", detect.State{Tunnels: []detect.Link{tunnel("tailscale0", 1280, 1)}}, map[string]want{
 			"mtu": {Fail, []string{"no outer interface"}, "--outer-interface"},
