@@ -4,6 +4,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/vishvananda/netns"
@@ -132,15 +133,17 @@ func save(t *testing.T, r fw.Runner, tool string) *fw.Ruleset {
 	return set
 }
 
-// counting counts the restores started.
+// counting counts the restores started (the families run side by side).
 type counting struct {
 	fw.Runner
-	restores int
+	n atomic.Int64
 }
+
+func (c *counting) restores() int { return int(c.n.Load()) }
 
 func (c *counting) Run(name string, args []string, stdin string) (string, error) {
 	if strings.HasSuffix(name, "-restore") {
-		c.restores++
+		c.n.Add(1)
 	}
 	return c.Runner.Run(name, args, stdin)
 }
@@ -175,22 +178,22 @@ func TestSyncInANamespace(t *testing.T) {
 			ns.Run(t, "ip6tables-"+string(b), "-A", "INPUT", "-i", "lo", "-j", "ACCEPT")
 			before := save(t, r, ipt+"-save").String() + save(t, r, "ip6tables-"+string(b)+"-save").String()
 
-			if done := sync(t, r, b, want); len(done) != 8 || r.restores != 2 {
-				t.Fatalf("create: %q with %d restores", done, r.restores)
+			if done := sync(t, r, b, want); len(done) != 8 || r.restores() != 2 {
+				t.Fatalf("create: %q with %d restores", done, r.restores())
 			}
 			created := save(t, r, ipt+"-save")
 			if got := created.Table(fw.Mangle).Chain("PREROUTING").Rules; len(got) != 2 || got[0] != "-p tcp -j WSLMTU-IN" || "-A PREROUTING "+got[1] != others {
 				t.Errorf("PREROUTING = %q", got)
 			}
-			if done := sync(t, r, b, want); len(done) != 0 || r.restores != 2 {
-				t.Fatalf("second sync: %q, %d restores in all, want none more", done, r.restores)
+			if done := sync(t, r, b, want); len(done) != 0 || r.restores() != 2 {
+				t.Fatalf("second sync: %q, %d restores in all, want none more", done, r.restores())
 			}
 
 			ns.Run(t, ipt, "-t", "mangle", "-F", fw.ChainIn)
 			ns.Run(t, ipt, "-t", "mangle", "-R", fw.ChainOut, "1", "-o", "tailscale0", "-j", "ACCEPT")
 			ns.Run(t, ipt, "-t", "mangle", "-A", "PREROUTING", "-p", "tcp", "-j", fw.ChainIn)
-			if done := sync(t, r, b, want); len(done) != 3 || r.restores != 3 {
-				t.Errorf("repair: %q, %d restores in all", done, r.restores)
+			if done := sync(t, r, b, want); len(done) != 3 || r.restores() != 3 {
+				t.Errorf("repair: %q, %d restores in all", done, r.restores())
 			}
 			if got := save(t, r, ipt+"-save"); got.String() != created.String() {
 				t.Errorf("after repair\n%s\nwant\n%s", got, created)
