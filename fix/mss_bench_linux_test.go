@@ -31,10 +31,27 @@ func BenchmarkSyncFromClean(b *testing.B) {
 	}
 }
 
-// BenchmarkCheckInSync is the periodic check with nothing to do: read the
-// recorded backend's two saves, diff, find nothing.
+// BenchmarkCheckInSync is the periodic check with nothing to do on a
+// firewall nobody touched since the last check: the nf_tables generation is
+// unchanged, so nothing is read again; diff, find nothing.
 // Run: go test ./fix -run '^$' -bench CheckInSync -benchtime 30x
 func BenchmarkCheckInSync(b *testing.B) {
+	benchmarkCheckInSync(b, func(*mssNS) {})
+}
+
+// BenchmarkCheckInSyncAfterAChange is the same check after someone else
+// changed the firewall (a rule added to and deleted from filter INPUT,
+// outside the timer): the recorded backend's two saves are read, diffed,
+// nothing of ours is found to differ.
+// Run: go test ./fix -run '^$' -bench CheckInSyncAfterAChange -benchtime 30x
+func BenchmarkCheckInSyncAfterAChange(b *testing.B) {
+	benchmarkCheckInSync(b, func(ns *mssNS) {
+		ns.run(b, "iptables-nft", "-A", "INPUT", "-j", "ACCEPT")
+		ns.run(b, "iptables-nft", "-D", "INPUT", "-j", "ACCEPT")
+	})
+}
+
+func benchmarkCheckInSync(b *testing.B, between func(*mssNS)) {
 	ns := newMSSNS(b)
 	r, err := ns.host.Plan(mssConfig())
 	if err != nil {
@@ -43,10 +60,14 @@ func BenchmarkCheckInSync(b *testing.B) {
 	if _, err := ns.host.SyncFirewall(r.Plan); err != nil {
 		b.Fatal(err)
 	}
+	ns.host.Backend = BackendNFT
 	for b.Loop() {
+		b.StopTimer()
+		between(ns)
 		p := r.Plan
 		m := *p.MSS
 		p.MSS = &m
+		b.StartTimer()
 		ns.host.CheckFirewall(&p)
 		if p.MSS.State != MSSInSync {
 			b.Fatalf("state %q (%s)", p.MSS.State, p.MSS.Detail)

@@ -97,14 +97,19 @@ func (c MSSChange) String() string {
 
 // openFirewall gives the runner of the host's namespace, and the state of
 // the firewall read through the recorded backend (else the forced one,
-// else the one chosen). Close the runner when done.
-func (h Host) openFirewall(rec *MSSRecord) (firewall.Runner, *firewall.State, error) {
+// else the one chosen). Close the runner when done. Looking only for
+// leftovers (clamp false, no record), the state is nil when no backend can
+// hold anything of ours, found without starting a process.
+func (h Host) openFirewall(rec *MSSRecord, clamp bool) (firewall.Runner, *firewall.State, error) {
 	if h.Firewall == nil {
 		return nil, nil, Unavailable("no iptables support on this system")
 	}
 	r, err := h.Firewall(h.NetNS)
 	if err != nil {
 		return nil, nil, err
+	}
+	if !clamp && rec == nil && !firewall.MayHoldOurs(r) {
+		return r, nil, nil
 	}
 	backend := h.Backend
 	if rec != nil {
@@ -142,13 +147,15 @@ func (h Host) CheckFirewall(p *Plan) {
 	if err != nil {
 		p.Warnings = append(p.Warnings, err.Error())
 	}
-	r, st, err := h.openFirewall(rec)
+	r, st, err := h.openFirewall(rec, p.MSS != nil && p.MSS.Clamp)
 	if err != nil {
 		readFailed(p, rec, err)
 		return
 	}
 	r.Close()
-	fillPlan(p, st)
+	if st != nil {
+		fillPlan(p, st)
+	}
 }
 
 // readFailed says in p why the firewall could not be read.
@@ -233,7 +240,7 @@ func (h Host) syncFirewall(p *Plan) (*MSSChange, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, st, err := h.openFirewall(rec)
+	r, st, err := h.openFirewall(rec, clamp)
 	if err != nil {
 		readFailed(p, rec, err)
 		if !clamp && rec == nil && errors.Is(err, ErrMSSUnavailable) {
@@ -242,6 +249,9 @@ func (h Host) syncFirewall(p *Plan) (*MSSChange, error) {
 		return nil, err
 	}
 	defer r.Close()
+	if st == nil {
+		return nil, nil // nothing of ours anywhere
+	}
 	fillPlan(p, st)
 	var patches []firewall.Patch
 	changes := false
@@ -340,7 +350,7 @@ func (h Host) RevertFirewall() ([]Reverted, error) {
 	if err != nil || rec == nil {
 		return nil, err
 	}
-	r, st, err := h.openFirewall(rec)
+	r, st, err := h.openFirewall(rec, false)
 	if err != nil {
 		return nil, fmt.Errorf("removing the MSS chains: %w", err)
 	}

@@ -461,8 +461,8 @@ func TestHostTurningClampOffRemovesOurRules(t *testing.T) {
 				t.Errorf("after removal the plan still has %v", r.Plan.MSS)
 			}
 			fake.ResetCalls()
-			if r, err := h.Fix(cfg); err != nil || r.MSS != nil || fake.Count("restore") != 0 {
-				t.Errorf("with nothing of ours left, fix reported %v (err %v) and ran %q", r.MSS, err, fake.Calls())
+			if r, err := h.Fix(cfg); err != nil || r.MSS != nil || len(fake.Calls()) != 0 {
+				t.Errorf("with nothing of ours left, fix reported %v (err %v) and ran %q; want no process at all", r.MSS, err, fake.Calls())
 			}
 		})
 	}
@@ -573,5 +573,34 @@ func TestSyncFirewallDoesNotTakeTheLinksLock(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("SyncFirewall waited for the links lock")
+	}
+}
+
+// The periodic check of a firewall nobody touched starts no process: the
+// nf_tables generation says the last read is still exact. Any change, by
+// anyone, makes it read again.
+func TestCheckInSyncStartsNoProcessWhileNothingChanged(t *testing.T) {
+	fake := firewalltest.New(BackendNFT)
+	h, _ := fakeHost(t, fake)
+	plan := func() Plan { return NewPlan(mssTestState(1280, "tailscale0"), clampCfg(config.StrategyOff)) }
+	if _, err := h.SyncFirewall(plan()); err != nil {
+		t.Fatal(err)
+	}
+	check := func() *MSSPlan {
+		p := plan()
+		h.CheckFirewall(&p)
+		return p.MSS
+	}
+	check()
+	fake.ResetCalls()
+	if m := check(); m.State != MSSInSync || len(fake.Calls()) != 0 {
+		t.Errorf("unchanged: state %q, started %q", m.State, fake.Calls())
+	}
+	if c, err := h.SyncFirewall(plan()); err != nil || len(c.Done) != 0 || len(fake.Calls()) != 0 {
+		t.Errorf("sync of an unchanged firewall: %v, %v, started %q", c, err, fake.Calls())
+	}
+	fake.Set(BackendNFT, IPv4, regexp.MustCompile(`-A WSLMTU-IN [^\n]*\n`).ReplaceAllString(fake.Save(BackendNFT, IPv4), ""))
+	if m := check(); m.State != MSSDiffers || fake.Count("save") == 0 {
+		t.Errorf("after a change: state %q, started %q", m.State, fake.Calls())
 	}
 }

@@ -235,3 +235,71 @@ func TestReadDefaultsToPlainIPTables(t *testing.T) {
 		t.Errorf("empty namespace: backend %q (%s), families %v; want %q, the default", st.Backend, st.Why, st.Families(), want)
 	}
 }
+
+// nf_tables counts every committed change of a namespace, by anyone; Read
+// through nft returns the state read before, without a process, while the
+// count is unchanged.
+func TestStampCountsEveryChange(t *testing.T) {
+	needTools(t, fw.NFT)
+	ns, inner := nsRunner(t)
+	_, other := nsRunner(t)
+	r := &countingRuns{Runner: inner}
+	s1, err := r.Stamp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2, _ := r.Stamp(); s2 != s1 || s1.Cookie == 0 || s1.IPv4Tables != 0 || s1.IPv6Tables != 0 {
+		t.Errorf("a fresh namespace: %+v, then %+v; want no tables, a cookie, no move", s1, s2)
+	}
+	if o, _ := other.Stamp(); o.Cookie == s1.Cookie {
+		t.Errorf("two namespaces share the cookie %d", o.Cookie)
+	}
+	st, err := fw.Read(r, fw.NFT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := r.n.Load()
+	again, err := fw.Read(r, fw.NFT)
+	if err != nil || r.n.Load() != runs || again.Sets[fw.IPv4].String() != st.Sets[fw.IPv4].String() {
+		t.Errorf("an unchanged firewall was read again (%d programs started), or differently: %v", r.n.Load()-runs, err)
+	}
+	ns.Run(t, "ip6tables-nft", "-t", "mangle", "-A", "OUTPUT", "-j", "ACCEPT")
+	s3, _ := r.Stamp()
+	if s3.Cookie != s1.Cookie || s3.Gen == s1.Gen || s3.IPv6Tables != 1 || s3.IPv4Tables != 0 {
+		t.Errorf("ip6tables-nft -A did not move the generation or count the table: %+v → %+v", s1, s3)
+	}
+	changed, err := fw.Read(r, fw.NFT)
+	if err != nil || r.n.Load() == runs || changed.Mangle(fw.IPv6).Chain("OUTPUT") == nil || len(changed.Mangle(fw.IPv6).Chain("OUTPUT").Rules) != 1 {
+		t.Errorf("a changed firewall was not read again: %v", err)
+	}
+	// Our chains are seen over netlink: leftovers are looked for without
+	// a process.
+	if fw.MayHoldOurs(r) || s3.IPv4Ours || s3.IPv6Ours {
+		t.Errorf("chains of ours seen where there are none: %+v", s3)
+	}
+	ns.Run(t, "ip6tables-nft", "-t", "mangle", "-N", fw.ChainOut)
+	if s5, _ := r.Stamp(); !s5.IPv6Ours || s5.IPv4Ours || !fw.MayHoldOurs(r) {
+		t.Errorf("ip6tables-nft -N WSLMTU-OUT not seen: %+v", s5)
+	}
+	ns.Run(t, "ip6tables-nft", "-t", "mangle", "-X", fw.ChainOut)
+	// Legacy has no generation: always read; a legacy mangle table may
+	// hold ours.
+	ns.Run(t, "iptables-legacy", "-t", "mangle", "-A", "OUTPUT", "-j", "ACCEPT")
+	if !fw.MayHoldOurs(r) {
+		t.Error("a legacy mangle table is not looked into")
+	}
+	if s4, _ := r.Stamp(); s4 != s3 {
+		t.Logf("iptables-legacy moved the nf_tables generation: %v → %v", s3, s4)
+	}
+}
+
+// countingRuns counts every program started.
+type countingRuns struct {
+	fw.Runner
+	n atomic.Int64
+}
+
+func (c *countingRuns) Run(name string, args []string, stdin string) (string, error) {
+	c.n.Add(1)
+	return c.Runner.Run(name, args, stdin)
+}

@@ -22,6 +22,8 @@ type Runner interface {
 	// NetFile reads /proc/thread-self/net/NAME as seen from inside the
 	// namespace; a file that does not exist reads as empty.
 	NetFile(name string) (string, error)
+	// Stamp is the namespace's nf_tables generation (see Stamp).
+	Stamp() (Stamp, error)
 	Close() error
 }
 
@@ -100,11 +102,17 @@ func (s *State) Describe() string {
 // namespace that had none (tables are made on first use), and
 // iptables-nft-save -t mangle prints an empty table that does not exist, so
 // neither could tell whether the table existed before us.
+//
+// Through nf_tables, a state read before is returned again while the
+// namespace's generation shows no change since (see Stamp).
 func Read(r Runner, b Backend) (*State, error) {
-	if b != Auto {
-		return readBackend(r, b)
+	switch b {
+	case Auto:
+		return choose(r)
+	case NFT:
+		return readNFT(r)
 	}
-	return choose(r)
+	return readBackend(r, b, nil)
 }
 
 func newState(r Runner, b Backend) *State {
@@ -120,7 +128,9 @@ func newState(r Runner, b Backend) *State {
 	return st
 }
 
-func readBackend(r Runner, b Backend) (*State, error) {
+// readBackend saves each family of b; through nf_tables, not a family the
+// stamp shows without tables.
+func readBackend(r Runner, b Backend, s *Stamp) (*State, error) {
 	st := newState(r, b)
 	if len(st.tools) == 0 {
 		return nil, Unavailable(missingWhy(st.Missing))
@@ -129,6 +139,10 @@ func readBackend(r Runner, b Backend) (*State, error) {
 	errs := parallel([]int{0, 1}, func(i int) error {
 		t, ok := st.tools[Families[i]]
 		if !ok {
+			return nil
+		}
+		if s.empty(Families[i]) {
+			sets[i] = &Ruleset{}
 			return nil
 		}
 		var err error
@@ -143,10 +157,11 @@ func readBackend(r Runner, b Backend) (*State, error) {
 	return st, st.settle(errs)
 }
 
-// choose reads both backends as cheaply as it can: the nft saves, which it
-// needs anyway when nft is chosen, and for legacy only the list of tables
-// that exist in the namespace (/proc/net/ip_tables_names; no process), saving
-// legacy only when that list is not empty.
+// choose reads both backends as cheaply as it can: first the lists of
+// tables that exist in the namespace (nf_tables over netlink,
+// /proc/net/ip_tables_names for legacy; no process), then the saves of the
+// families that have tables, nft's in any case when it is chosen. On a
+// namespace without rules that is no process at all.
 func choose(r Runner) (*State, error) {
 	nft, legacy := newState(r, NFT), newState(r, Legacy)
 	if len(nft.tools) == 0 && len(legacy.tools) == 0 {
@@ -158,6 +173,10 @@ func choose(r Runner) (*State, error) {
 	// Both families' nft saves and legacy table lists at once, then the
 	// legacy saves that are needed. A backend whose save fails (a kernel
 	// without nf_tables) is treated as unusable for that family.
+	var stamp *Stamp
+	if s, err := r.Stamp(); err == nil {
+		stamp = &s
+	}
 	legacyTables := map[Family]string{}
 	var mu sync.Mutex
 	type job struct {
@@ -176,7 +195,10 @@ func choose(r Runner) (*State, error) {
 			return err
 		}
 		if t, ok := nft.tools[j.f]; ok {
-			set, err := save(r, t.save)
+			set, err := &Ruleset{}, error(nil)
+			if !stamp.empty(j.f) {
+				set, err = save(r, t.save)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			nft.use(j.f, set, err)

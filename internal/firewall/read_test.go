@@ -25,20 +25,22 @@ func TestReadChoosesTheBackend(t *testing.T) {
 		why     string
 		process []string // programs started, in any order
 	}{
-		{"a clean host: the default, nft; legacy is not even saved", fw.NFT, "", "", fw.NFT,
-			"no rules in either backend; the default iptables", []string{"iptables-nft-save", "ip6tables-nft-save"}},
+		// Only families with tables are saved: nf_tables and
+		// /proc/net/ip_tables_names say which, without a process.
+		{"a clean host: the default, nft, and no process at all", fw.NFT, "", "", fw.NFT,
+			"no rules in either backend; the default iptables", nil},
 		{"a clean host whose iptables is legacy", fw.Legacy, "", "", fw.Legacy,
-			"no rules in either backend; the default iptables", []string{"iptables-nft-save", "ip6tables-nft-save"}},
+			"no rules in either backend; the default iptables", nil},
 		{"rules in nft only, legacy the default", fw.Legacy, filterRule, "", fw.NFT,
-			"iptables-nft already holds rules", []string{"iptables-nft-save", "ip6tables-nft-save"}},
+			"iptables-nft already holds rules", []string{"iptables-nft-save"}},
 		{"rules in legacy only", fw.NFT, "", filterRule, fw.Legacy,
-			"iptables-legacy already holds rules", []string{"iptables-nft-save", "ip6tables-nft-save", "iptables-legacy-save"}},
+			"iptables-legacy already holds rules", []string{"iptables-legacy-save"}},
 		{"legacy has an empty table, made by a look", fw.NFT, "", mangle(nil), fw.NFT,
-			"no rules in either backend; the default iptables", []string{"iptables-nft-save", "ip6tables-nft-save", "iptables-legacy-save"}},
+			"no rules in either backend; the default iptables", []string{"iptables-legacy-save"}},
 		{"rules in both: the default", fw.Legacy, filterRule, filterRule, fw.Legacy,
-			"both backends hold rules; the default iptables", []string{"iptables-nft-save", "ip6tables-nft-save", "iptables-legacy-save"}},
+			"both backends hold rules; the default iptables", []string{"iptables-nft-save", "iptables-legacy-save"}},
 		{"our chains win over other rules", fw.NFT, filterRule, legacyOurs, fw.Legacy,
-			"our chains are there", []string{"iptables-nft-save", "ip6tables-nft-save", "iptables-legacy-save"}},
+			"our chains are there", []string{"iptables-nft-save", "iptables-legacy-save"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,6 +81,18 @@ func TestReadAGivenBackendSavesOncePerFamily(t *testing.T) {
 	slices.Sort(calls)
 	if !slices.Equal(calls, []string{"ip6tables-legacy-save", "iptables-legacy-save"}) {
 		t.Errorf("started %q", calls)
+	}
+	// Through nft, a family without tables is not saved, and an unchanged
+	// firewall is not read again.
+	fake.Set(fw.NFT, fw.IPv4, inSync)
+	fake.ResetCalls()
+	for range 2 {
+		if _, err := fw.Read(fake, fw.NFT); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls := fake.Calls(); !slices.Equal(calls, []string{"iptables-nft-save"}) {
+		t.Errorf("two reads through nft started %q, want one IPv4 save", calls)
 	}
 	if st.Mangle(fw.IPv4) != nil || st.Mangle(fw.IPv6) == nil || !st.Ours() {
 		t.Errorf("mangle tables: ipv4 %v, ipv6 %v", st.Mangle(fw.IPv4), st.Mangle(fw.IPv6))

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/wslmtu/wslmtu/internal/firewall"
 )
@@ -33,11 +34,15 @@ type Fake struct {
 	// changes anything), e.g. like a kernel without the TCPMSS target.
 	FailRestore func(tool string, args []string, script string) error
 	calls       []string
+	cookie      uint64
+	gen         uint32
 }
+
+var cookies atomic.Uint64
 
 // New is an empty firewall whose plain iptables is def.
 func New(def firewall.Backend) *Fake {
-	return &Fake{Default: def, Missing: map[string]bool{},
+	return &Fake{Default: def, Missing: map[string]bool{}, cookie: cookies.Add(1),
 		sets: map[firewall.Backend]map[firewall.Family]*firewall.Ruleset{
 			firewall.NFT: {}, firewall.Legacy: {}}}
 }
@@ -54,6 +59,7 @@ func (f *Fake) Set(b firewall.Backend, fam firewall.Family, save string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sets[b][fam] = set
+	f.gen++
 }
 
 // Save is a family's ruleset in a backend, as iptables-save text without
@@ -172,6 +178,25 @@ func (f *Fake) NetFile(name string) (string, error) {
 	return strings.Join(names, "\n") + "\n", nil
 }
 
+// Stamp implements firewall.Runner: every change of an nft ruleset (and
+// every Set) counts as a new generation, as nf_tables does.
+func (f *Fake) Stamp() (firewall.Stamp, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := firewall.Stamp{Cookie: f.cookie, Gen: f.gen}
+	ours := func(set *firewall.Ruleset) bool {
+		m := set.Table(firewall.Mangle)
+		return m.Chain(firewall.ChainIn) != nil || m.Chain(firewall.ChainOut) != nil
+	}
+	if set := f.sets[firewall.NFT][firewall.IPv4]; set != nil {
+		s.IPv4Tables, s.IPv4Ours = len(set.Tables)+len(set.Incompatible), ours(set)
+	}
+	if set := f.sets[firewall.NFT][firewall.IPv6]; set != nil {
+		s.IPv6Tables, s.IPv6Ours = len(set.Tables)+len(set.Incompatible), ours(set)
+	}
+	return s, nil
+}
+
 // Close implements firewall.Runner.
 func (f *Fake) Close() error { return nil }
 
@@ -225,6 +250,9 @@ func (f *Fake) Run(name string, args []string, stdin string) (string, error) {
 			return "", fmt.Errorf("%s: %w", name, err)
 		}
 		f.sets[b][fam] = next
+		if b == firewall.NFT {
+			f.gen++
+		}
 		return "", nil
 	}
 	return "", fmt.Errorf("%s %v: not something the fake does", name, args)
@@ -347,6 +375,7 @@ func (f *Fake) nft(args []string) (string, error) {
 		return string(out), err
 	case args[0] == "delete" && args[1] == "table":
 		set.Tables = slices.DeleteFunc(set.Tables, func(x *firewall.Table) bool { return x == t })
+		f.gen++
 		return "", nil
 	}
 	return "", fmt.Errorf("nft %v: not something the fake does", args)
