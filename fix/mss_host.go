@@ -129,12 +129,6 @@ func (h Host) openFirewall(rec *MSSRecord, clamp bool) (firewall.Runner, *firewa
 	return r, st, nil
 }
 
-// why is an unavailable error's reason without its wrapping.
-func why(err error) string {
-	s := strings.TrimPrefix(err.Error(), "MSS clamping unavailable: ")
-	return strings.TrimSuffix(s, "; the MTU part still works")
-}
-
 // CheckFirewall fills the MSS part of p from the firewall, read once: the
 // backend, and whether our rules are as wanted. With clamping off it looks
 // for chains of ours all the same (recorded or left over) and, when there
@@ -167,7 +161,7 @@ func readFailed(p *Plan, rec *MSSRecord, err error) {
 	case !clamp:
 		p.Warnings = append(p.Warnings, "could not look for our MSS chains: "+err.Error())
 	case errors.Is(err, ErrMSSUnavailable):
-		m.State, m.Detail = MSSUnavailable, why(err)
+		m.State, m.Detail = MSSUnavailable, firewall.Reason(err)
 		p.Warnings = append(p.Warnings, err.Error())
 	default:
 		p.Warnings = append(p.Warnings, "could not read the firewall: "+err.Error())

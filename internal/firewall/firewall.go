@@ -116,3 +116,13 @@ func (e *unavailableError) Is(target error) bool { return target == ErrUnavailab
 
 // Unavailable builds the error for a host that cannot clamp.
 func Unavailable(why string) error { return &unavailableError{why: why} }
+
+// Reason is why clamping is unavailable, without the wrapping words; any
+// other error as it is.
+func Reason(err error) string {
+	var u *unavailableError
+	if errors.As(err, &u) {
+		return u.why
+	}
+	return err.Error()
+}
