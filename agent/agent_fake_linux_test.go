@@ -323,7 +323,9 @@ func TestFakeAgentReloadsOnlySettledConfigs(t *testing.T) {
 	}
 	// Deleted: the config in force stays, and the log says so.
 	os.Remove(a.cfg)
-	eventually(t, "the missing file logged", func() bool { return strings.Contains(a.logs.String(), "the config file is missing; keeping the config in force") })
+	eventually(t, "the missing file logged", func() bool {
+		return strings.Contains(a.logs.String(), "the config file is missing; keeping the config in force")
+	})
 	if got := k.MTU("eth0"); got != 1280 {
 		t.Fatalf("a deleted config raised eth0 to %d", got)
 	}
