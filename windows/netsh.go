@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
 // Adapter is one row of `netsh interface ipv4|ipv6 show subinterfaces`.
@@ -127,10 +129,13 @@ type OuterChoice struct {
 	Considered []Adapter `json:"considered,omitempty"`
 }
 
-// TunnelMTUFits is the largest tunnel MTU inside WSL whose encapsulated
-// packets cross this eth0 without fragmentation for both IPv4 and IPv6 outer
-// headers (80 bytes of IPv6+UDP+WireGuard overhead).
-func (c OuterChoice) TunnelMTUFits() int { return int(c.MTU) - 80 }
+// TunnelMTUFits is the largest WireGuard tunnel MTU inside WSL whose
+// encapsulated packets cross this eth0 without fragmentation over an IPv4 or
+// an IPv6 underlay.
+func (c OuterChoice) TunnelMTUFits() int {
+	mtu, _, _ := tunnel.Spec{Kind: tunnel.WireGuard}.LargestTunnelMTU(int(c.MTU))
+	return mtu
+}
 
 // ChooseOuter decides which adapter WSL (NAT mode) copies into eth0: the
 // smallest MTU among connected adapters of either family, leaving out the

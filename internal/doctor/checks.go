@@ -11,6 +11,8 @@ import (
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
+	// Aliased: the tests name a helper that builds a tunnel link "tunnel".
+	tunnelspec "github.com/wslmtu/wslmtu/internal/tunnel"
 	"github.com/wslmtu/wslmtu/windows"
 )
 
@@ -150,27 +152,6 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// Overheads of a WireGuard packet on each underlay: IP + 8 UDP + 32 WireGuard.
-const (
-	overheadIPv4 = 60
-	overheadIPv6 = fix.WireGuardOverhead
-	wgPad        = 16
-)
-
-// largestInner is the largest inner packet that crosses an outer MTU
-// unfragmented: WireGuard pads to 16 bytes, capped at the tunnel MTU, so all
-// fit when the tunnel plus overhead fits, else up to floor16(outer − overhead).
-func largestInner(outer, tunnel, overhead int) (int, bool) {
-	if tunnel+overhead <= outer {
-		return tunnel, true
-	}
-	n := (outer - overhead) / wgPad * wgPad
-	if n < 0 {
-		n = 0
-	}
-	return n, false
-}
-
 // CheckMTUs: each tunnel's packets, once wrapped, must fit the outer
 // interface, or the NAT drops their fragments and large transfers hang.
 func CheckMTUs(st detect.State, cfg config.Config) []Check {
@@ -189,27 +170,53 @@ func CheckMTUs(st detect.State, cfg config.Config) []Check {
 	var checks []Check
 	for _, t := range st.Tunnels {
 		c := Check{Name: MTUCheckName(t.Name)}
-		need := t.MTU + fix.WireGuardOverhead
+		spec := tunnelspec.Infer(t.Name, t.Kind)
+		need := spec.Need(t.MTU)
+		req := requirement(spec, t)
 		if outer.MTU >= need {
 			c.Status = OK
-			c.Detail = fmt.Sprintf("%s %d ≥ %s %d + %d", outer.Name, outer.MTU, t.Name, t.MTU, fix.WireGuardOverhead)
+			c.Detail = fmt.Sprintf("%s %d ≥ %s", outer.Name, outer.MTU, req)
 			checks = append(checks, c)
 			continue
 		}
 		c.Status = Fail
-		v4, v4ok := largestInner(outer.MTU, t.MTU, overheadIPv4)
-		v6, _ := largestInner(outer.MTU, t.MTU, overheadIPv6)
-		c.Detail = fmt.Sprintf("%s %d < %s %d + %d: ", outer.Name, outer.MTU, t.Name, t.MTU, fix.WireGuardOverhead)
+		v4, v4ok := spec.LargestInner(outer.MTU, t.MTU, tunnelspec.IPv4)
+		v6, _ := spec.LargestInner(outer.MTU, t.MTU, tunnelspec.IPv6)
+		c.Detail = fmt.Sprintf("%s %d < %s: ", outer.Name, outer.MTU, req)
 		if v4ok {
-			c.Detail += fmt.Sprintf("fine over an IPv4 underlay, but over IPv6 packets over %d bytes are lost", v6)
+			c.Detail += "fine over an IPv4 underlay, but over IPv6 " + lostOver(v6)
+		} else if v4 > 0 {
+			c.Detail += fmt.Sprintf("%s (over %d with an IPv6 underlay)", lostOver(v4), v6)
 		} else {
-			c.Detail += fmt.Sprintf("packets over %d bytes are lost (over %d with an IPv6 underlay)", v4, v6)
+			c.Detail += lostOver(0)
 		}
-		c.Remedy = fmt.Sprintf("run `wslmtu fix` (%s needs %d, or %s at most %d with --mtu-strategy lower-tunnel)",
-			outer.Name, need, t.Name, outer.MTU-fix.WireGuardOverhead)
+		if lower, ok, why := spec.LargestTunnelMTU(outer.MTU); ok {
+			c.Remedy = fmt.Sprintf("run `wslmtu fix` (%s needs %d, or %s at most %d with --mtu-strategy lower-tunnel)",
+				outer.Name, need, t.Name, lower)
+		} else {
+			c.Remedy = fmt.Sprintf("run `wslmtu fix` (%s needs %d; lowering %s does not help: %s)", outer.Name, need, t.Name, why)
+		}
 		checks = append(checks, c)
 	}
 	return checks
+}
+
+// requirement is what the outer MTU is compared with: "tailscale0 1280 + 80"
+// for WireGuard, the kind's own reason for the others.
+func requirement(spec tunnelspec.Spec, t detect.Link) string {
+	if spec.Kind == tunnelspec.WireGuard {
+		return fmt.Sprintf("%s %d + %d", t.Name, t.MTU, tunnelspec.WireGuardOverhead(tunnelspec.WorstUnderlay))
+	}
+	return fmt.Sprintf("%d (%s)", spec.Need(t.MTU), spec.Reason(t.Name, t.MTU))
+}
+
+// lostOver says which packets are lost; 0 means the kind loses large packets
+// whatever their inner size (ZeroTier fragments them itself).
+func lostOver(inner int) string {
+	if inner <= 0 {
+		return "its large packets are lost"
+	}
+	return fmt.Sprintf("packets over %d bytes are lost", inner)
 }
 
 // CheckMSS: with mss_clamp on, the firewall must be able to clamp (an

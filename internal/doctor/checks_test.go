@@ -12,6 +12,7 @@ import (
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
+	tunnelspec "github.com/wslmtu/wslmtu/internal/tunnel"
 	"github.com/wslmtu/wslmtu/windows"
 )
 
@@ -154,6 +155,18 @@ func TestCheckMTUs(t *testing.T) {
 			"mtu tailscale0": {OK, []string{"eth0 1400 ≥ tailscale0 1280 + 80"}, "-"},
 			"mtu wg0":        {Fail, []string{"eth0 1400 < wg0 1420 + 80: packets over 1328 bytes are lost (over 1312 with an IPv6 underlay)"}, "wg0 at most 1320"},
 		}},
+		// ZeroTier's requirement comes from its 1432-byte UDP payloads, not its
+		// own MTU, and lowering it does not help.
+		{"zerotier", state(1360, tunnel("zt3jnkd6ic", 2800, 1)), map[string]want{
+			"mtu zt3jnkd6ic": {Fail, []string{"eth0 1360 < 1480 (zt3jnkd6ic: ZeroTier sends 1432-byte UDP payloads + 48 UDP/IPv6): its large packets are lost"},
+				"eth0 needs 1480; lowering zt3jnkd6ic does not help"},
+		}},
+		{"zerotier ipv4 only", state(1470, tunnel("zt3jnkd6ic", 2800, 1)), map[string]want{
+			"mtu zt3jnkd6ic": {Fail, []string{"fine over an IPv4 underlay, but over IPv6 its large packets are lost"}, "eth0 needs 1480"},
+		}},
+		{"zerotier fixed", state(1480, tunnel("zt3jnkd6ic", 2800, 1)), map[string]want{
+			"mtu zt3jnkd6ic": {OK, []string{"eth0 1480 ≥ 1480 (zt3jnkd6ic: ZeroTier sends"}, "-"},
+		}},
 		{"no tunnel", detect.State{Outer: &detect.Link{Name: "eth0", MTU: 1280}, MissingTunnels: []string{"tailscale0"}}, map[string]want{
 			"mtu": {Skip, []string{"no tunnel found (tailscale0, wg*)", "tailscale0 not present"}, "-"},
 		}},
@@ -181,11 +194,12 @@ func TestCheckMTUs(t *testing.T) {
 // with eth0 1280 and an IPv4 underlay, `ping -M do -s 1188` (1216-byte
 // packets) crosses and 1189 does not.
 func TestLargestInnerMatchesTheLab(t *testing.T) {
-	if n, ok := largestInner(1280, 1280, overheadIPv4); ok || n != 1216 {
-		t.Errorf("largestInner(1280, 1280, v4) = %d, %v; want 1216, false", n, ok)
+	wg := tunnelspec.Infer("tailscale0", "tun")
+	if n, ok := wg.LargestInner(1280, 1280, tunnelspec.IPv4); ok || n != 1216 {
+		t.Errorf("LargestInner(1280, 1280, v4) = %d, %v; want 1216, false", n, ok)
 	}
-	if n, ok := largestInner(1360, 1280, overheadIPv6); !ok || n != 1280 {
-		t.Errorf("largestInner(1360, 1280, v6) = %d, %v; want 1280, true", n, ok)
+	if n, ok := wg.LargestInner(1360, 1280, tunnelspec.IPv6); !ok || n != 1280 {
+		t.Errorf("LargestInner(1360, 1280, v6) = %d, %v; want 1280, true", n, ok)
 	}
 }
 
