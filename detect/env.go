@@ -106,12 +106,17 @@ func DetectEnvironment(src Sources, links []Link) Environment {
 	return env
 }
 
+// wslinfoMode is what wslinfo prints for a mode ("nat", "mirrored",
+// "virtioproxy"): one word. Anything else (a message, an error, garbage) is
+// not taken for a mode, since plans, logs and JSON carry the mode verbatim.
+var wslinfoMode = regexp.MustCompile(`^[a-z]+$`)
+
 // networkingMode asks wslinfo (WSL 2.0+) and otherwise reads the links:
 // mirrored mode adds loopback0 and mirrors every Windows adapter as an ethN.
 func networkingMode(src Sources, links []Link) string {
 	if src.Run != nil {
 		if out, err := src.Run("wslinfo", "--networking-mode"); err == nil {
-			if mode := strings.TrimSpace(string(out)); mode != "" {
+			if mode := strings.ToLower(strings.TrimSpace(string(out))); wslinfoMode.MatchString(mode) {
 				return mode
 			}
 		}

@@ -1,8 +1,8 @@
 package windows
 
 import (
-	"bufio"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -35,12 +35,8 @@ func ParseSubinterfaces(out []byte) ([]Adapter, error) {
 	text := DecodeText(out)
 	var adapters []Adapter
 	sawSeparator := false
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	line := 0
-	for sc.Scan() {
-		line++
-		raw := strings.TrimRight(sc.Text(), "\r")
+	for i, raw := range lines(text) {
+		line := i + 1
 		trimmed := strings.TrimSpace(raw)
 		if trimmed == "" {
 			continue
@@ -57,9 +53,6 @@ func ParseSubinterfaces(out []byte) ([]Adapter, error) {
 			return nil, fmt.Errorf("netsh subinterfaces line %d %q: %w", line, trimmed, err)
 		}
 		adapters = append(adapters, a)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read netsh output: %w", err)
 	}
 	if !sawSeparator {
 		return nil, fmt.Errorf("netsh subinterfaces output has no table (no dashed header line): %q", firstLine(text))
@@ -89,6 +82,10 @@ func parseSubinterfaceRow(s string) (Adapter, error) {
 	}
 	if nums[0] > 0xffffffff {
 		return Adapter{}, fmt.Errorf("MTU %d out of range", nums[0])
+	}
+	// A small enum (1 connected, 5 not); bounded so it fits an int anywhere.
+	if nums[1] > math.MaxInt32 {
+		return Adapter{}, fmt.Errorf("media sense state %d out of range", nums[1])
 	}
 	return Adapter{Name: name, MTU: uint32(nums[0]), MediaSenseState: int(nums[1]), BytesIn: nums[2], BytesOut: nums[3]}, nil
 }
