@@ -90,6 +90,31 @@ func sameInEveryEncoding[T any](t *testing.T, raw []byte, parse func([]byte) (T,
 	}
 }
 
+// parsedTable checks a table parser on raw: one answer in every encoding,
+// no rows with an error, each row valid (check), and rows that print
+// (format) and parse back the same. It returns the rows, nil on an error.
+func parsedTable[T any](t *testing.T, raw []byte, parse func([]byte) ([]T, error), format func([]T) []byte, check func(T) string) []T {
+	t.Helper()
+	rows, err := parse(raw)
+	sameInEveryEncoding(t, raw, parse)
+	if err != nil {
+		if rows != nil {
+			t.Fatalf("error %v with rows %+v", err, rows)
+		}
+		return nil
+	}
+	for _, r := range rows {
+		if bad := check(r); bad != "" {
+			t.Fatalf("row %+v: %s", r, bad)
+		}
+	}
+	again, err := parse(format(rows))
+	if err != nil || !reflect.DeepEqual(again, rows) {
+		t.Fatalf("round trip: %+v, %v\nwant %+v", again, err, rows)
+	}
+	return rows
+}
+
 func FuzzDecodeText(f *testing.F) {
 	seedFixtures(f, "wsl_", "netsh_", "pktmon_")
 	f.Add([]byte("plain ü"))
@@ -118,26 +143,15 @@ func formatSubinterfaces(adapters []Adapter) []byte {
 func FuzzParseSubinterfaces(f *testing.F) {
 	seedFixtures(f, "netsh_")
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		adapters, err := ParseSubinterfaces(raw)
-		sameInEveryEncoding(t, raw, ParseSubinterfaces)
-		if err != nil {
-			if adapters != nil {
-				t.Fatalf("error %v with adapters %+v", err, adapters)
+		adapters := parsedTable(t, raw, ParseSubinterfaces, formatSubinterfaces, func(a Adapter) string {
+			switch {
+			case a.Name == "" || a.Name != strings.TrimSpace(a.Name) || strings.ContainsAny(a.Name, "\r\n"):
+				return "name empty, padded or over lines"
+			case a.MediaSenseState < 0:
+				return "negative media sense state"
 			}
-			return
-		}
-		for _, a := range adapters {
-			if a.Name == "" || a.Name != strings.TrimSpace(a.Name) || strings.ContainsAny(a.Name, "\r\n") {
-				t.Fatalf("adapter name %q: empty, padded or over lines", a.Name)
-			}
-			if a.MediaSenseState < 0 {
-				t.Fatalf("%s: media sense state %d", a.Name, a.MediaSenseState)
-			}
-		}
-		again, err := ParseSubinterfaces(formatSubinterfaces(adapters))
-		if err != nil || !reflect.DeepEqual(again, adapters) {
-			t.Fatalf("round trip: %+v, %v\nwant %+v", again, err, adapters)
-		}
+			return ""
+		})
 		c, err := ChooseOuter(adapters)
 		if err != nil {
 			return
@@ -174,26 +188,17 @@ func formatDistros(distros []Distro) []byte {
 func FuzzParseDistros(f *testing.F) {
 	seedFixtures(f, "wsl_list_")
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		distros, err := ParseDistros(raw)
-		sameInEveryEncoding(t, raw, ParseDistros)
-		if err != nil {
-			return
-		}
-		for _, d := range distros {
-			if d.Name == "" || strings.IndexFunc(d.Name, unicode.IsSpace) >= 0 || strings.HasPrefix(d.Name, "*") {
-				t.Fatalf("distro name %q", d.Name)
+		parsedTable(t, raw, ParseDistros, formatDistros, func(d Distro) string {
+			switch {
+			case d.Name == "" || strings.IndexFunc(d.Name, unicode.IsSpace) >= 0 || strings.HasPrefix(d.Name, "*"):
+				return "not a distro name"
+			case d.State == "" || d.State != strings.Join(strings.Fields(d.State), " "):
+				return "state empty or padded"
+			case d.Version < 1:
+				return "not a WSL version"
 			}
-			if d.State == "" || d.State != strings.Join(strings.Fields(d.State), " ") {
-				t.Fatalf("%s: state %q", d.Name, d.State)
-			}
-			if d.Version < 1 {
-				t.Fatalf("%s: version %d", d.Name, d.Version)
-			}
-		}
-		again, err := ParseDistros(formatDistros(distros))
-		if err != nil || !reflect.DeepEqual(again, distros) {
-			t.Fatalf("round trip: %+v, %v\nwant %+v", again, err, distros)
-		}
+			return ""
+		})
 	})
 }
 
