@@ -68,8 +68,9 @@ func fuzzHost(release, version string, bits uint8, distro, wslinfo, links string
 
 // The documented kernel signatures, written out again so the oracle does
 // not share env.go's regular expressions: WSL2 kernels say
-// "microsoft-standard" (any case), WSL1 kernels "-Microsoft" as a word.
-var wsl1Signature = regexp.MustCompile(`-Microsoft([^\pL\pN_]|$)`)
+// "microsoft-standard" (any case), WSL1 kernels "-Microsoft" as a word, in
+// ASCII as kernel strings are ("-Microsoftʅ" ends the word; fuzzing asked).
+var wsl1Signature = regexp.MustCompile(`-Microsoft([^0-9A-Za-z_]|$)`)
 
 func wsl2Signature(s string) bool {
 	return strings.Contains(strings.ToLower(s), "microsoft-standard")

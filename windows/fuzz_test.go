@@ -307,9 +307,13 @@ func TestFuzzFindings(t *testing.T) {
 	if got, err := ParseDistros([]byte("NAME STATE VERSION\r\n** Running 1\r\n")); err == nil {
 		t.Errorf("second star: %+v", got)
 	}
-	// A NUL (a UTF-16 line misread) made a running distro name.
+	// A NUL (a UTF-16 line misread) made a running distro name, and so did
+	// a second byte-order mark.
 	if got := ParseRunning([]byte("\x0000")); len(got) != 0 {
 		t.Errorf("NUL in a name: %q", got)
+	}
+	if got := ParseRunning([]byte("\xff\xfe\xff\xfe")); len(got) != 0 {
+		t.Errorf("BOM as a name: %q", got)
 	}
 	// "-1" before a component name was taken for its id.
 	rows, err := ParseCounters([]byte("Adapter\r\n -1 Name  Upper Rx 1 2 | Tx 3 4\r\n"))

@@ -126,8 +126,9 @@ func ParseDistros(out []byte) ([]Distro, error) {
 // ParseRunning parses `wsl.exe --list --running --quiet`: one name per line.
 // This list is not localized, unlike the STATE column of -l -v, so it is how
 // "running" is decided. When none run, wsl.exe prints a sentence and exits
-// non-zero; callers treat that error as an empty list. A line with a space or
-// a control character in it is such a sentence (or undecodable), not a name.
+// non-zero; callers treat that error as an empty list. A line with a space, a
+// control character or an invisible one (a second byte-order mark) is such a
+// sentence or undecodable, not a name.
 func ParseRunning(out []byte) []string {
 	var names []string
 	for _, l := range lines(DecodeText(out)) {
@@ -140,4 +141,6 @@ func ParseRunning(out []byte) []string {
 	return names
 }
 
-func notInName(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
+func notInName(r rune) bool {
+	return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
+}
