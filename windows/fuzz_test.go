@@ -208,7 +208,7 @@ func FuzzParseRunning(f *testing.F) {
 		names := ParseRunning(raw)
 		sameInEveryEncoding(t, raw, func(b []byte) ([]string, error) { return ParseRunning(b), nil })
 		for _, n := range names {
-			if n == "" || strings.IndexFunc(n, unicode.IsSpace) >= 0 || strings.ContainsRune(n, 0) {
+			if n == "" || !utf8.ValidString(n) || strings.IndexFunc(n, unicode.IsSpace) >= 0 || strings.ContainsRune(n, 0) {
 				t.Fatalf("running distro name %q", n)
 			}
 		}
@@ -314,6 +314,10 @@ func TestFuzzFindings(t *testing.T) {
 	}
 	if got := ParseRunning([]byte("\xff\xfe\xff\xfe")); len(got) != 0 {
 		t.Errorf("BOM as a name: %q", got)
+	}
+	// Bytes that are not UTF-8 made one too.
+	if got := ParseRunning([]byte(" \xff\xfe")); len(got) != 0 {
+		t.Errorf("not UTF-8 as a name: %q", got)
 	}
 	// "-1" before a component name was taken for its id.
 	rows, err := ParseCounters([]byte("Adapter\r\n -1 Name  Upper Rx 1 2 | Tx 3 4\r\n"))

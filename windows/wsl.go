@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // DecodeText turns a Windows tool's output into a Go string. wsl.exe writes
@@ -127,8 +128,8 @@ func ParseDistros(out []byte) ([]Distro, error) {
 // This list is not localized, unlike the STATE column of -l -v, so it is how
 // "running" is decided. When none run, wsl.exe prints a sentence and exits
 // non-zero; callers treat that error as an empty list. A line with a space, a
-// control character or an invisible one (a second byte-order mark) is such a
-// sentence or undecodable, not a name.
+// control character, an invisible one (a second byte-order mark) or bytes
+// that are not UTF-8 is such a sentence or undecodable, not a name.
 func ParseRunning(out []byte) []string {
 	var names []string
 	for _, l := range lines(DecodeText(out)) {
@@ -142,5 +143,5 @@ func ParseRunning(out []byte) []string {
 }
 
 func notInName(r rune) bool {
-	return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
+	return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError
 }
