@@ -27,15 +27,18 @@ func (r Repair) String() string {
 
 // Counters is what `wslmtu status` shows about the agent.
 type Counters struct {
-	PID         int       `json:"pid"`
-	Started     time.Time `json:"started"`
-	Reconciles  int       `json:"reconciles"`
-	Repairs     int       `json:"repairs"`
-	LastRepair  *Repair   `json:"last_repair,omitempty"`
-	Fights      int       `json:"fights"` // times something kept undoing a repair
-	Resubscribe int       `json:"resubscribes"`
-	Config      string    `json:"config"`
-	Stopped     time.Time `json:"stopped,omitzero"`
+	PID        int       `json:"pid"`
+	Started    time.Time `json:"started"`
+	Reconciles int       `json:"reconciles"`
+	Repairs    int       `json:"repairs"`
+	// RepairsBy counts repairs per interface (and "route …" / "rule …" for
+	// the tunnel scope's parts), for the metrics.
+	RepairsBy   map[string]int `json:"repairs_by,omitempty"`
+	LastRepair  *Repair        `json:"last_repair,omitempty"`
+	Fights      int            `json:"fights"` // times something kept undoing a repair
+	Resubscribe int            `json:"resubscribes"`
+	Config      string         `json:"config"`
+	Stopped     time.Time      `json:"stopped,omitzero"`
 }
 
 const countersFile = "agent.json"

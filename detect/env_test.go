@@ -68,12 +68,13 @@ func TestDetectEnvironment(t *testing.T) {
 			Run: func(string, ...string) ([]byte, error) { return []byte("mirrored\n"), nil }},
 			natLinks, true, 2, "mirrored", ""},
 		// Found by FuzzDetectEnvironment: wslinfo's output was taken for the
-		// mode verbatim, whatever it was.
+		// mode verbatim, whatever it was; a mode wslmtu does not know is
+		// "unknown" (what wslinfo said is the evidence).
 		{"wslinfo prints no mode", Sources{Root: kernelFS(wsl2Release, wsl2Version, "run/WSL/1_interop"), Getenv: distroEnv,
 			Run: func(string, ...string) ([]byte, error) {
 				return []byte("Invalid command line argument: --networking-mode\n"), nil
 			}},
-			natLinks, true, 2, "nat", ""},
+			natLinks, true, 2, "unknown", ""},
 		{"wslinfo prints the mode in capitals", Sources{Root: kernelFS(wsl2Release, wsl2Version, "run/WSL/1_interop"), Getenv: distroEnv,
 			Run: func(string, ...string) ([]byte, error) { return []byte("Mirrored\r\n"), nil }},
 			natLinks, true, 2, "mirrored", ""},

@@ -24,7 +24,7 @@ func isWSLForInstall(cmd *cobra.Command) bool {
 // revertForUninstall undoes the agent's fixes, after the agent has stopped.
 func revertForUninstall(cmd *cobra.Command) error {
 	return withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
-		reverted, err := host.Revert()
+		reverted, _, err := host.Revert()
 		for _, r := range reverted {
 			fmt.Fprintln(cmd.OutOrStdout(), r)
 		}

@@ -108,7 +108,7 @@ func TestBadInputFailsClearlyAndChangesNothing(t *testing.T) {
 		want string
 	}{
 		{"unknown strategy", []string{"fix", "--assume-wsl", "--mtu-strategy", "bogus"},
-			`--mtu-strategy: unknown mtu strategy "bogus" (allowed: raise-outer, lower-tunnel, off)`},
+			`--mtu-strategy: unknown mtu strategy "bogus" (allowed: auto, raise-outer, lower-tunnel, off)`},
 		{"unknown interface", []string{"fix", "--assume-wsl", "--outer-interface", "eth7"}, `outer interface "eth7" not found`},
 		{"invalid config", []string{"fix", "--assume-wsl", "--config", badConfig},
 			badConfig + ":3: max_outer_mtu: 100 is out of range (allowed: 1280 to 9000)"},

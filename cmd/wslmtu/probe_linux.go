@@ -64,7 +64,7 @@ Exit codes: 0 the path carries the full MTU, 3 a problem was found,
 				return usageErr(err)
 			}
 			if err != nil {
-				return failureErr(err)
+				return classify(err) // a tunnel pattern that selects the outer interface is bad input too
 			}
 			if err := printResult(cmd.OutOrStdout(), asJSON, res, func(out io.Writer) { fmt.Fprint(out, res) }); err != nil {
 				return err

@@ -1,37 +1,44 @@
 // Package config reads wslmtu.toml. Its keys are the long names of the CLI
-// flags with '-' written as '_', so the README documents both at once.
+// flags with '-' written as '_', so the README documents both at once, and
+// one table (Keys) describes every key for the parser, the flags, the
+// commented default file and the README.
 package config
 
 import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/wslmtu/wslmtu/internal/statefile"
+	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
-// DefaultPath is where install.sh writes the commented default config.
+// DefaultPath is where the commented default config is installed.
 const DefaultPath = "/etc/wslmtu/wslmtu.toml"
 
-// DefaultStateDir holds the revert record, the agent's counters and the lock.
+// DefaultStateDir holds the revert record, the agent's counters and the locks.
 const DefaultStateDir = "/var/lib/wslmtu"
 
 // Strategy says how MTUs are made consistent.
 type Strategy string
 
 const (
+	// Auto picks per networking mode: raise-outer under a NAT (nat,
+	// consomme), lower-tunnel (or MSS clamping) in mirrored mode.
+	Auto        Strategy = "auto"
 	RaiseOuter  Strategy = "raise-outer"
 	LowerTunnel Strategy = "lower-tunnel"
 	StrategyOff Strategy = "off"
 )
 
 // Strategies lists the allowed values, in the order help texts show them.
-var Strategies = []Strategy{RaiseOuter, LowerTunnel, StrategyOff}
+var Strategies = []Strategy{Auto, RaiseOuter, LowerTunnel, StrategyOff}
 
 func ParseStrategy(s string) (Strategy, error) {
 	for _, known := range Strategies {
@@ -39,15 +46,7 @@ func ParseStrategy(s string) (Strategy, error) {
 			return known, nil
 		}
 	}
-	return "", fmt.Errorf("unknown mtu strategy %q (allowed: %s)", s, strategyList())
-}
-
-func strategyList() string {
-	names := make([]string, len(Strategies))
-	for i, s := range Strategies {
-		names[i] = string(s)
-	}
-	return strings.Join(names, ", ")
+	return "", fmt.Errorf("unknown mtu strategy %q (allowed: %s)", s, join(Strategies))
 }
 
 // UnmarshalText lets the TOML decoder report a bad value with its line.
@@ -60,17 +59,51 @@ func (s *Strategy) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// MTU limits. IPv6 needs 1280 on every link, so no interface wslmtu manages
-// is allowed below it; 9000 is the largest jumbo frame a Hyper-V vSwitch passes.
+// Scope says which packets a raised outer interface carries at its new MTU.
+type Scope string
+
 const (
-	MinMTU = 1280
+	// ScopeTunnel keeps every packet but the tunnel's own at the MTU Windows
+	// chose, through a route MTU and policy rules: a Windows VPN that drops
+	// larger packets without ICMP then never sees one.
+	ScopeTunnel Scope = "tunnel"
+	// ScopeAll raises the outer interface for everything (wave 1's behaviour).
+	ScopeAll Scope = "all"
+)
+
+// Scopes lists the allowed values.
+var Scopes = []Scope{ScopeTunnel, ScopeAll}
+
+func ParseScope(s string) (Scope, error) {
+	for _, known := range Scopes {
+		if string(known) == s {
+			return known, nil
+		}
+	}
+	return "", fmt.Errorf("unknown outer scope %q (allowed: %s)", s, join(Scopes))
+}
+
+func (s *Scope) UnmarshalText(text []byte) error {
+	parsed, err := ParseScope(string(text))
+	if err != nil {
+		return err
+	}
+	*s = parsed
+	return nil
+}
+
+// MTU limits. IPv6 needs 1280 on every link, so the outer interface is
+// never capped below it; 9000 is the largest jumbo frame a Hyper-V vSwitch
+// passes.
+const (
+	MinMTU = tunnel.MinIPv6MTU
 	MaxMTU = 9000
 )
 
 // MSS limits: 536 is the IPv4 default MSS every host must accept; above 8960
 // no MTU we allow could carry it.
 const (
-	MinMSS = 536
+	MinMSS = tunnel.MinMSS
 	MaxMSS = MaxMTU - 40
 )
 
@@ -82,12 +115,15 @@ const (
 	LogJSON LogFormat = "json"
 )
 
+var LogFormats = []LogFormat{LogText, LogJSON}
+
 func ParseLogFormat(s string) (LogFormat, error) {
-	switch LogFormat(s) {
-	case LogText, LogJSON:
-		return LogFormat(s), nil
+	for _, known := range LogFormats {
+		if string(known) == s {
+			return known, nil
+		}
 	}
-	return "", fmt.Errorf("unknown log format %q (allowed: text, json)", s)
+	return "", fmt.Errorf("unknown log format %q (allowed: %s)", s, join(LogFormats))
 }
 
 func (f *LogFormat) UnmarshalText(text []byte) error {
@@ -99,39 +135,155 @@ func (f *LogFormat) UnmarshalText(text []byte) error {
 	return nil
 }
 
+func join[T ~string](values []T) string {
+	names := make([]string, len(values))
+	for i, v := range values {
+		names[i] = string(v)
+	}
+	return strings.Join(names, ", ")
+}
+
 // Config is everything that steers detection, planning and the agent.
 type Config struct {
-	MTUStrategy    Strategy  `toml:"mtu_strategy"`
-	MaxOuterMTU    int       `toml:"max_outer_mtu"`
-	Tunnels        []string  `toml:"tunnels"`
-	OuterInterface string    `toml:"outer_interface"`
-	AssumeWSL      bool      `toml:"assume_wsl"`
-	MSSClamp       bool      `toml:"mss_clamp"`
-	MSS            int       `toml:"mss"`
-	RevertOnStop   bool      `toml:"revert_on_stop"`
-	StateDir       string    `toml:"state_dir"`
-	LogFormat      LogFormat `toml:"log_format"`
+	MTUStrategy    Strategy     `toml:"mtu_strategy"`
+	OuterScope     Scope        `toml:"outer_scope"`
+	MaxOuterMTU    int          `toml:"max_outer_mtu"`
+	Tunnels        []string     `toml:"tunnels"`
+	TunnelSettings []TunnelSpec `toml:"tunnel"`
+	OuterInterface string       `toml:"outer_interface"`
+	AssumeWSL      bool         `toml:"assume_wsl"`
+	MSSClamp       bool         `toml:"mss_clamp"`
+	MSS            int          `toml:"mss"`
+	RevertOnStop   bool         `toml:"revert_on_stop"`
+	StateDir       string       `toml:"state_dir"`
+	LogFormat      LogFormat    `toml:"log_format"`
+	MetricsFile    string       `toml:"metrics_file"`
+}
+
+// TunnelSpec is a [[tunnel]] table: what wslmtu cannot tell about a tunnel
+// by itself — its kind, its outer requirement, how to recognise its packets.
+type TunnelSpec struct {
+	// Name is an interface name or glob pattern; matching interfaces are
+	// tunnels even when `tunnels` does not name them.
+	Name string      `toml:"name"`
+	Kind tunnel.Kind `toml:"kind"`
+	// Overhead (kind other): the outer MTU must be the tunnel MTU + this.
+	Overhead int `toml:"overhead"`
+	// OuterMTU (kind other): a fixed outer requirement.
+	OuterMTU int `toml:"outer_mtu"`
+	// Payload (kind zerotier): the physical UDP payload, when local.conf
+	// sets one.
+	Payload int `toml:"payload"`
+	// FwMark ("0x80000" or "0x80000/0xff0000") marks the tunnel's own
+	// packets, for outer_scope = "tunnel".
+	FwMark string `toml:"fwmark"`
+	// Port is the UDP source port of the tunnel's own packets, where they
+	// carry no mark.
+	Port int `toml:"port"`
 }
 
 // Default is the configuration of a host without a config file.
 func Default() Config {
 	return Config{
-		MTUStrategy: RaiseOuter,
+		MTUStrategy: Auto,
+		OuterScope:  ScopeTunnel,
 		MaxOuterMTU: 1500,
-		Tunnels:     []string{"tailscale0", "wg*"},
+		Tunnels:     []string{"tailscale0", "wg*", "wt*", "zt*"},
 		StateDir:    DefaultStateDir,
 		LogFormat:   LogText,
 	}
 }
 
-// IsTunnel says whether an interface name matches the tunnel patterns.
+// IsTunnel says whether an interface name is a tunnel: it matches the
+// tunnel patterns or a [[tunnel]] name. lo never is. This is the one tunnel
+// matcher; detect adds links whose netlink kind is wireguard.
 func (c Config) IsTunnel(name string) bool {
+	if name == "lo" {
+		return false
+	}
 	for _, pattern := range c.Tunnels {
 		if ok, _ := path.Match(pattern, name); ok {
 			return true
 		}
 	}
+	for _, t := range c.TunnelSettings {
+		if ok, _ := path.Match(t.Name, name); ok {
+			return true
+		}
+	}
 	return false
+}
+
+// Pattern is the first tunnel pattern or [[tunnel]] name that selects name,
+// for messages; "" when none does.
+func (c Config) Pattern(name string) string {
+	for _, pattern := range c.Tunnels {
+		if ok, _ := path.Match(pattern, name); ok {
+			return pattern
+		}
+	}
+	for _, t := range c.TunnelSettings {
+		if ok, _ := path.Match(t.Name, name); ok {
+			return t.Name
+		}
+	}
+	return ""
+}
+
+// TunnelSetting is the first [[tunnel]] table whose name matches, if any.
+func (c Config) TunnelSetting(name string) (TunnelSpec, bool) {
+	for _, t := range c.TunnelSettings {
+		if ok, _ := path.Match(t.Name, name); ok {
+			return t, true
+		}
+	}
+	return TunnelSpec{}, false
+}
+
+// Spec is how a tunnel needs the outer interface sized: from its [[tunnel]]
+// table where one matches, else inferred from its name and link kind.
+func (c Config) Spec(name, linkKind string) tunnel.Spec {
+	inferred := tunnel.Infer(name, linkKind)
+	t, ok := c.TunnelSetting(name)
+	if !ok {
+		return inferred
+	}
+	s := tunnel.Spec{Kind: t.Kind, Overhead: t.Overhead, OuterMTU: t.OuterMTU, Payload: t.Payload,
+		Source: fmt.Sprintf("[[tunnel]] name = %q", t.Name)}
+	if s.Kind == "" {
+		s.Kind = inferred.Kind
+	}
+	return s
+}
+
+// Mark is a firewall mark with its mask, as `ip rule` takes them.
+type Mark struct {
+	Value, Mask uint32
+}
+
+func (m Mark) String() string {
+	if m.Mask == 0 || m.Mask == 0xffffffff {
+		return fmt.Sprintf("0x%x", m.Value)
+	}
+	return fmt.Sprintf("0x%x/0x%x", m.Value, m.Mask)
+}
+
+// ParseMark reads "0x80000" or "0x80000/0xff0000" (decimal works too).
+func ParseMark(s string) (Mark, error) {
+	v, m, hasMask := strings.Cut(s, "/")
+	value, err := strconv.ParseUint(strings.TrimSpace(v), 0, 32)
+	if err != nil || value == 0 {
+		return Mark{}, fmt.Errorf("%q is not a firewall mark (e.g. \"0x80000\" or \"0x80000/0xff0000\"; not 0)", s)
+	}
+	mark := Mark{Value: uint32(value), Mask: 0xffffffff}
+	if hasMask {
+		mask, err := strconv.ParseUint(strings.TrimSpace(m), 0, 32)
+		if err != nil || mask == 0 || uint32(value)&^uint32(mask) != 0 {
+			return Mark{}, fmt.Errorf("%q: the mask must be non-zero and cover the mark", s)
+		}
+		mark.Mask = uint32(mask)
+	}
+	return mark, nil
 }
 
 // Error names the file and line of a bad setting.
@@ -148,15 +300,30 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", e.File, e.Msg)
 }
 
+// ErrMissing marks a config file that does not exist.
+var ErrMissing = errors.New("config file does not exist")
+
 // Load reads the file at path over the defaults. A missing file means
-// defaults, because a fresh install works without one.
+// defaults, because a fresh install works without one; a symlink that leads
+// nowhere, a FIFO, a device or a huge file is an error.
 func Load(path string) (Config, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	cfg, err := Reload(path)
+	if errors.Is(err, ErrMissing) {
 		return Default(), nil
 	}
+	return cfg, err
+}
+
+// Reload is Load for a running agent: a missing file is an error matching
+// ErrMissing, so the agent keeps the config it has rather than falling back
+// to the defaults while an editor replaces the file.
+func Reload(path string) (Config, error) {
+	data, err := statefile.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Config{}, fmt.Errorf("%s: %w", path, ErrMissing)
+	}
 	if err != nil {
-		return Config{}, err
+		return Config{}, &Error{File: path, Msg: err.Error()}
 	}
 	return Parse(path, data)
 }
@@ -181,31 +348,55 @@ func Parse(file string, data []byte) (Config, error) {
 		}
 		return Config{}, &Error{File: file, Msg: err.Error()}
 	}
-	if undecoded := md.Undecoded(); len(undecoded) > 0 {
-		key := undecoded[0].String()
-		return Config{}, &Error{File: file, Line: lineOfKey(data, key),
-			Msg: fmt.Sprintf("unknown key %q (allowed: %s)", key, strings.Join(Keys(), ", "))}
+	// The decoder matches keys case-insensitively, so MSS_CLAMP would quietly
+	// set mss_clamp: only the exact spelling is a key.
+	for _, key := range md.Keys() {
+		if err := checkKey(key); err != "" {
+			return Config{}, &Error{File: file, Line: lineOfKey(data, key, 1), Msg: err}
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		var fe *FieldError
 		if errors.As(err, &fe) {
-			return Config{}, &Error{File: file, Line: lineOfKey(data, fe.Key), Msg: fe.Error()}
+			return Config{}, &Error{File: file, Line: lineOfField(data, fe), Msg: fe.Error()}
 		}
 		return Config{}, &Error{File: file, Msg: err.Error()}
 	}
 	return cfg, nil
 }
 
-// Keys lists the config keys, for error messages.
-func Keys() []string {
-	return []string{"mtu_strategy", "max_outer_mtu", "tunnels", "outer_interface", "assume_wsl",
-		"mss_clamp", "mss", "revert_on_stop", "state_dir", "log_format"}
+// checkKey returns why a decoded key is not one of ours, or "".
+func checkKey(key toml.Key) string {
+	known := KeyNames()
+	if len(key) == 2 && key[0] == "tunnel" {
+		known = tunnelKeyNames
+	} else if len(key) != 1 {
+		return fmt.Sprintf("unknown key %q (allowed: %s)", key.String(), strings.Join(KeyNames(), ", "))
+	}
+	name := key[len(key)-1]
+	for _, k := range known {
+		if k == name {
+			return ""
+		}
+	}
+	for _, k := range known {
+		if strings.EqualFold(k, name) {
+			return fmt.Sprintf("unknown key %q: keys are lowercase (%s)", key.String(), strings.Join(append(key[:len(key)-1:len(key)-1], k), "."))
+		}
+	}
+	return fmt.Sprintf("unknown key %q (allowed: %s)", key.String(), strings.Join(known, ", "))
 }
 
-// FieldError is a bad value of one setting, named by its config key.
+var tunnelKeyNames = []string{"name", "kind", "overhead", "outer_mtu", "payload", "fwmark", "port"}
+
+// FieldError is a bad value of one setting, named by its config key
+// ("tunnel.port" for a key of a [[tunnel]] table).
 type FieldError struct {
 	Key string
 	Msg string
+	// Table is the 1-based [[tunnel]] table the key belongs to, 0 for a
+	// top-level key.
+	Table int
 }
 
 func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
@@ -219,6 +410,9 @@ func (c Config) Validate() error {
 	if _, err := ParseStrategy(string(c.MTUStrategy)); err != nil {
 		return &FieldError{Key: "mtu_strategy", Msg: err.Error()}
 	}
+	if _, err := ParseScope(string(c.OuterScope)); err != nil {
+		return &FieldError{Key: "outer_scope", Msg: err.Error()}
+	}
 	if c.MaxOuterMTU < MinMTU || c.MaxOuterMTU > MaxMTU {
 		return &FieldError{Key: "max_outer_mtu",
 			Msg: fmt.Sprintf("%d is out of range (allowed: %d to %d)", c.MaxOuterMTU, MinMTU, MaxMTU)}
@@ -227,16 +421,30 @@ func (c Config) Validate() error {
 		return &FieldError{Key: "mss",
 			Msg: fmt.Sprintf("%d is out of range (allowed: 0 for automatic, or %d to %d)", c.MSS, MinMSS, MaxMSS)}
 	}
-	if len(c.Tunnels) == 0 {
-		return &FieldError{Key: "tunnels", Msg: `must name at least one tunnel interface or pattern (default: ["tailscale0", "wg*"])`}
+	if len(c.Tunnels) == 0 && len(c.TunnelSettings) == 0 {
+		return &FieldError{Key: "tunnels", Msg: fmt.Sprintf("must name at least one tunnel interface or pattern (default: %s)", quoteList(Default().Tunnels))}
 	}
 	for _, pattern := range c.Tunnels {
-		if _, err := path.Match(pattern, ""); err != nil || !interfaceName.MatchString(pattern) {
-			return &FieldError{Key: "tunnels", Msg: fmt.Sprintf("%q is not an interface name or glob pattern", pattern)}
+		if err := checkPattern(pattern); err != "" {
+			return &FieldError{Key: "tunnels", Msg: err}
 		}
 	}
-	if c.OuterInterface != "" && !interfaceName.MatchString(c.OuterInterface) {
-		return &FieldError{Key: "outer_interface", Msg: fmt.Sprintf("%q is not an interface name", c.OuterInterface)}
+	for i, t := range c.TunnelSettings {
+		if err := t.validate(); err != nil {
+			err.Table = i + 1
+			return err
+		}
+	}
+	if c.OuterInterface != "" {
+		switch {
+		case !interfaceName.MatchString(c.OuterInterface):
+			return &FieldError{Key: "outer_interface", Msg: fmt.Sprintf("%q is not an interface name", c.OuterInterface)}
+		case c.OuterInterface == "lo":
+			return &FieldError{Key: "outer_interface", Msg: `"lo" is the loopback interface: it carries no tunnel`}
+		case c.IsTunnel(c.OuterInterface):
+			return &FieldError{Key: "outer_interface", Msg: fmt.Sprintf("%q is a tunnel (it matches the tunnel pattern %q): the outer interface carries the tunnels, it is never one",
+				c.OuterInterface, c.Pattern(c.OuterInterface))}
+		}
 	}
 	if c.StateDir == "" || !strings.HasPrefix(c.StateDir, "/") {
 		return &FieldError{Key: "state_dir", Msg: fmt.Sprintf("%q must be an absolute path", c.StateDir)}
@@ -244,30 +452,141 @@ func (c Config) Validate() error {
 	if _, err := ParseLogFormat(string(c.LogFormat)); err != nil {
 		return &FieldError{Key: "log_format", Msg: err.Error()}
 	}
+	if c.MetricsFile != "" && (!strings.HasPrefix(c.MetricsFile, "/") || strings.HasSuffix(c.MetricsFile, "/")) {
+		return &FieldError{Key: "metrics_file", Msg: fmt.Sprintf("%q must be an absolute file path (or empty for none)", c.MetricsFile)}
+	}
 	return nil
 }
 
-// lineOfKey finds where a key is set; the TOML library keeps key positions
-// private, and a message without a line sends users hunting.
-func lineOfKey(data []byte, key string) int {
-	bare := key
-	if i := strings.LastIndex(key, "."); i >= 0 {
-		bare = key[i+1:]
+// checkPattern: a tunnel pattern must be an interface name or glob, and
+// never select lo, which would lower (and strip the IPv6 address ::1 of)
+// the loopback interface.
+func checkPattern(pattern string) string {
+	if _, err := path.Match(pattern, ""); err != nil || !interfaceName.MatchString(pattern) {
+		return fmt.Sprintf("%q is not an interface name or glob pattern", pattern)
 	}
-	re := regexp.MustCompile(`^\s*["']?` + regexp.QuoteMeta(bare) + `["']?\s*=`)
-	table := regexp.MustCompile(`^\s*\[+\s*` + regexp.QuoteMeta(key) + `\s*\]+`)
-	for i, line := range strings.Split(string(data), "\n") {
-		if re.MatchString(line) || table.MatchString(line) {
+	if ok, _ := path.Match(pattern, "lo"); ok {
+		return fmt.Sprintf("%q selects lo, the loopback interface, which is never a tunnel", pattern)
+	}
+	return ""
+}
+
+func (t TunnelSpec) validate() *FieldError {
+	bad := func(key, msg string) *FieldError { return &FieldError{Key: "tunnel." + key, Msg: msg} }
+	if t.Name == "" {
+		return bad("name", "every [[tunnel]] needs a name (an interface name or glob pattern)")
+	}
+	if err := checkPattern(t.Name); err != "" {
+		return bad("name", err)
+	}
+	kind := t.Kind
+	if kind != "" {
+		if _, err := tunnel.ParseKind(string(kind)); err != nil {
+			return bad("kind", err.Error())
+		}
+	}
+	switch {
+	case t.Overhead < 0 || t.Overhead > 1000:
+		return bad("overhead", fmt.Sprintf("%d is out of range (allowed: 1 to 1000)", t.Overhead))
+	case t.OuterMTU != 0 && (t.OuterMTU < tunnel.MinIPv4MTU || t.OuterMTU > MaxMTU):
+		return bad("outer_mtu", fmt.Sprintf("%d is out of range (allowed: %d to %d)", t.OuterMTU, tunnel.MinIPv4MTU, MaxMTU))
+	case t.Payload != 0 && (t.Payload < tunnel.ZeroTierMinPayload || t.Payload > tunnel.ZeroTierMaxPayload):
+		return bad("payload", fmt.Sprintf("%d is out of range (allowed: %d to %d, as zerotier-one's local.conf)", t.Payload, tunnel.ZeroTierMinPayload, tunnel.ZeroTierMaxPayload))
+	case t.Port < 0 || t.Port > 65535:
+		return bad("port", fmt.Sprintf("%d is not a UDP port (1 to 65535)", t.Port))
+	case (t.Overhead != 0 || t.OuterMTU != 0) && kind != tunnel.Other:
+		return bad("kind", fmt.Sprintf("overhead and outer_mtu go with kind = \"other\" (%s)", t.Name))
+	case kind == tunnel.Other && t.Overhead == 0 && t.OuterMTU == 0:
+		return bad("kind", fmt.Sprintf("kind = \"other\" needs overhead or outer_mtu (%s)", t.Name))
+	case t.Payload != 0 && kind != tunnel.ZeroTier:
+		return bad("payload", fmt.Sprintf("payload goes with kind = \"zerotier\" (%s)", t.Name))
+	}
+	if t.FwMark != "" {
+		if _, err := ParseMark(t.FwMark); err != nil {
+			return bad("fwmark", err.Error())
+		}
+	}
+	return nil
+}
+
+// lineOfField is where a bad value is set: its key's line, or for a key
+// missing from a [[tunnel]] table, that table's header.
+func lineOfField(data []byte, fe *FieldError) int {
+	key := toml.Key(strings.Split(fe.Key, "."))
+	table := max(fe.Table, 1)
+	if line := lineOfKey(data, key, table); line > 0 {
+		return line
+	}
+	if len(key) > 1 {
+		return lineOfKey(data, key[:len(key)-1], table)
+	}
+	return 0
+}
+
+// lineOfKey finds where a key is set (in the n-th table of its array of
+// tables, for a key like tunnel.port); the TOML library keeps key positions
+// private, and a message without a line sends users hunting.
+func lineOfKey(data []byte, key toml.Key, n int) int {
+	if len(key) == 0 {
+		return 0
+	}
+	bare := key[len(key)-1]
+	assign := regexp.MustCompile(`^\s*["']?` + regexp.QuoteMeta(bare) + `["']?\s*=`)
+	header := func(k toml.Key) *regexp.Regexp {
+		return regexp.MustCompile(`^\s*\[+\s*` + regexp.QuoteMeta(k.String()) + `\s*\]+`)
+	}
+	lines := strings.Split(string(data), "\n")
+	if len(key) == 1 {
+		table := header(key)
+		for i, line := range lines {
+			if table.MatchString(line) {
+				n--
+				if n == 0 {
+					return i + 1
+				}
+				continue
+			}
+			if assign.MatchString(line) && !inTable(lines[:i]) {
+				return i + 1
+			}
+		}
+		return 0
+	}
+	parent := header(key[:len(key)-1])
+	seen := 0
+	for i, line := range lines {
+		switch {
+		case parent.MatchString(line):
+			seen++
+		case seen == n && strings.HasPrefix(strings.TrimSpace(line), "["):
+			return 0 // the next table: the key is not in this one
+		case seen == n && assign.MatchString(line):
 			return i + 1
 		}
 	}
 	return 0
 }
 
-// Describe renders the config as the TOML lines it is equivalent to, for status.
+// inTable says whether the lines so far have opened a table, after which a
+// bare key belongs to that table, not to the top level.
+func inTable(before []string) bool {
+	for _, line := range before {
+		if strings.HasPrefix(strings.TrimSpace(line), "[") {
+			return true
+		}
+	}
+	return false
+}
+
+// Describe renders the config as the TOML lines it is equivalent to, for
+// status and the agent's log.
 func (c Config) Describe() string {
-	return fmt.Sprintf("mtu_strategy = %q, max_outer_mtu = %d, tunnels = %s, mss_clamp = %s",
-		c.MTUStrategy, c.MaxOuterMTU, quoteList(c.Tunnels), strconv.FormatBool(c.MSSClamp))
+	s := fmt.Sprintf("mtu_strategy = %q, outer_scope = %q, max_outer_mtu = %d, tunnels = %s, mss_clamp = %s",
+		c.MTUStrategy, c.OuterScope, c.MaxOuterMTU, quoteList(c.Tunnels), strconv.FormatBool(c.MSSClamp))
+	for _, t := range c.TunnelSettings {
+		s += fmt.Sprintf(", [[tunnel]] name = %q", t.Name)
+	}
+	return s
 }
 
 func quoteList(items []string) string {

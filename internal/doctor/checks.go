@@ -170,7 +170,7 @@ func CheckMTUs(st detect.State, cfg config.Config) []Check {
 	var checks []Check
 	for _, t := range st.Tunnels {
 		c := Check{Name: MTUCheckName(t.Name)}
-		spec := tunnelspec.Infer(t.Name, t.Kind)
+		spec := detect.SpecOf(t) // its kind: [[tunnel]], name or link kind
 		need := spec.Need(t.MTU)
 		req := requirement(spec, t)
 		if outer.MTU >= need {

@@ -108,9 +108,9 @@ func TestCheckPlan(t *testing.T) {
 	cfg := config.Default()
 	mssCfg := cfg
 	mssCfg.MSSClamp = true
-	absent := fix.NewPlan(state(1360, tunnel("tailscale0", 1280, 1)), mssCfg)
+	absent := fix.NewPlan(state(1360, tunnel("tailscale0", 1280, 1)), fix.Record{}, mssCfg)
 	absent.MSS.State, absent.MSS.Backend = fix.MSSAbsent, "nft: the default iptables"
-	refused := fix.NewPlan(detect.State{Env: detect.Environment{Note: "the kernel is not a WSL kernel"}}, cfg)
+	refused := fix.NewPlan(detect.State{Env: detect.Environment{Note: "the kernel is not a WSL kernel"}}, fix.Record{}, cfg)
 	capped := cfg
 	capped.MaxOuterMTU = 1300
 
@@ -119,13 +119,13 @@ func TestCheckPlan(t *testing.T) {
 		plan fix.Plan
 		want want
 	}{
-		{"broken", fix.NewPlan(state(1280, tunnel("tailscale0", 1280, 1)), cfg),
+		{"broken", fix.NewPlan(state(1280, tunnel("tailscale0", 1280, 1)), fix.Record{}, cfg),
 			want{Fail, []string{"1 change(s) pending", "eth0: mtu 1280 → 1360 (tailscale0 1280 + 80 WireGuard/IPv6 overhead)"}, "run `wslmtu fix`"}},
-		{"healthy", fix.NewPlan(state(1360, tunnel("tailscale0", 1280, 1)), cfg),
-			want{OK, []string{"nothing to change (mtu_strategy raise-outer)"}, "-"}},
+		{"healthy", fix.NewPlan(state(1360, tunnel("tailscale0", 1280, 1)), fix.Record{}, cfg),
+			want{OK, []string{"nothing to change (mtu_strategy auto)"}, "-"}},
 		{"mss rules missing", absent,
 			want{Fail, []string{"1 change(s) pending", "mss clamp: add rules (iptables nft: the default iptables)"}, "run `wslmtu fix`"}},
-		{"capped", fix.NewPlan(state(1280, tunnel("tailscale0", 1280, 1)), capped),
+		{"capped", fix.NewPlan(state(1280, tunnel("tailscale0", 1280, 1)), fix.Record{}, capped),
 			want{Fail, []string{"eth0: mtu 1280 → 1300", "warning: tailscale0 needs eth0 1360 but max_outer_mtu is 1300"}, "wslmtu fix"}},
 		{"not wsl", refused,
 			want{Skip, []string{"not applied here: this is not WSL"}, "-"}},
@@ -168,7 +168,7 @@ func TestCheckMTUs(t *testing.T) {
 			"mtu zt3jnkd6ic": {OK, []string{"eth0 1480 ≥ 1480 (zt3jnkd6ic: ZeroTier sends"}, "-"},
 		}},
 		{"no tunnel", detect.State{Outer: &detect.Link{Name: "eth0", MTU: 1280}, MissingTunnels: []string{"tailscale0"}}, map[string]want{
-			"mtu": {Skip, []string{"no tunnel found (tailscale0, wg*)", "tailscale0 not present"}, "-"},
+			"mtu": {Skip, []string{"no tunnel found (tailscale0, wg*, wt*, zt*)", "tailscale0 not present"}, "-"},
 		}},
 		{"no outer", detect.State{Tunnels: []detect.Link{tunnel("tailscale0", 1280, 1)}}, map[string]want{
 			"mtu": {Fail, []string{"no outer interface"}, "--outer-interface"},
@@ -208,12 +208,12 @@ func TestCheckMSS(t *testing.T) {
 	on.MSSClamp = true
 	off := config.Default()
 	plan := func(st fix.MSSState, detail string) fix.Plan {
-		p := fix.NewPlan(state(1360, tunnel("tailscale0", 1280, 1)), on)
+		p := fix.NewPlan(state(1360, tunnel("tailscale0", 1280, 1)), fix.Record{}, on)
 		p.MSS.State, p.MSS.Detail, p.MSS.Backend = st, detail, "nft: the default iptables"
 		p.MSS.Families = fix.Families
 		return p
 	}
-	noOuter := fix.NewPlan(detect.State{Env: detect.Environment{WSL: true, Version: 2}, Tunnels: []detect.Link{tunnel("tailscale0", 1280, 1)}}, on)
+	noOuter := fix.NewPlan(detect.State{Env: detect.Environment{WSL: true, Version: 2}, Tunnels: []detect.Link{tunnel("tailscale0", 1280, 1)}}, fix.Record{}, on)
 	leftover := fix.Plan{MSS: &fix.MSSPlan{Clamp: false, Backend: "legacy: our chains are there (revert record)", State: fix.MSSPresent}}
 	for _, tc := range []struct {
 		name string

@@ -123,7 +123,7 @@ func TestDoctorInTheLab(t *testing.T) {
 		doctor.IPv6CheckName("tailscale0"): {doctor.Fail, "tailscale0 lost its IPv6 addresses after a too-low MTU"},
 	})
 
-	if err := inWSL(func(h fix.Host) error { _, err := h.Revert(); return err }); err != nil {
+	if err := inWSL(func(h fix.Host) error { _, _, err := h.Revert(); return err }); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -23,8 +23,11 @@ type fakeLinks struct {
 	defaultIndex int
 }
 
-func (f fakeLinks) Links() ([]detect.Link, error)   { return append([]detect.Link(nil), f.links...), nil }
-func (f fakeLinks) DefaultRouteIndex() (int, error) { return f.defaultIndex, nil }
+func (f fakeLinks) Links() ([]detect.Link, error) { return append([]detect.Link(nil), f.links...), nil }
+func (f fakeLinks) Routes() ([]detect.Route, error) {
+	return []detect.Route{{Family: 4, Table: detect.MainTable, Dst: "default", Gw: "172.28.0.1", LinkIndex: f.defaultIndex}}, nil
+}
+func (f fakeLinks) Rules() ([]detect.Rule, error) { return nil, nil }
 
 // fakeRunner answers netsh.exe from a table and records the command lines.
 type fakeRunner struct {

@@ -45,10 +45,12 @@ const (
 	hvWSLMTU   = 1500   // a veth drops frames above its own MTU, so never the bottleneck here
 	lanMTU     = 1500
 	peerTunMTU = 1280 // what a Tailscale peer uses
-	wslWGPort  = 41641
-	peerWGPort = 51820
-	keepalive  = 5
-	minIPv6MTU = tunnel.MinIPv6MTU
+	// TailscaleMark is the mark tailscaled puts on its sockets.
+	TailscaleMark = 0x80000
+	wslWGPort     = 41641
+	peerWGPort    = 51820
+	keepalive     = 5
+	minIPv6MTU    = tunnel.MinIPv6MTU
 )
 
 var (
@@ -420,7 +422,10 @@ func (l *Lab) wslNodeConfig() nodeConfig {
 		ep = netip.AddrPortFrom(peerLAN6.Addr(), peerWGPort)
 	}
 	// WSL is behind NAT, so it must initiate and keep the mapping alive.
+	// Its sockets carry tailscaled's mark, as the real tailscale0's do, so
+	// wslmtu's tunnel scope recognises its packets without configuration.
 	return nodeConfig{
+		fwmark:     TailscaleMark,
 		privateKey: l.wslKey.private,
 		listenPort: wslWGPort,
 		peerPublic: l.peerKey.public,

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -22,7 +23,6 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
 // Options for Run.
@@ -133,10 +133,11 @@ func TargetFor(host string, addr netip.Addr, cfg config.Config) (Target, error) 
 	t.Interface = a.Name
 	t.InterfaceMTU = a.MTU
 	t.RouteMTU = r.MTU
-	t.Spec, t.Tunnel = tunnelSpec(cfg, a.Name, link.Type())
-	if t.Tunnel {
-		t.Outer, t.OuterMTU = outerOf(cfg)
+	st, err := observe(cfg)
+	if err != nil {
+		return t, fmt.Errorf("probe %s: %w", host, err)
 	}
+	tunnelTarget(&t, st, a.Index)
 	return t, nil
 }
 
@@ -147,30 +148,36 @@ func zoneLink(zone string) (netlink.Link, error) {
 	return netlink.LinkByName(zone)
 }
 
-// tunnelSpec decides with the config's own matcher, as fix and the agent do,
-// whether an interface is a tunnel; a kernel WireGuard device is one whatever
-// its name, and the outer interface never is.
-func tunnelSpec(cfg config.Config, name, kind string) (tunnel.Spec, bool) {
-	if name == cfg.OuterInterface || (!cfg.IsTunnel(name) && kind != "wireguard") {
-		return tunnel.Spec{}, false
-	}
-	return tunnel.Infer(name, kind), true
-}
-
-// outerOf is the interface beneath the tunnels as detect sees it (the
-// config's outer_interface, else the one holding the default route); "" when
-// there is none, which only leaves the measured limit unexplained.
-func outerOf(cfg config.Config) (string, int) {
+// observe is detect's view of this namespace's links and routes under cfg:
+// which interfaces are tunnels (the config's matcher, and kernel WireGuard
+// devices), of what kind, and which is the outer one. A config whose
+// patterns select the outer interface is refused here as everywhere else.
+func observe(cfg config.Config) (detect.State, error) {
 	h, err := netlink.NewHandle()
 	if err != nil {
-		return "", 0
+		return detect.State{}, err
 	}
 	defer h.Close()
-	st, err := detect.ObserveLinks(detect.Environment{}, &detect.Kernel{H: h}, cfg)
-	if err != nil || st.Outer == nil {
-		return "", 0
+	snap, err := detect.Read(&detect.Kernel{H: h})
+	if err != nil {
+		return detect.State{}, err
 	}
-	return st.Outer.Name, st.Outer.MTU
+	return detect.Derive(detect.Inputs{Snapshot: snap}, cfg)
+}
+
+// tunnelTarget marks t as going through a tunnel when the route's link is
+// one of st's tunnels, with its kind and the outer interface beneath it.
+func tunnelTarget(t *Target, st detect.State, linkIndex int) {
+	for _, l := range slices.Concat(st.Tunnels, st.DownTunnels) {
+		if l.Index != linkIndex {
+			continue
+		}
+		t.Tunnel, t.Spec = true, detect.SpecOf(l)
+		if st.Outer != nil {
+			t.Outer, t.OuterMTU = st.Outer.Name, st.Outer.MTU
+		}
+		return
+	}
 }
 
 // Conn is a Path over an ICMP socket: raw when allowed (root, CAP_NET_RAW),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/netnstest"
 	"github.com/wslmtu/wslmtu/internal/tunnel"
@@ -221,37 +222,54 @@ func TestRealRouter(t *testing.T) {
 	}
 }
 
-// The probe's tunnels are the config's: its patterns (and a kernel WireGuard
-// device, whatever its name), never the outer interface; a tun device or a
-// tunnel name outside the patterns is not one.
-func TestTunnelSpecFromConfig(t *testing.T) {
-	def := config.Default()
-	all := config.Default()
-	all.Tunnels, all.OuterInterface = []string{"*"}, "eth0"
-	zt := config.Default()
-	zt.Tunnels = []string{"zt*"}
+// The probe's tunnels are detect's, under the config: its patterns and
+// [[tunnel]] tables, and kernel WireGuard devices whatever their name, never
+// the outer interface; a tun device or vxlan outside the patterns is not one
+// (the old prefix list called every tun a tunnel). The kind comes along, and
+// the outer interface beneath.
+func TestTunnelTargetFromDetect(t *testing.T) {
+	links := []detect.Link{
+		{Name: "lo", Index: 1, Kind: "device", Up: true},
+		{Name: "eth0", Index: 2, MTU: 1280, Kind: "veth", Up: true},
+		{Name: "tailscale0", Index: 3, MTU: 1280, Kind: "tun", Up: true},
+		{Name: "wg1", Index: 4, MTU: 1420, Kind: "tun", Up: true},
+		{Name: "peer7", Index: 5, MTU: 1420, Kind: "wireguard", Up: true},
+		{Name: "utun3", Index: 6, MTU: 1500, Kind: "tun", Up: true},
+		{Name: "vx0", Index: 7, MTU: 1450, Kind: "vxlan", Up: true},
+		{Name: "zt3jnkd6ic", Index: 8, MTU: 2800, Kind: "tun", Up: true},
+		{Name: "gre1", Index: 9, MTU: 1476, Kind: "gre", Up: true},
+	}
+	routes := []detect.Route{{Family: 4, Table: detect.MainTable, Dst: "default", Gw: "172.24.0.1", LinkIndex: 2}}
+	cfg := config.Default()
+	cfg.TunnelSettings = []config.TunnelSpec{{Name: "gre1", Kind: tunnel.Other, Overhead: 24}}
+	st, err := detect.Derive(detect.Inputs{Snapshot: detect.Snapshot{Links: links, Routes: routes}}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
-		cfg        config.Config
-		name, kind string
-		want       bool
-		wantKind   tunnel.Kind
+		index    int
+		want     bool
+		wantKind tunnel.Kind
 	}{
-		{def, "tailscale0", "tun", true, tunnel.WireGuard},
-		{def, "wg0", "wireguard", true, tunnel.WireGuard},
-		{def, "wg1", "tun", true, tunnel.WireGuard},
-		{def, "peer7", "wireguard", true, tunnel.WireGuard}, // kernel WireGuard by kind
-		{def, "utun3", "tun", false, ""},                    // the old prefix list called every tun a tunnel
-		{def, "vx0", "vxlan", false, ""},
-		{def, "eth0", "veth", false, ""},
-		{def, "wt0", "tun", false, ""}, // not in the default patterns: the config decides
-		{all, "eth0", "veth", false, ""},
-		{all, "tailscale0", "tun", true, tunnel.WireGuard},
-		{zt, "zt3jnkd6ic", "tun", true, tunnel.ZeroTier},
+		{1, false, ""}, {2, false, ""},
+		{3, true, tunnel.WireGuard}, {4, true, tunnel.WireGuard}, {5, true, tunnel.WireGuard},
+		{6, false, ""}, {7, false, ""},
+		{8, true, tunnel.ZeroTier}, {9, true, tunnel.Other},
 	} {
-		spec, ok := tunnelSpec(tc.cfg, tc.name, tc.kind)
-		if ok != tc.want || spec.Kind != tc.wantKind {
-			t.Errorf("tunnelSpec(%v, %s %s) = %q, %v; want %q, %v", tc.cfg.Tunnels, tc.kind, tc.name, spec.Kind, ok, tc.wantKind, tc.want)
+		var tg Target
+		tunnelTarget(&tg, st, tc.index)
+		name := links[tc.index-1].Name
+		if tg.Tunnel != tc.want || tg.Spec.Kind != tc.wantKind {
+			t.Errorf("%s: tunnel %v kind %q, want %v %q", name, tg.Tunnel, tg.Spec.Kind, tc.want, tc.wantKind)
 		}
+		if tc.want && (tg.Outer != "eth0" || tg.OuterMTU != 1280) {
+			t.Errorf("%s: beneath %q %d, want eth0 1280", name, tg.Outer, tg.OuterMTU)
+		}
+	}
+	var gre Target
+	tunnelTarget(&gre, st, 9)
+	if gre.Spec.Overhead != 24 {
+		t.Errorf("gre1's [[tunnel]] overhead not taken: %+v", gre.Spec)
 	}
 }
 
