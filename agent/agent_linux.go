@@ -150,6 +150,12 @@ func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, er
 		return nil, nil, err
 	}
 	a.env = detect.DetectEnvironment(a.Host.Sources, a.kernel.snapshot().Links)
+	// Bad input stops the agent at start (exit 2), before anything changes:
+	// a tunnel pattern that selects the outer interface, a missing
+	// outer_interface. Later, the same is logged and waited out.
+	if _, err := a.kernel.derive(a.envNow(), a.cfg); err != nil {
+		return nil, nil, err
+	}
 	if a.lock, err = statefile.Open(a.Host.Store.Dir, statefile.LinksLock); err != nil {
 		return nil, nil, err
 	}

@@ -76,6 +76,7 @@ func (m *model) link(l detect.Link, gone bool) {
 	old, had := m.links[l.Index]
 	if gone {
 		delete(m.links, l.Index)
+		delete(m.wg, l.Name)
 		m.routesStale = true
 		return
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/statefile"
 )
 
 // Host is everything fix reads and writes on one machine (or one namespace).
@@ -136,7 +137,7 @@ func (h Host) Revert() (done []Reverted, found bool, err error) {
 // line; the agent calls it apart from the MTU path because reading iptables
 // costs milliseconds, which MTU repairs must not wait for.
 func (h Host) SyncMSS(p *Plan) (*MSSChange, error) {
-	lock, err := h.Store.Lock(nil)
+	lock, err := statefile.Acquire(h.Store.Dir, statefile.FirewallLock, 0, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,9 @@ type Kernel struct {
 	wg map[string]detect.WireGuardDevice
 	// readErr makes Links/Routes/Rules fail while set.
 	readErr error
+	// lastIndex is the last index given out: like the kernel's, indexes are
+	// never reused, so a recreated link is a new link.
+	lastIndex int
 }
 
 type sub struct {
@@ -231,9 +234,10 @@ func (k *Kernel) AddLink(l detect.Link) detect.Link {
 	defer k.mu.Unlock()
 	if l.Index == 0 {
 		for _, have := range k.links {
-			l.Index = max(l.Index, have.Index)
+			k.lastIndex = max(k.lastIndex, have.Index)
 		}
-		l.Index++
+		k.lastIndex++
+		l.Index = k.lastIndex
 	}
 	k.links[l.Index] = l
 	k.emitLink(l, false)
@@ -250,6 +254,7 @@ func (k *Kernel) DeleteLink(name string) {
 		return
 	}
 	delete(k.links, idx)
+	k.lastIndex = max(k.lastIndex, idx)
 	k.routes = slices.DeleteFunc(k.routes, func(r detect.Route) bool { return r.LinkIndex == idx })
 	k.emitLink(l, true)
 }
