@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netns"
 
@@ -77,6 +78,9 @@ func (w *firewallWorker) submit(p fix.Plan, why string) {
 	}
 }
 
+// stop drops what is waiting and waits (a while) for a firewall run under
+// way to end, so the agent never exits in the middle of one. The worker ends
+// when the agent's context does.
 func (w *firewallWorker) stop() {
 	if w == nil {
 		return
@@ -84,7 +88,15 @@ func (w *firewallWorker) stop() {
 	w.mu.Lock()
 	w.next = nil
 	w.mu.Unlock()
+	select {
+	case <-w.done:
+	case <-time.After(firewallStopWait):
+	}
 }
+
+// firewallStopWait bounds the wait for a firewall run at stop: iptables
+// itself gives up on a held xtables lock after 10 s.
+const firewallStopWait = 12 * time.Second
 
 // sendFirewall hands the last plan's MSS part to the worker when it differs
 // from the one sent before, or when forced (start, reload, resync, the
@@ -94,9 +106,9 @@ func (a *agent) sendFirewall(force bool) {
 	if p.Refused != "" {
 		return
 	}
-	key := fmt.Sprint(a.cfg.MSSClamp, p.MSS)
+	key := "clamping off"
 	if p.MSS != nil {
-		key = fmt.Sprint(a.cfg.MSSClamp, *p.MSS)
+		key = fmt.Sprintf("%v", *p.MSS)
 	}
 	if !force && key == a.mssKey {
 		return
