@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -69,6 +70,14 @@ func startFirewall(ctx context.Context, a *agent) *firewallWorker {
 
 // submit replaces whatever plan is waiting with this one.
 func (w *firewallWorker) submit(p fix.Plan, why string) {
+	// The worker fills in the MSS part's state and warnings: it gets a copy
+	// of its own.
+	if p.MSS != nil {
+		m := *p.MSS
+		p.MSS = &m
+	}
+	p.Warnings = slices.Clone(p.Warnings)
+	p.Notes = slices.Clone(p.Notes)
 	w.mu.Lock()
 	w.next, w.why = &p, why
 	w.mu.Unlock()
