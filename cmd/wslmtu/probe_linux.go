@@ -12,9 +12,7 @@ import (
 	"github.com/wslmtu/wslmtu/internal/probe"
 )
 
-func init() { rootCmd.AddCommand(newProbeCmd()) }
-
-func newProbeCmd() *cobra.Command {
+func (c *cli) probeCmd() *cobra.Command {
 	var (
 		asJSON  bool
 		timeout time.Duration

@@ -10,12 +10,12 @@ import (
 	"github.com/wslmtu/wslmtu/internal/config"
 )
 
-func init() {
-	rootCmd.AddCommand(&cobra.Command{
+func (c *cli) revertCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "revert",
 		Short: "Put back every MTU wslmtu changed, remove its MSS rules, and clear the record",
 		Args:  cobra.NoArgs,
-		RunE: withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
+		RunE: c.withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
 			reverted, err := host.Revert()
 			out := cmd.OutOrStdout()
 			for _, r := range reverted {
@@ -33,5 +33,5 @@ func init() {
 			}
 			return nil
 		}),
-	})
+	}
 }
