@@ -261,11 +261,15 @@ func startPackagedUnit(o Options) error {
 		fmt.Fprintf(o.Out, "warning: %s (from `wslmtu install` or install.sh) overrides the package's %s; "+
 			"remove it with `sudo ./install.sh --uninstall` (or `sudo wslmtu uninstall --binary BINARY`)\n", UnitPath, PackagedUnitPath)
 	}
+	what := "started"
+	if strings.TrimSpace(systemctlOutput("is-active", unit)) == "active" {
+		what = "restarted" // an upgrade: the new binary takes over
+	}
 	if out, err := exec.Command("systemctl", "restart", unit).CombinedOutput(); err != nil {
 		return fmt.Errorf("%s is enabled but did not start: %v: %s\n%s", unit, err, out,
 			systemctlOutput("status", "--no-pager", "--lines=15", unit))
 	}
-	return finishUnitInstall(o, "started")
+	return finishUnitInstall(o, what)
 }
 
 // stopPackagedUnit stops and disables the package's unit; without a running
