@@ -76,7 +76,7 @@ func CachedNetfilter(open NetfilterOpener) NetfilterOpener {
 // whether the rules are in place. With clamping off but chains recorded, it
 // turns the part into their removal. It never changes anything.
 func (h Host) checkMSS(p *Plan) *Netfilter {
-	rec, err := h.Store.LoadRecord()
+	rec, _, err := h.Store.LoadRecord()
 	if err != nil {
 		p.Warnings = append(p.Warnings, err.Error())
 	}
@@ -132,7 +132,7 @@ func (h Host) checkMSS(p *Plan) *Netfilter {
 // is created, so revert finds them even after a crash.
 func ApplyMSS(p Plan, nf *Netfilter, store Store) (*MSSChange, error) {
 	m := p.MSS
-	rec, err := store.LoadRecord()
+	rec, _, err := store.LoadRecord()
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +189,7 @@ func ApplyMSS(p Plan, nf *Netfilter, store Store) (*MSSChange, error) {
 // RevertMSS removes our chains and jumps, through the recorded backend, and
 // forgets them.
 func RevertMSS(open NetfilterOpener, store Store) ([]Reverted, error) {
-	rec, err := store.LoadRecord()
+	rec, _, err := store.LoadRecord()
 	if err != nil || rec.MSS == nil {
 		return nil, err
 	}

@@ -185,7 +185,7 @@ func TestMSSAgainstRealIPTables(t *testing.T) {
 					return fmt.Errorf("MSSInSync after repair = %v, %v", ok, err)
 				}
 
-				reverted, err := host.Revert()
+				reverted, _, err := host.Revert()
 				if err != nil {
 					return err
 				}
@@ -198,7 +198,7 @@ func TestMSSAgainstRealIPTables(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rec, _ := (Store{Dir: dir}).LoadRecord(); rec.MSS != nil {
+			if rec, _, _ := (Store{Dir: dir}).LoadRecord(); rec.MSS != nil {
 				t.Errorf("record after revert: %+v", rec.MSS)
 			}
 		})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/fakekernel"
 )
 
 func TestClampMSSTable(t *testing.T) {
@@ -70,7 +71,7 @@ func clampCfg(strategy config.Strategy, tunnels ...string) config.Config {
 }
 
 func TestPlanMSSAloneListsTheExactRules(t *testing.T) {
-	p := NewPlan(mssTestState(1280, "tailscale0"), clampCfg(config.StrategyOff, "tailscale0"))
+	p := NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff, "tailscale0"))
 	if p.MSS == nil || p.MSS.MSS4 != 1160 || p.MSS.MSS6 != 1140 {
 		t.Fatalf("MSS part = %+v, want 1160/1140", p.MSS)
 	}
@@ -126,7 +127,7 @@ func TestPlanMSSVariants(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := NewPlan(tt.st, tt.cfg)
+			p := NewPlan(tt.st, Record{}, tt.cfg)
 			m := p.MSS
 			if m == nil {
 				t.Fatalf("no MSS part; plan:\n%s", p)
@@ -153,17 +154,17 @@ func TestPlanMSSVariants(t *testing.T) {
 func TestPlanMSSOffOrImpossible(t *testing.T) {
 	cfg := config.Default()
 	cfg.MTUStrategy = config.StrategyOff
-	if p := NewPlan(mssTestState(1280, "tailscale0"), cfg); p.MSS != nil || !p.Empty() {
+	if p := NewPlan(mssTestState(1280, "tailscale0"), Record{}, cfg); p.MSS != nil || !p.Empty() {
 		t.Errorf("mss_clamp off planned %v", p.MSS)
 	}
 	st := mssTestState(1280, "tailscale0")
 	st.Outer = nil
-	p := NewPlan(st, clampCfg(config.StrategyOff))
+	p := NewPlan(st, Record{}, clampCfg(config.StrategyOff))
 	if p.MSS != nil || !strings.Contains(strings.Join(p.Warnings, "\n"), "no outer interface") {
 		t.Errorf("without an outer interface: MSS %v, warnings %q", p.MSS, p.Warnings)
 	}
 	st.Env = detect.Environment{WSL: true, Version: 1, Note: "WSL1"}
-	if p := NewPlan(st, clampCfg(config.RaiseOuter)); p.MSS != nil {
+	if p := NewPlan(st, Record{}, clampCfg(config.RaiseOuter)); p.MSS != nil {
 		t.Errorf("WSL1 planned MSS clamping: %v", p.MSS)
 	}
 }
@@ -295,7 +296,7 @@ func TestSyncIsIdempotentRepairsAndRemovesCleanly(t *testing.T) {
 	// Someone else's rule in the same table must survive everything.
 	fakes[IPv4].chains["PREROUTING"] = []string{"-A PREROUTING -i eth0 -j MARK --set-xmark 0x1/0xffffffff"}
 	before := fakes[IPv4].save() + fakes[IPv6].save()
-	m := NewPlan(mssTestState(1280, "tailscale0"), clampCfg(config.StrategyOff)).MSS
+	m := NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff)).MSS
 
 	if state, _, _ := nf.Check(m); state != MSSAbsent {
 		t.Fatalf("fresh table: state %q, want absent", state)
@@ -345,7 +346,7 @@ func TestSyncIsIdempotentRepairsAndRemovesCleanly(t *testing.T) {
 
 func TestSyncReportsAMissingTCPMSSTargetAsUnavailable(t *testing.T) {
 	nf := &Netfilter{Backend: BackendNFT, Tables: map[Family]IPTables{IPv4: noTCPMSS{newFakeIPTables()}}}
-	m := NewPlan(mssTestState(1280, "tailscale0"), clampCfg(config.StrategyOff)).MSS
+	m := NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff)).MSS
 	_, err := nf.Sync(m)
 	if !errors.Is(err, ErrMSSUnavailable) || !strings.Contains(err.Error(), "the MTU part still works") {
 		t.Errorf("err = %v, want ErrMSSUnavailable with a clear message", err)
@@ -361,33 +362,11 @@ func (n noTCPMSS) Append(table, chain string, spec ...string) error {
 	return n.fakeIPTables.Append(table, chain, spec...)
 }
 
-// mssLinks is both the MTU setter and detect.Netlink over eth0 and tailscale0.
-type mssLinks struct{ mtu map[string]int }
-
-func (f *mssLinks) MTU(name string) (int, error) {
-	m, ok := f.mtu[name]
-	if !ok {
-		return 0, fmt.Errorf("interface %q not found", name)
-	}
-	return m, nil
-}
-
-func (f *mssLinks) SetMTU(name string, mtu int) error { f.mtu[name] = mtu; return nil }
-
-type fakeLinkList struct{ links *mssLinks }
-
-func (f fakeLinkList) Links() ([]detect.Link, error) {
-	return []detect.Link{
-		{Name: "eth0", Index: 2, MTU: f.links.mtu["eth0"]},
-		{Name: "tailscale0", Index: 3, MTU: f.links.mtu["tailscale0"], Kind: "tun", Up: true},
-	}, nil
-}
-func (fakeLinkList) DefaultRouteIndex() (int, error) { return 2, nil }
-
-func fakeHost(t *testing.T, open NetfilterOpener) (Host, *mssLinks) {
-	links := &mssLinks{mtu: map[string]int{"eth0": 1280, "tailscale0": 1280}}
+func fakeHost(t *testing.T, open NetfilterOpener) (Host, *fakekernel.Kernel) {
+	k := fakekernel.NewWSL(1280, 1280)
 	src := detect.Sources{Root: fstest.MapFS{}, Getenv: func(string) string { return "" }}
-	return Host{Sources: src, Links: fakeLinkList{links}, MTUs: links, Store: Store{Dir: t.TempDir()}, Netfilter: open}, links
+	cfgScopeAll := Host{Sources: src, Links: k, Kernel: k, Store: Store{Dir: t.TempDir()}, Netfilter: open}
+	return cfgScopeAll, k
 }
 
 func TestHostFixRecordsRepairsAndReverts(t *testing.T) {
@@ -402,13 +381,13 @@ func TestHostFixRecordsRepairsAndReverts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if links.mtu["eth0"] != 1360 || r.MSS == nil || len(r.MSS.Done) == 0 {
-		t.Fatalf("fix: eth0 %d, mss %v", links.mtu["eth0"], r.MSS)
+	if links.MTU("eth0") != 1360 || r.MSS == nil || len(r.MSS.Done) == 0 {
+		t.Fatalf("fix: eth0 %d, mss %v", links.MTU("eth0"), r.MSS)
 	}
 	if !strings.Contains(fakes[IPv4].save(), "--set-mss 1240") {
 		t.Errorf("the clamp does not follow the raised eth0:\n%s", fakes[IPv4].save())
 	}
-	rec, _ := h.Store.LoadRecord()
+	rec, _, _ := h.Store.LoadRecord()
 	if rec.MSS == nil || rec.MSS.Backend != BackendNFT || !slices.Equal(rec.MSS.Chains, []string{ChainIn, ChainOut}) {
 		t.Fatalf("record %+v", rec.MSS)
 	}
@@ -433,17 +412,17 @@ func TestHostFixRecordsRepairsAndReverts(t *testing.T) {
 		t.Error("fix did not repair the flushed chain")
 	}
 
-	reverted, err := h.Revert()
+	reverted, _, err := h.Revert()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := fakes[IPv4].save() + fakes[IPv6].save(); got != before {
 		t.Errorf("revert left\n%s\nwant\n%s", got, before)
 	}
-	if links.mtu["eth0"] != 1280 || len(reverted) < 2 {
-		t.Errorf("revert: eth0 %d, reverted %v", links.mtu["eth0"], reverted)
+	if links.MTU("eth0") != 1280 || len(reverted) < 2 {
+		t.Errorf("revert: eth0 %d, reverted %v", links.MTU("eth0"), reverted)
 	}
-	if rec, _ := h.Store.LoadRecord(); rec.MSS != nil || len(rec.MTU) != 0 {
+	if rec, _, _ := h.Store.LoadRecord(); rec.MSS != nil || len(rec.Links) != 0 {
 		t.Errorf("record after revert: %+v", rec)
 	}
 }
@@ -470,7 +449,7 @@ func TestHostTurningClampOffRemovesOurRules(t *testing.T) {
 	if _, ok := fakes[IPv4].chains[ChainIn]; ok {
 		t.Error("our chain is still there")
 	}
-	if rec, _ := h.Store.LoadRecord(); rec.MSS != nil {
+	if rec, _, _ := h.Store.LoadRecord(); rec.MSS != nil {
 		t.Errorf("the record still lists %+v", rec.MSS)
 	}
 	if r, _ := h.Plan(cfg); r.Plan.MSS != nil || !r.Healthy() {
@@ -483,7 +462,7 @@ func TestHostWithoutIPTablesStillFixesTheMTU(t *testing.T) {
 		return nil, Unavailable("iptables is not installed (apt install iptables)")
 	})
 	cfg := clampCfg(config.RaiseOuter, "tailscale0")
-	cfg.AssumeWSL = true
+	cfg.AssumeWSL, cfg.OuterScope = true, config.ScopeAll
 	r, err := h.Plan(cfg)
 	if err != nil || !strings.Contains(r.Plan.String(), "MSS clamping unavailable: iptables is not installed") {
 		t.Errorf("dry run does not say clamping is unavailable:\n%s", r.Plan)
@@ -492,7 +471,7 @@ func TestHostWithoutIPTablesStillFixesTheMTU(t *testing.T) {
 	if !errors.Is(err, ErrMSSUnavailable) {
 		t.Errorf("err = %v, want ErrMSSUnavailable", err)
 	}
-	if links.mtu["eth0"] != 1360 || len(r.Changes) != 1 {
-		t.Errorf("the MTU part was not applied: eth0 %d, changes %v", links.mtu["eth0"], r.Changes)
+	if links.MTU("eth0") != 1360 || len(r.Changes) != 1 {
+		t.Errorf("the MTU part was not applied: eth0 %d, changes %v", links.MTU("eth0"), r.Changes)
 	}
 }

@@ -356,12 +356,13 @@ func (d *demo) remedy(s config.Strategy, mssClamp bool) {
 	indent(d.out, "    ", applied.String())
 
 	label := name
-	switch {
-	case mssClamp && r.Plan.MSS != nil:
+	if mssClamp && r.Plan.MSS != nil {
 		label = fmt.Sprintf("mss-clamp (%d/%d)", r.Plan.MSS.MSS4, r.Plan.MSS.MSS6)
-	case len(r.Changes) == 1:
-		c := r.Changes[0]
-		label = fmt.Sprintf("%s (%s → %d)", name, c.Link, c.To)
+	}
+	for _, c := range r.Changes {
+		if c.Link != "" && !mssClamp {
+			label = fmt.Sprintf("%s (%s → %d)", name, c.Link, c.To)
+		}
 	}
 	dl, ul, pg := d.checks(d.stage(name))
 	ping := pg.short()
@@ -374,7 +375,7 @@ func (d *demo) remedy(s config.Strategy, mssClamp bool) {
 	fmt.Fprintln(d.out, "  revert: wslmtu revert")
 	var reverted []fix.Reverted
 	err = d.l.DoWSL(func() (err error) {
-		reverted, err = d.host.Revert()
+		reverted, _, err = d.host.Revert()
 		return err
 	})
 	for _, rv := range reverted {

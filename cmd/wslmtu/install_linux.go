@@ -24,7 +24,7 @@ func (c *cli) isWSLForInstall(cmd *cobra.Command) bool {
 // revertForUninstall undoes the agent's fixes, after the agent has stopped.
 func (c *cli) revertForUninstall(cmd *cobra.Command) error {
 	return c.withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
-		reverted, err := host.Revert()
+		reverted, _, err := host.Revert()
 		for _, r := range reverted {
 			fmt.Fprintln(cmd.OutOrStdout(), r)
 		}

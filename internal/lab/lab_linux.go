@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -22,6 +23,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
 // Defaults match a WSL2 VM whose eth0 WSL lowered to Tailscale-for-Windows'
@@ -42,10 +45,12 @@ const (
 	hvWSLMTU   = 1500   // a veth drops frames above its own MTU, so never the bottleneck here
 	lanMTU     = 1500
 	peerTunMTU = 1280 // what a Tailscale peer uses
-	wslWGPort  = 41641
-	peerWGPort = 51820
-	keepalive  = 5
-	minIPv6MTU = 1280
+	// TailscaleMark is the mark tailscaled puts on its sockets.
+	TailscaleMark = 0x80000
+	wslWGPort     = 41641
+	peerWGPort    = 51820
+	keepalive     = 5
+	minIPv6MTU    = tunnel.MinIPv6MTU
 )
 
 var (
@@ -72,7 +77,8 @@ type Options struct {
 	EthMTU    int // WSL's eth0; default DefaultEthMTU
 	TunnelMTU int // WSL's tailscale0; default DefaultTunnelMTU
 	// IPv6Underlay makes WireGuard talk to the peer over IPv6, so each outer
-	// packet carries 80 bytes of overhead instead of 60.
+	// packet carries tunnel.WireGuardOverhead(tunnel.IPv6) bytes of overhead
+	// instead of tunnel.WireGuardOverhead(tunnel.IPv4).
 	IPv6Underlay bool
 }
 
@@ -416,7 +422,10 @@ func (l *Lab) wslNodeConfig() nodeConfig {
 		ep = netip.AddrPortFrom(peerLAN6.Addr(), peerWGPort)
 	}
 	// WSL is behind NAT, so it must initiate and keep the mapping alive.
+	// Its sockets carry tailscaled's mark, as the real tailscale0's do, so
+	// wslmtu's tunnel scope recognises its packets without configuration.
 	return nodeConfig{
+		fwmark:     TailscaleMark,
 		privateKey: l.wslKey.private,
 		listenPort: wslWGPort,
 		peerPublic: l.peerKey.public,
@@ -478,7 +487,9 @@ func (l *Lab) waitTunnel() error {
 	deadline := time.Now().Add(tunnelUp)
 	var last Result
 	for time.Now().Before(deadline) {
-		last = l.ping(56, false, false, 300*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		last = l.ping(ctx, 56, false, false)
+		cancel()
 		if last.OK {
 			return nil
 		}

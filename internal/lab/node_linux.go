@@ -104,12 +104,19 @@ type nodeConfig struct {
 	endpoint   string // host:port, empty when the peer is learnt from handshakes
 	keepalive  int    // seconds, 0 for none
 	allowedIPs []string
+	// fwmark marks the node's UDP sockets, as tailscaled marks its own
+	// with 0x80000; 0 for none.
+	fwmark uint32
 }
 
 // uapi renders the config in wireguard-go's UAPI "set" format.
 func (c nodeConfig) uapi() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "private_key=%s\nlisten_port=%d\nreplace_peers=true\n", c.privateKey, c.listenPort)
+	fmt.Fprintf(&b, "private_key=%s\nlisten_port=%d\n", c.privateKey, c.listenPort)
+	if c.fwmark != 0 {
+		fmt.Fprintf(&b, "fwmark=%d\n", c.fwmark)
+	}
+	b.WriteString("replace_peers=true\n")
 	fmt.Fprintf(&b, "public_key=%s\n", c.peerPublic)
 	if c.endpoint != "" {
 		fmt.Fprintf(&b, "endpoint=%s\n", c.endpoint)

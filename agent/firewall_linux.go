@@ -1,0 +1,120 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/wslmtu/wslmtu/fix"
+)
+
+// firewallWorker keeps the MSS rules in line on a goroutine of its own:
+// reading and writing iptables costs milliseconds, and an MTU repair must
+// never wait behind it. It takes the latest plan only: a burst of changes
+// costs one firewall run, not one per change.
+type firewallWorker struct {
+	mu   sync.Mutex
+	next *fix.Plan
+	why  string
+	wake chan struct{}
+	done chan struct{}
+}
+
+func startFirewall(ctx context.Context, a *agent) *firewallWorker {
+	w := &firewallWorker{wake: make(chan struct{}, 1), done: make(chan struct{})}
+	host, log, ns := a.Host, a.log, a.Netns
+	go func() {
+		defer close(w.done)
+		if ns != nil {
+			// iptables runs as a child of this thread and inherits its
+			// namespace; the thread is never unlocked, so it ends with the
+			// goroutine instead of going back to the pool in the wrong one.
+			runtime.LockOSThread()
+			if err := netns.Set(*ns); err != nil {
+				log.Error("MSS clamping: cannot enter the network namespace", "error", err)
+				return
+			}
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.wake:
+			}
+			w.mu.Lock()
+			plan, why := w.next, w.why
+			w.next = nil
+			w.mu.Unlock()
+			if plan == nil {
+				continue
+			}
+			change, err := host.SyncMSS(plan)
+			switch {
+			case errors.Is(err, fix.ErrMSSUnavailable):
+				log.Warn(err.Error())
+			case err != nil:
+				log.Error("MSS clamping failed", "cause", why, "error", err)
+			case change != nil && len(change.Done) > 0:
+				log.Info("MSS rules", "change", change.String(), "cause", why)
+			}
+		}
+	}()
+	return w
+}
+
+// submit replaces whatever plan is waiting with this one.
+func (w *firewallWorker) submit(p fix.Plan, why string) {
+	w.mu.Lock()
+	w.next, w.why = &p, why
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *firewallWorker) stop() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	w.next = nil
+	w.mu.Unlock()
+}
+
+// sendFirewall hands the last plan's MSS part to the worker when it differs
+// from the one sent before, or when forced (start, reload, resync, the
+// periodic check: netfilter changes emit no event to notice them by).
+func (a *agent) sendFirewall(force bool) {
+	p := a.firewallPlan
+	if p.Refused != "" {
+		return
+	}
+	key := fmt.Sprint(a.cfg.MSSClamp, p.MSS)
+	if p.MSS != nil {
+		key = fmt.Sprint(a.cfg.MSSClamp, *p.MSS)
+	}
+	if !force && key == a.mssKey {
+		return
+	}
+	a.mssKey = key
+	why := "plan changed"
+	if force {
+		why = "check"
+	}
+	a.firewall.submit(p, why)
+}
+
+// armMSSResync runs the periodic rule check only while clamping is on, so an
+// agent without it has no periodic work at all.
+func (a *agent) armMSSResync() {
+	if a.cfg.MSSClamp {
+		a.mssTicker.Reset(a.MSSResyncInterval)
+	} else {
+		a.mssTicker.Stop()
+	}
+}
