@@ -13,6 +13,10 @@ import (
 	"testing/fstest"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	pmodel "github.com/prometheus/common/model"
+
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
@@ -448,5 +452,53 @@ func TestFakeAgentRefusesAPatternThatSelectsTheOuterInterface(t *testing.T) {
 	}
 	if w := k.Writes(); len(w) != 0 {
 		t.Errorf("wrote %q", w)
+	}
+}
+
+// metrics_file: the agent writes its counters and the MTUs in Prometheus'
+// text format, parseable by expfmt, with the values the counters show, and
+// leaves the file alone while nothing changes.
+func TestFakeAgentWritesMetrics(t *testing.T) {
+	k := fakekernel.NewWSL(1280, 1280)
+	prom := filepath.Join(t.TempDir(), "wslmtu.prom")
+	a := startFake(t, k, "metrics_file = \""+prom+"\"\n", func(o *Options) { o.Version = "1.2.3-test" })
+	k.Reset("eth0", 1280)
+	eventually(t, "eth0 repaired", func() bool { return k.MTU("eth0") == 1360 })
+	var families map[string]*dto.MetricFamily
+	eventually(t, "the metrics file shows the repair", func() bool {
+		data, err := os.ReadFile(prom)
+		if err != nil {
+			return false
+		}
+		p := expfmt.NewTextParser(pmodel.LegacyValidation)
+		families, err = p.TextToMetricFamilies(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("the metrics file does not parse: %v\n%s", err, data)
+		}
+		f := families["wslmtu_repairs_total"]
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == "eth0" && m.GetCounter().GetValue() == 2 {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	if c := a.counters(t); c.RepairsBy["eth0"] != 2 {
+		t.Errorf("counters say %d eth0 repairs", c.RepairsBy["eth0"])
+	}
+	for _, name := range []string{"wslmtu_build_info", "wslmtu_healthy", "wslmtu_outer_mtu_bytes", "wslmtu_tunnel_mtu_bytes"} {
+		if families[name] == nil {
+			t.Errorf("no %s in the metrics file", name)
+		}
+	}
+	if got := families["wslmtu_outer_mtu_bytes"].GetMetric()[0].GetGauge().GetValue(); got != 1360 {
+		t.Errorf("outer mtu %v, want 1360", got)
+	}
+	before, _ := os.Stat(prom)
+	time.Sleep(1500 * time.Millisecond)
+	if after, _ := os.Stat(prom); !after.ModTime().Equal(before.ModTime()) {
+		t.Error("the metrics file was rewritten while nothing changed")
 	}
 }

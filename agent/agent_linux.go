@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -54,6 +55,8 @@ type Options struct {
 	// ConfigSettle is how long the config file must be quiet before a
 	// reload reads it; 0 means 100 ms.
 	ConfigSettle time.Duration
+	// Version is the build's version, for the metrics' wslmtu_build_info.
+	Version string
 }
 
 const (
@@ -100,6 +103,10 @@ type agent struct {
 	firewallPlan fix.Plan
 	// assumed is the environment with assume_wsl applied, told once.
 	assumed *detect.Environment
+	// metrics writes metrics_file; firewallOK is whether the firewall
+	// worker's last run went through (or had nothing to do).
+	metrics    *metricsWriter
+	firewallOK atomic.Bool
 }
 
 // cause is why a reconcile runs, with when the kernel reported it.
@@ -162,7 +169,9 @@ func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, er
 		return nil, nil, err
 	}
 	a.record = recordCache{store: a.Host.Store}
+	a.firewallOK.Store(true)
 	a.firewall = startFirewall(ctx, a)
+	a.metrics = startMetrics(ctx, a)
 	a.reload = a.watchConfig(ctx)
 
 	a.reconcile(cause{at: time.Now(), what: "start"})
@@ -552,4 +561,5 @@ func (a *agent) saveCounters() {
 	if err := writeCounters(a.Host.Store.Dir, a.counters); err != nil {
 		a.log.Warn("cannot record counters", "error", err)
 	}
+	a.publishMetrics()
 }

@@ -28,7 +28,7 @@ type firewallWorker struct {
 
 func startFirewall(ctx context.Context, a *agent) *firewallWorker {
 	w := &firewallWorker{wake: make(chan struct{}, 1), done: make(chan struct{})}
-	host, log, ns := a.Host, a.log, a.Netns
+	host, log, ns, ok := a.Host, a.log, a.Netns, &a.firewallOK
 	go func() {
 		defer close(w.done)
 		if ns != nil {
@@ -55,6 +55,7 @@ func startFirewall(ctx context.Context, a *agent) *firewallWorker {
 				continue
 			}
 			change, err := host.SyncMSS(plan)
+			ok.Store(err == nil || errors.Is(err, fix.ErrMSSUnavailable) && (plan.MSS == nil || !plan.MSS.Clamp))
 			switch {
 			case errors.Is(err, fix.ErrMSSUnavailable):
 				log.Warn(err.Error())

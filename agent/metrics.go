@@ -21,8 +21,7 @@ func (c Counters) Snapshot(version string, running bool, r fix.Report) metrics.S
 		Repairs:      maps.Clone(c.RepairsBy),
 		Fights:       c.Fights,
 		Resubscribes: c.Resubscribe,
-		// As status: a host wslmtu does not manage (not WSL) is not unhealthy.
-		Healthy: r.Healthy() || r.Plan.Refused != "",
+		Healthy:      r.Settled(),
 	}
 	if c.LastRepair != nil {
 		s.LastRepair, s.LastRepairLatency = c.LastRepair.Time, c.LastRepair.Latency

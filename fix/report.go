@@ -87,6 +87,11 @@ func TunnelWords(t detect.Link) string {
 // Healthy reports whether nothing needs to change.
 func (r Report) Healthy() bool { return r.Plan.Empty() && r.RecordErr == "" }
 
+// Settled is what status, doctor's exit code and the metrics call healthy:
+// nothing to change, or a host wslmtu does not manage (not WSL), which is
+// no fault.
+func (r Report) Settled() bool { return r.Healthy() || r.Plan.Refused != "" }
+
 func (r Report) String() string {
 	var b strings.Builder
 	b.WriteString(DescribeState(r.State))

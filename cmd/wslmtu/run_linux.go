@@ -47,9 +47,10 @@ agent; the fixes stay in place unless revert_on_stop = true.`,
 				Host:       host,
 				Logger:     newLogger(cfg.LogFormat),
 				Resync:     resync,
+				Version:    c.version(),
 			})
 			if err != nil {
-				return failureErr(err)
+				return classify(err)
 			}
 			return nil
 		}),

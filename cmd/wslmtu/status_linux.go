@@ -32,7 +32,7 @@ Prometheus text format.`,
 			if err != nil {
 				return classify(err)
 			}
-			healthy := r.Healthy() || r.Plan.Refused != ""
+			healthy := r.Settled()
 			agentStatus, agentErr := agent.ReadStatus(cfg.StateDir)
 			if asProm {
 				if agentErr != nil {
