@@ -415,13 +415,13 @@ func TestFakeAgentStopsWhileResubscribing(t *testing.T) {
 func TestFakeAgentMTURepairNeverWaitsForTheFirewall(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
 	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
 	a := startFake(t, k, "mss_clamp = true\n", func(o *Options) {
 		o.Host.Netfilter = func(fix.Backend) (*fix.Netfilter, error) {
 			<-release // a stuck iptables
 			return nil, fix.Unavailable("test")
 		}
 	})
+	t.Cleanup(func() { close(release) }) // before the agent's cleanup waits for it
 	for i := 0; i < 5; i++ {
 		k.Reset("eth0", 1280)
 		start := time.Now()

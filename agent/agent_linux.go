@@ -98,6 +98,8 @@ type agent struct {
 	warnings string
 	// firewallPlan is the last plan, whose MSS part the worker applies.
 	firewallPlan fix.Plan
+	// assumed is the environment with assume_wsl applied, told once.
+	assumed *detect.Environment
 }
 
 // cause is why a reconcile runs, with when the kernel reported it.
@@ -466,11 +468,14 @@ func (a *agent) reconcile(c cause) {
 // envNow is the environment detected at start, with assume_wsl from the
 // config in force (a reload may turn it on).
 func (a *agent) envNow() detect.Environment {
-	env := a.env
-	if !env.WSL && a.cfg.AssumeWSL {
-		env = detect.Assume(a.Host.Sources, env, a.kernel.snapshot().Links)
+	if a.env.WSL || !a.cfg.AssumeWSL {
+		return a.env
 	}
-	return env
+	if a.assumed == nil { // once: telling the mode may run wslinfo
+		env := detect.Assume(a.Host.Sources, a.env, a.kernel.snapshot().Links)
+		a.assumed = &env
+	}
+	return *a.assumed
 }
 
 // logChanges logs each write after it was made (never before: the log is

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netns"
 
@@ -68,6 +70,14 @@ func startFirewall(ctx context.Context, a *agent) *firewallWorker {
 
 // submit replaces whatever plan is waiting with this one.
 func (w *firewallWorker) submit(p fix.Plan, why string) {
+	// The worker fills in the MSS part's state and warnings: it gets a copy
+	// of its own.
+	if p.MSS != nil {
+		m := *p.MSS
+		p.MSS = &m
+	}
+	p.Warnings = slices.Clone(p.Warnings)
+	p.Notes = slices.Clone(p.Notes)
 	w.mu.Lock()
 	w.next, w.why = &p, why
 	w.mu.Unlock()
@@ -77,6 +87,9 @@ func (w *firewallWorker) submit(p fix.Plan, why string) {
 	}
 }
 
+// stop drops what is waiting and waits (a while) for a firewall run under
+// way to end, so the agent never exits in the middle of one. The worker ends
+// when the agent's context does.
 func (w *firewallWorker) stop() {
 	if w == nil {
 		return
@@ -84,7 +97,15 @@ func (w *firewallWorker) stop() {
 	w.mu.Lock()
 	w.next = nil
 	w.mu.Unlock()
+	select {
+	case <-w.done:
+	case <-time.After(firewallStopWait):
+	}
 }
+
+// firewallStopWait bounds the wait for a firewall run at stop: iptables
+// itself gives up on a held xtables lock after 10 s.
+const firewallStopWait = 12 * time.Second
 
 // sendFirewall hands the last plan's MSS part to the worker when it differs
 // from the one sent before, or when forced (start, reload, resync, the
@@ -94,9 +115,9 @@ func (a *agent) sendFirewall(force bool) {
 	if p.Refused != "" {
 		return
 	}
-	key := fmt.Sprint(a.cfg.MSSClamp, p.MSS)
+	key := "clamping off"
 	if p.MSS != nil {
-		key = fmt.Sprint(a.cfg.MSSClamp, *p.MSS)
+		key = fmt.Sprintf("%v", *p.MSS)
 	}
 	if !force && key == a.mssKey {
 		return

@@ -25,13 +25,14 @@ func BenchmarkReconcile(b *testing.B) {
 	cfg.StateDir = b.TempDir()
 	host := fix.HostAt(ns.Handle, detect.HostSources(), cfg.StateDir)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	nsh := netnstest.Handle(b, ns)
 	a, _, err := setup(ctx, Options{Config: cfg, Host: host, Netns: &nsh,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Notify: func(string) {}})
 	if err != nil {
+		cancel()
 		b.Fatal(err)
 	}
+	defer func() { cancel(); a.firewall.stop() }()
 	eth0 := a.kernel.links[2]
 	for idx, l := range a.kernel.links {
 		if l.Name == "eth0" {

@@ -36,6 +36,7 @@ type Report struct {
 	DryRun  bool       `json:"dry_run,omitempty"`
 	// Record is whether a revert record exists, and RecordErr why it
 	// cannot be used.
+	RecordPath  string `json:"record_path"`
 	RecordFound bool   `json:"record_found"`
 	RecordErr   string `json:"record_error,omitempty"`
 }
@@ -56,7 +57,7 @@ func (h Host) plan(cfg config.Config) (Report, *Netfilter, error) {
 	}
 	rec, found, recErr := h.Store.LoadRecord()
 	p := NewPlan(st, rec, cfg)
-	r := Report{State: st, Plan: p, DryRun: true, RecordFound: found}
+	r := Report{State: st, Plan: p, DryRun: true, RecordPath: h.Store.RecordPath(), RecordFound: found}
 	if recErr != nil {
 		r.RecordErr = recErr.Error()
 		r.Plan.Warnings = append(r.Plan.Warnings, recErr.Error())

@@ -168,7 +168,7 @@ func NewPlan(st detect.State, rec Record, cfg config.Config) Plan {
 		return p
 	}
 	base := Baseline(st, rec)
-	t := planTargets(&p, base, cfg)
+	t := planTargets(&p, base, rec, cfg)
 	diffLinks(&p, st, rec, t)
 	diffPolicy(&p, st, rec, t)
 	if t.clamp && !cfg.MSSClamp {
@@ -188,9 +188,14 @@ type targets struct {
 	policy   *PolicyRecord
 	clamp    bool   // auto chose MSS clamping
 	gone     string // why values wslmtu set are no longer needed
+	// keep: nothing can be planned now (no tunnel is up, no outer
+	// interface), so what wslmtu has in place stays: a tunnel that
+	// reconnects comes back within moments, and undoing and redoing
+	// everything on each reconnect would only churn.
+	keep bool
 }
 
-func planTargets(p *Plan, base detect.State, cfg config.Config) targets {
+func planTargets(p *Plan, base detect.State, rec Record, cfg config.Config) targets {
 	t := targets{mtu: map[string]int{}, reason: map[string]string{}, gone: "no longer needed"}
 	mode := base.Env.NetworkingMode
 	for _, name := range base.MissingTunnels {
@@ -207,10 +212,14 @@ func planTargets(p *Plan, base detect.State, cfg config.Config) targets {
 		return t
 	case base.Outer == nil:
 		p.Notes = append(p.Notes, "no outer interface: there is no default route and no eth0")
+		t.keep = true
 		return t
 	case len(base.Tunnels) == 0:
 		p.Notes = append(p.Notes, fmt.Sprintf("no tunnel found (%s): nothing to fit", strings.Join(cfg.Tunnels, ", ")))
-		t.gone = "no tunnel is up"
+		if !rec.Empty() {
+			p.Notes = append(p.Notes, "what wslmtu changed stays in place until a tunnel is back (`wslmtu revert` removes it)")
+		}
+		t.keep = true
 		return t
 	}
 	if p.Chosen == config.RaiseOuter {
@@ -473,6 +482,9 @@ func raiseHint(mode string, outer detect.Link) string {
 // holds now: a target that differs is written; a value wslmtu wrote that no
 // target needs any more goes back to what it was.
 func diffLinks(p *Plan, st detect.State, rec Record, t targets) {
+	if t.keep {
+		return
+	}
 	for _, l := range st.Links {
 		if want, ok := t.mtu[l.Name]; ok {
 			if l.MTU != want {
@@ -497,6 +509,10 @@ func diffLinks(p *Plan, st detect.State, rec Record, t targets) {
 // table's routes and our rules added or deleted. Nothing that is not ours
 // is ever deleted.
 func diffPolicy(p *Plan, st detect.State, rec Record, t targets) {
+	if t.keep {
+		p.Policy = rec.Policy
+		return
+	}
 	routeWhy := t.reason["route"]
 	for _, r := range st.Routes {
 		key := r

@@ -353,3 +353,21 @@ func sameLines(a, b string) bool {
 	}
 	return true
 }
+
+// A tunnel that reconnects is gone for a moment: what wslmtu put in place
+// stays, so a reconnect costs no writes at all.
+func TestPlanKeepsItsChangesWhileNoTunnelIsUp(t *testing.T) {
+	k := fakekernel.NewWSL(1280, 1280)
+	w := newWorld(t, k, "nat", config.Default())
+	w.apply()
+	k.DeleteLink("tailscale0")
+	p := w.plan()
+	if got := changeText(p); got != "" || !strings.Contains(strings.Join(p.Notes, "\n"), "stays in place until a tunnel is back") {
+		t.Errorf("with no tunnel up:\n%s\nnotes %q", got, p.Notes)
+	}
+	w.apply()
+	k.AddLink(detect.Link{Name: "tailscale0", MTU: 1280, Kind: "tun", Up: true})
+	if got := w.apply(); len(got) != 0 {
+		t.Errorf("the reconnect wrote %q", got)
+	}
+}

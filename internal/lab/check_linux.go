@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -16,10 +15,9 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
+
+	"github.com/wslmtu/wslmtu/internal/probe"
 )
 
 // CheckTimeout bounds every traffic check: the black hole shows as a hang,
@@ -298,16 +296,16 @@ func dontFragment(c net.PacketConn, v6 bool) error {
 // Ping sends ICMP echo requests with payload bytes of data from WSL to the
 // peer's tunnel address (IPv6 if v6), with the don't-fragment bit (or its
 // IPv6 equivalent, no local fragmentation) if df, until a reply arrives or
-// the check times out.
+// the check times out. The echo is probe's, so the lab and `wslmtu probe`
+// send the same packets.
 func (l *Lab) Ping(ctx context.Context, payload int, df, v6 bool) Result {
 	ctx, cancel := withCheckTimeout(ctx)
 	defer cancel()
-	deadline, _ := ctx.Deadline()
-	return l.ping(l.ts.PeerIP(v6), payload, df, time.Until(deadline))
+	return l.ping(ctx, l.ts.PeerIP(v6), payload, df)
 }
 
-// ping pings dst from WSL.
-func (l *Lab) ping(dst netip.Addr, payload int, df bool, timeout time.Duration) Result {
+// ping pings dst from WSL until a reply arrives or ctx ends.
+func (l *Lab) ping(ctx context.Context, dst netip.Addr, payload int, df bool) Result {
 	fam, v6 := "v4", dst.Is6()
 	if v6 {
 		fam = "v6"
@@ -319,113 +317,26 @@ func (l *Lab) ping(dst netip.Addr, payload int, df bool, timeout time.Duration) 
 	if payload < 0 || payload > 65000 {
 		return r.fail(fmt.Errorf("payload %d out of range 0..65000", payload))
 	}
-	conn, err := l.icmpConn(df, v6)
-	if err != nil {
-		return r.fail(err)
-	}
-	defer conn.Close()
-
-	to := &net.IPAddr{IP: dst.AsSlice()}
-	var typ icmp.Type = ipv4.ICMPTypeEcho
-	var reply icmp.Type = ipv4.ICMPTypeEchoReply
-	proto := 1
-	if v6 {
-		typ, reply, proto = ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply, 58
-	}
-	id := rand.IntN(0xffff) + 1
-	data := bytes.Repeat([]byte{0xa5}, payload)
-	start := time.Now()
-	deadline := start.Add(timeout)
-	_ = conn.SetReadDeadline(deadline)
-
-	replies := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 66000)
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				replies <- err
-				return
-			}
-			m, err := icmp.ParseMessage(proto, buf[:n])
-			if err != nil || m.Type != reply {
-				continue
-			}
-			if e, ok := m.Body.(*icmp.Echo); ok && e.ID == id && len(e.Data) == payload {
-				replies <- nil
-				return
-			}
-		}
-	}()
-
-	// Resend every half second so one lost packet (say, during neighbour
-	// discovery) does not look like a black hole.
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	for seq := 1; ; seq++ {
-		msg := icmp.Message{Type: typ, Body: &icmp.Echo{ID: id, Seq: seq, Data: data}}
-		b, err := msg.Marshal(nil) // the kernel fills in the ICMPv6 checksum
-		if err != nil {
-			return r.fail(err)
-		}
-		if _, err := conn.WriteTo(b, to); err != nil {
-			r.Duration = time.Since(start)
-			return r.fail(fmt.Errorf("send to %s: %w", to, err))
-		}
-		select {
-		case err := <-replies:
-			r.Duration = time.Since(start)
-			if err != nil {
-				return r.fail(fmt.Errorf("no reply from %s: %w", to, err))
-			}
-			r.OK, r.Bytes = true, int64(payload)
-			return r
-		case <-tick.C:
-		}
-	}
-}
-
-// icmpConn opens a raw ICMP socket inside WSL with the requested
-// fragmentation behaviour.
-func (l *Lab) icmpConn(df, v6 bool) (net.PacketConn, error) {
-	network, laddr := "ip4:icmp", "0.0.0.0"
-	if v6 {
-		network, laddr = "ip6:ipv6-icmp", "::"
-	}
-	var conn net.PacketConn
+	var conn *probe.Conn
 	err := l.wsl.do(func() error {
 		var err error
-		conn, err = net.ListenPacket(network, laddr)
+		conn, err = probe.Dial(dst)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("raw socket in %s: %w", l.wsl.name, err)
+		return r.fail(fmt.Errorf("ICMP socket in %s: %w", l.wsl.name, err))
 	}
-	rc, err := conn.(*net.IPConn).SyscallConn()
+	defer conn.Close()
+	start := time.Now()
+	// Resend every half second so one lost packet (say, during neighbour
+	// discovery) does not look like a black hole.
+	err = conn.Echo(ctx, probe.Probe{Size: payload, DF: df}, 500*time.Millisecond)
+	r.Duration = time.Since(start)
 	if err != nil {
-		conn.Close()
-		return nil, err
+		return r.fail(err)
 	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		switch {
-		case !v6 && df:
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO)
-		case !v6:
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT)
-		case df:
-			serr = errors.Join(
-				unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DO),
-				unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_DONTFRAG, 1))
-		default:
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DONT)
-		}
-	})
-	if err = errors.Join(err, serr); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("set fragmentation options: %w", err)
-	}
-	return conn, nil
+	r.OK, r.Bytes = true, int64(payload)
+	return r
 }
 
 // FragmentsDropped is how many fragments from WSL the middle namespace

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wslmtu/wslmtu/detect"
+	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
 // Defaults match a WSL2 VM whose eth0 WSL lowered to Tailscale-for-Windows'
@@ -65,7 +66,7 @@ const (
 	PortTunnelPort = 41642
 	peerPTunPort   = 51821
 	keepalive      = 5
-	minIPv6MTU     = 1280
+	minIPv6MTU     = tunnel.MinIPv6MTU
 	// portTunnelPrefix starts the port tunnel's name; RemoveStale knows
 	// UAPI sockets by it.
 	portTunnelPrefix = "wglab"
@@ -103,7 +104,8 @@ type Options struct {
 	EthMTU    int // WSL's eth0; default DefaultEthMTU
 	TunnelMTU int // WSL's tailscale0; default DefaultTunnelMTU
 	// IPv6Underlay makes WireGuard talk to the peer over IPv6, so each outer
-	// packet carries 80 bytes of overhead instead of 60.
+	// packet carries tunnel.WireGuardOverhead(tunnel.IPv6) bytes of overhead
+	// instead of tunnel.WireGuardOverhead(tunnel.IPv4).
 	IPv6Underlay bool
 	// CorporateVPN adds a "corp" namespace behind Hyper-V with a TCP server
 	// reached through a Windows VPN adapter: hyperv's side of that link is

@@ -20,6 +20,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
 // These tests build real labs: namespaces, veths, wireguard-go nodes. Every
@@ -225,13 +226,20 @@ func tunnelHasIPv6(t *testing.T, l *Lab) bool {
 }
 
 // WireGuard pads inner packets to a multiple of 16, so with eth0 1280 the
-// largest inner packet is 1216 (1216+60 = 1276), not 1220.
+// largest inner packet over the lab's IPv4 underlay is floor16(1280 − 60) =
+// 1216, not 1220: a 1188-byte echo payload crosses, 1189 hangs (measured).
 func TestLargestDFPingThroughEth1280(t *testing.T) {
 	t.Parallel()
+	const icmpEchoHeader = 8
+	inner, all := tunnel.Spec{Kind: tunnel.WireGuard}.LargestInner(1280, DefaultTunnelMTU, tunnel.IPv4)
+	payload := inner - tunnel.IPv4Header - icmpEchoHeader
+	if all || payload != 1188 {
+		t.Fatalf("the tunnel arithmetic gives a %d-byte payload (inner %d, all fit %v); the lab measured 1188", payload, inner, all)
+	}
 	l := newLab(t, Options{EthMTU: 1280})
 	expect(t,
-		works(ping(l, 1188, true, false)),
-		hangs(ping(l, 1189, true, false)),
+		works(ping(l, payload, true, false)),
+		hangs(ping(l, payload+1, true, false)),
 	)
 }
 

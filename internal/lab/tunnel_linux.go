@@ -151,7 +151,9 @@ func (t *Tunnel) wait() error {
 	deadline := time.Now().Add(tunnelUp)
 	var last Result
 	for time.Now().Before(deadline) {
-		last = t.l.ping(t.peer4.Addr(), 56, false, 300*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		last = t.l.ping(ctx, t.peer4.Addr(), 56, false)
+		cancel()
 		if last.OK {
 			return nil
 		}
