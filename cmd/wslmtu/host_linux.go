@@ -30,9 +30,9 @@ func openHost(cfg config.Config) (fix.Host, func(), error) {
 
 // withHost is the RunE of a command that works on this machine: it loads
 // the config (flags over file) and opens the host for run.
-func withHost(run func(cmd *cobra.Command, cfg config.Config, host fix.Host) error) func(*cobra.Command, []string) error {
+func (c *cli) withHost(run func(cmd *cobra.Command, cfg config.Config, host fix.Host) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
-		cfg, err := loadConfig(cmd)
+		cfg, err := c.loadConfig(cmd)
 		if err != nil {
 			return err
 		}

@@ -12,9 +12,7 @@ import (
 	"github.com/wslmtu/wslmtu/internal/probe"
 )
 
-func init() { rootCmd.AddCommand(newProbeCmd()) }
-
-func newProbeCmd() *cobra.Command {
+func (c *cli) probeCmd() *cobra.Command {
 	var (
 		asJSON  bool
 		timeout time.Duration
@@ -41,7 +39,7 @@ Exit codes: 0 the path carries the full MTU, 3 a problem was found,
 			if only4 && only6 {
 				return usageErr(errors.New("-4 and -6 exclude each other"))
 			}
-			cfg, err := loadConfig(cmd)
+			cfg, err := c.loadConfig(cmd)
 			if err != nil {
 				return err
 			}

@@ -1,33 +1,18 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// runInProcess runs the CLI in this process and returns what it printed and
-// the exit code main would give.
+// runInProcess runs the CLI in this process (a fresh tree, see run) and
+// returns what it printed and its exit code.
 func runInProcess(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	var out bytes.Buffer
-	rootCmd.SetArgs(args)
-	rootCmd.SetOut(&out)
-	rootCmd.SetErr(&out)
-	t.Cleanup(func() { rootCmd.SetArgs(nil); rootCmd.SetOut(nil); rootCmd.SetErr(nil) })
-	err := rootCmd.Execute()
-	var ee *exitError
-	switch {
-	case err == nil:
-		return out.String(), exitOK
-	case errors.As(err, &ee):
-		return out.String() + err.Error(), ee.code
-	default:
-		return out.String() + err.Error(), exitUsage
-	}
+	r := run(t, args...)
+	return r.out, r.code
 }
 
 // probe refuses what names no single host, and a round timeout out of

@@ -11,12 +11,12 @@ import (
 	"github.com/wslmtu/wslmtu/internal/config"
 )
 
-func init() {
-	rootCmd.AddCommand(&cobra.Command{
+func (c *cli) revertCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "revert",
 		Short: "Put back every MTU, route and rule wslmtu changed, remove its MSS rules, and clear the record",
 		Args:  cobra.NoArgs,
-		RunE: withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
+		RunE: c.withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
 			reverted, found, err := host.Revert()
 			out := cmd.OutOrStdout()
 			for _, r := range reverted {
@@ -38,7 +38,7 @@ func init() {
 			}
 			return nil
 		}),
-	})
+	}
 }
 
 // mtusNow lists the interfaces and their MTUs, for a user who has to judge
