@@ -84,6 +84,11 @@ func (m *model) link(l detect.Link, gone bool) {
 		l.IPv6Addrs = old.IPv6Addrs // link events do not carry addresses
 		if old.Up != l.Up {
 			m.routesStale = true
+			// A WireGuard device is configured while down (wg-quick sets
+			// the port before `ip link set up`; wireguard-go's UAPI socket
+			// appears after its tun): what it said then is not what it
+			// says once up.
+			delete(m.wg, l.Name)
 		}
 	}
 	m.links[l.Index] = l

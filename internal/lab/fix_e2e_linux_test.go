@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 )
@@ -26,7 +25,7 @@ type wslHost struct {
 }
 
 func newWSLHost(t *testing.T, l *Lab) *wslHost {
-	return &wslHost{l: l, h: fix.HostAt(l.WSLNetlink(), detect.HostSources(), t.TempDir())}
+	return &wslHost{l: l, h: fix.HostAt(l.WSLNetlink(), l.Sources(), t.TempDir())}
 }
 
 // labConfig is the default config on a host that is not WSL.
