@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -129,22 +130,32 @@ func RuleOf(r netlink.Rule, family int) Rule {
 // HostSources reads the real host: "/", the process environment, helper
 // commands and WireGuard devices.
 func HostSources() Sources {
-	return Sources{Root: os.DirFS("/"), Getenv: os.Getenv, Run: runIfPresent, WireGuard: ReadWireGuard}
+	return Sources{Root: os.DirFS("/"), Getenv: os.Getenv, Run: runIfPresent, WireGuard: WireGuardReader()}
 }
 
-// ReadWireGuard asks a WireGuard device (kernel, or userspace with a UAPI
-// socket under /var/run/wireguard) for its fwmark and listen port.
-func ReadWireGuard(name string) (WireGuardDevice, bool) {
-	c, err := wgctrl.New()
-	if err != nil {
-		return WireGuardDevice{}, false
+// WireGuardReader asks WireGuard devices (kernel, or userspace with a UAPI
+// socket under /var/run/wireguard) for their fwmark and listen port. Its
+// wgctrl client is opened at the first question, in the network namespace
+// of the thread asking, and kept open: the agent asks on every reconnect.
+func WireGuardReader() func(name string) (WireGuardDevice, bool) {
+	var mu sync.Mutex
+	var c *wgctrl.Client
+	return func(name string) (WireGuardDevice, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if c == nil {
+			client, err := wgctrl.New()
+			if err != nil {
+				return WireGuardDevice{}, false
+			}
+			c = client
+		}
+		d, err := c.Device(name)
+		if err != nil {
+			return WireGuardDevice{}, false
+		}
+		return WireGuardDevice{FwMark: uint32(d.FirewallMark), ListenPort: d.ListenPort}, true
 	}
-	defer c.Close()
-	d, err := c.Device(name)
-	if err != nil {
-		return WireGuardDevice{}, false
-	}
-	return WireGuardDevice{FwMark: uint32(d.FirewallMark), ListenPort: d.ListenPort}, true
 }
 
 var errNotInstalled = errors.New("not installed")
