@@ -342,7 +342,9 @@ func (a *agent) onEvent(ev netwatch.Event) {
 		a.onLink(ev)
 	case ev.Route != nil:
 		if a.kernel.route(*ev.Route, ev.Gone) {
-			a.pending = append(a.pending, cause{at: ev.At, what: routeCause(*ev.Route, ev.Gone)})
+			r := *ev.Route
+			r.Dev = a.kernel.links[r.LinkIndex].Name
+			a.pending = append(a.pending, cause{at: ev.At, what: routeCause(r, ev.Gone)})
 		}
 	case ev.Rules:
 		a.kernel.rulesChanged()

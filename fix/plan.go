@@ -193,6 +193,9 @@ type targets struct {
 	// reconnects comes back within moments, and undoing and redoing
 	// everything on each reconnect would only churn.
 	keep bool
+	// keepPolicy: the outer interface holds no default route for a moment
+	// (WSL recreating eth0): the tunnel scope's routes and rules stay.
+	keepPolicy bool
 }
 
 func planTargets(p *Plan, base detect.State, rec Record, cfg config.Config) targets {
@@ -310,6 +313,7 @@ func scopeToTunnels(p *Plan, base detect.State, outer detect.Link, target int, t
 	defaults := base.DefaultRoutes(outer.Index)
 	if len(defaults) == 0 {
 		p.Notes = append(p.Notes, fmt.Sprintf("%s holds no default route: no other traffic to keep at %d", outer.Name, w))
+		t.keepPolicy = true
 		return
 	}
 	var needy []detect.Link
@@ -509,7 +513,7 @@ func diffLinks(p *Plan, st detect.State, rec Record, t targets) {
 // table's routes and our rules added or deleted. Nothing that is not ours
 // is ever deleted.
 func diffPolicy(p *Plan, st detect.State, rec Record, t targets) {
-	if t.keep {
+	if t.keep || t.keepPolicy {
 		p.Policy = rec.Policy
 		return
 	}

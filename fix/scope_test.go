@@ -371,3 +371,23 @@ func TestPlanKeepsItsChangesWhileNoTunnelIsUp(t *testing.T) {
 		t.Errorf("the reconnect wrote %q", got)
 	}
 }
+
+// WSL recreating eth0 leaves it without a default route for a moment: the
+// tunnel scope's table and rules stay, and the route gets its mtu back when
+// it returns.
+func TestPlanKeepsThePolicyWhileTheDefaultRouteIsGone(t *testing.T) {
+	k := fakekernel.NewWSL(1280, 1280)
+	w := newWorld(t, k, "nat", config.Default())
+	w.apply()
+	main := detect.Route{Family: 4, Table: detect.MainTable, Dst: "default", Gw: "172.28.0.1", LinkIndex: 2}
+	k.DeleteRoute(main)
+	k.Writes()
+	if got := changeText(w.plan()); got != "" {
+		t.Errorf("with no default route:\n%s", got)
+	}
+	k.ReplaceRoute(main)
+	want := "route default via 172.28.0.1 dev eth0: mtu 1280 (what Windows chose; only tailscale0's own packets use 1360)"
+	if got := changeText(w.plan()); got != want {
+		t.Errorf("with the route back:\n%s\nwant\n%s", got, want)
+	}
+}
