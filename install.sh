@@ -144,43 +144,14 @@ build() {
 	binary=$tmpdir/wslmtu
 }
 
-write_config() {
-	if [ "$assume_wsl" = 1 ]; then
-		wsl_line="assume_wsl = true"
-	else
-		wsl_line="# assume_wsl = false"
-	fi
-	cat >"$CONF.new.$$" <<EOF
-# wslmtu configuration. Every key is optional: the commented values are the
-# defaults. The agent reloads this file when it changes.
-
-# How to fix the MTU: "raise-outer" raises the outer interface (eth0) to the
-# tunnel MTU + 80; "lower-tunnel" lowers the tunnels instead (this removes
-# their IPv6 addresses below 1280); "off" changes no MTU.
-# mtu_strategy = "raise-outer"
-
-# Never raise the outer interface above this.
-# max_outer_mtu = 1500
-
-# Tunnel interfaces to watch: names or glob patterns.
-# tunnels = ["tailscale0", "wg*"]
-
-# The outer interface; empty means the one holding the default route.
-# outer_interface = ""
-
-# Treat this host as WSL2 even if it is not detected as one.
-$wsl_line
-
-# Also clamp the TCP MSS on the tunnels (helps TCP only); 0 computes the MSS
-# from the outer MTU.
-# mss_clamp = false
-# mss = 0
-
-# Put the MTUs back when the agent stops.
-# revert_on_stop = false
-EOF
-	chmod 0644 "$CONF.new.$$"
-	mv -f "$CONF.new.$$" "$CONF"
+# default_config writes the commented defaults to $tmpdir/wslmtu.toml from
+# the binary about to be installed (`wslmtu config --default`), so they are
+# the code's own and cannot drift from it. It runs before anything is
+# installed: a failure leaves nothing to roll back.
+default_config() {
+	set -- config --default
+	[ "$assume_wsl" = 0 ] || set -- "$@" --assume-wsl
+	"$binary" "$@" >"$tmpdir/wslmtu.toml" || die "$binary config --default failed"
 }
 
 do_install() {
@@ -193,11 +164,13 @@ do_install() {
 		build
 	fi
 
+	[ -n "$tmpdir" ] || tmpdir=$(mktemp -d)
+	[ -e "$CONF" ] || default_config
+
 	mkdir -p "$PREFIX_BIN"
 	had_binary=0
 	if [ -e "$BIN" ]; then
 		had_binary=1
-		[ -n "$tmpdir" ] || tmpdir=$(mktemp -d)
 		cp -p "$BIN" "$tmpdir/wslmtu.old"
 	fi
 	cp "$binary" "$PREFIX_BIN/.wslmtu.new.$$"
@@ -208,7 +181,9 @@ do_install() {
 	made_config=0
 	if [ ! -e "$CONF" ]; then
 		mkdir -p "$CONF_DIR"
-		write_config
+		cp "$tmpdir/wslmtu.toml" "$CONF.new.$$"
+		chmod 0644 "$CONF.new.$$"
+		mv -f "$CONF.new.$$" "$CONF"
 		made_config=1
 		say "wrote the default config $CONF"
 	else

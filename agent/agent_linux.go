@@ -1,7 +1,7 @@
 // Package agent is the long-running loop behind `wslmtu run`: it follows the
-// kernel's link and route events and re-applies the plan whenever something
-// (WSL, tailscaled, another tool) undoes it. It only decides when; detect,
-// fix.NewPlan and fix.Apply decide what.
+// kernel's link, route and rule events and re-applies the plan whenever
+// something (WSL, tailscaled, another tool) undoes it. It only decides when;
+// detect, fix.NewPlan and fix.Apply decide what.
 package agent
 
 import (
@@ -10,87 +10,123 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/fsnotify/fsnotify"
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/netwatch"
+	"github.com/wslmtu/wslmtu/internal/statefile"
 )
 
-// Options wire the agent to one host (or, in tests, one namespace).
+// Options wire the agent to one host (or, in tests, one namespace or a
+// fake kernel).
 type Options struct {
 	Config     config.Config
 	ConfigPath string
 	// Overlay re-applies the command-line flags to a reloaded config file,
 	// so flags keep winning after a reload. It validates the result.
 	Overlay func(config.Config) (config.Config, error)
-	Host    fix.Host
+	// Host reads (Sources, Links) and writes (Kernel, Store, Firewall).
+	Host fix.Host
+	// Events delivers the kernel's changes; nil subscribes to netlink in
+	// Netns with ReceiveBufferSize.
+	Events netwatch.Source
 	// Netns is the namespace to follow; nil follows the agent's own.
-	Netns  *netns.NsHandle
-	Logger *slog.Logger
-	// ReceiveBufferSize of the netlink sockets; 0 picks a large one. Tests
+	Netns *netns.NsHandle
+	// ReceiveBufferSize of the netlink socket; 0 picks a large one. Tests
 	// make it tiny to force ENOBUFS.
 	ReceiveBufferSize int
+	Logger            *slog.Logger
 	// Notify sends sd_notify states; nil uses systemd's socket when present.
 	Notify func(state string)
 	// Ready is closed after the first reconcile (tests wait on it).
 	Ready chan<- struct{}
-	// Resync asks for a full look now: the config is read again and the MSS
-	// rules are checked (SIGHUP, `systemctl reload wslmtu`).
+	// Resync asks for a full look now: the config is read again, the kernel
+	// re-read and the MSS rules checked (SIGHUP, `systemctl reload wslmtu`).
 	Resync <-chan struct{}
 	// MSSResyncInterval is how often the MSS rules are checked while
 	// clamping is on; 0 means once a minute.
 	MSSResyncInterval time.Duration
+	// ConfigSettle is how long the config file must be quiet before a
+	// reload reads it; 0 means 100 ms.
+	ConfigSettle time.Duration
+	// Version is the build's version, for the metrics' wslmtu_build_info.
+	Version string
 }
 
+const (
+	mssResyncInterval = time.Minute
+	configSettle      = 100 * time.Millisecond
+	// lockTimeout bounds a wait for another wslmtu (a fix run holds the
+	// lock for milliseconds); the reconcile is retried after it.
+	lockTimeout = 10 * time.Second
+)
+
+// agent is the state of one Run.
 type agent struct {
 	Options
-	cfg      config.Config
-	env      detect.Environment
-	log      *slog.Logger
+	cfg    config.Config
+	env    detect.Environment
+	log    *slog.Logger
+	kernel *model
+	lock   *statefile.Lock
+	record recordCache
+
 	counters Counters
 	fights   map[string]*fight
 	// ownWrites are MTUs the agent just wrote: their RTM_NEWLINK echoes must
 	// not look like somebody else's change.
 	ownWrites map[string]int
-	pending   []event
+	pending   []cause
 	retry     *time.Timer
 	// The counters file is rewritten at most once a second, and only after
 	// a change, so a fight costs no disk writes per reset and idle costs none.
 	countersSaved time.Time
 	flush         *time.Timer
-	// mssKey is the MSS part last synced; netfilter emits no netlink events,
-	// so the rules are re-checked when that part changes and once a minute.
+
+	firewall *firewallWorker
+	// mssKey is the MSS part last sent to the firewall worker.
 	mssKey    string
 	mssTicker *time.Ticker
+
+	reload *configReload
+	// failed is the last reconcile's error text, logged once until it
+	// changes; warnings likewise the plan's warnings.
+	failed   string
+	warnings string
+	// firewallPlan is the last plan, whose MSS part the worker applies.
+	firewallPlan fix.Plan
+	// assumed is the environment with assume_wsl applied, told once.
+	assumed *detect.Environment
+	// metrics writes metrics_file; firewallOK is whether the firewall
+	// worker's last run went through (or had nothing to do).
+	metrics    *metricsWriter
+	firewallOK atomic.Bool
 }
 
-// armMSSResync runs the periodic rule check only while clamping is on, so an
-// agent without it has no periodic work at all.
-func (a *agent) armMSSResync() {
-	if a.cfg.MSSClamp {
-		a.mssTicker.Reset(a.MSSResyncInterval)
-	} else {
-		a.mssTicker.Stop()
-	}
+// cause is why a reconcile runs, with when the kernel reported it.
+type cause struct {
+	at   time.Time
+	what string
 }
 
-type event struct {
-	at    time.Time
-	cause string
-}
-
-// Run reconciles once, then follows the kernel until ctx is done.
+// Run applies the plan, then follows the kernel until ctx is done.
 func Run(ctx context.Context, opts Options) error {
+	a, events, err := setup(ctx, opts)
+	if err != nil {
+		return err
+	}
+	return a.loop(ctx, events)
+}
+
+// setup subscribes first and reads the kernel after, so no change between
+// the two is missed, then makes the first reconcile.
+func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, error) {
 	a := &agent{Options: opts, cfg: opts.Config, log: opts.Logger,
 		fights: map[string]*fight{}, ownWrites: map[string]int{}}
 	if a.log == nil {
@@ -99,43 +135,69 @@ func Run(ctx context.Context, opts Options) error {
 	if a.Notify == nil {
 		a.Notify = func(state string) { daemon.SdNotify(false, state) }
 	}
+	if a.Events == nil {
+		a.Events = netwatch.Netlink{NS: a.Netns, BufferSize: a.ReceiveBufferSize}
+	}
+	if a.MSSResyncInterval <= 0 {
+		a.MSSResyncInterval = mssResyncInterval
+	}
+	if a.ConfigSettle <= 0 {
+		a.ConfigSettle = configSettle
+	}
 	a.counters = Counters{PID: os.Getpid(), Started: time.Now(), Config: a.cfg.Describe()}
-	a.retry = time.NewTimer(time.Hour)
-	a.retry.Stop()
-	a.flush = time.NewTimer(time.Hour)
-	a.flush.Stop()
+	a.retry = stoppedTimer()
+	a.flush = stoppedTimer()
+	a.mssTicker = time.NewTicker(a.MSSResyncInterval)
+	a.mssTicker.Stop()
 
-	first, err := detect.Observe(a.Host.Sources, a.Host.Links, a.cfg)
+	events, err := a.Events.Subscribe(ctx)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	a.env = first.Env
-
-	subs, err := a.subscribe()
-	if err != nil {
-		return err
+	a.kernel = newModel(a.Host.Links, a.Host.Sources)
+	if err := a.kernel.readAll(); err != nil {
+		return nil, nil, err
 	}
-	defer func() { subs.close() }() // the latest subscriptions, not the first
-
-	watcher, configEvents := a.watchConfig()
-	if watcher != nil {
-		defer watcher.Close()
+	a.env = detect.DetectEnvironment(a.Host.Sources, a.kernel.snapshot().Links)
+	// Bad input stops the agent at start (exit 2), before anything changes:
+	// a tunnel pattern that selects the outer interface, a missing
+	// outer_interface. Later, the same is logged and waited out.
+	if _, err := a.kernel.derive(a.envNow(), a.cfg); err != nil {
+		return nil, nil, err
 	}
+	if a.lock, err = statefile.Open(a.Host.Store.Dir, statefile.LinksLock); err != nil {
+		return nil, nil, err
+	}
+	a.record = recordCache{store: a.Host.Store}
+	a.firewallOK.Store(true)
+	a.firewall = startFirewall(ctx, a)
+	a.metrics = startMetrics(ctx, a)
+	a.reload = a.watchConfig(ctx)
 
-	a.reconcile(event{at: time.Now(), cause: "start"})
+	a.reconcile(cause{at: time.Now(), what: "start"})
+	// Leftover chains of an earlier run are removed even with clamping off:
+	// the worker looks once now, and again whenever the config changes.
+	a.sendFirewall(true)
 	a.Notify(daemon.SdNotifyReady)
 	if a.Ready != nil {
 		close(a.Ready)
 	}
-	a.log.Info("following link and route changes", "config", a.cfg.Describe())
-
-	if a.MSSResyncInterval <= 0 {
-		a.MSSResyncInterval = mssResyncInterval
-	}
-	a.mssTicker = time.NewTicker(a.MSSResyncInterval)
-	defer a.mssTicker.Stop()
+	a.log.Info("following link, route and rule changes", "config", a.cfg.Describe())
 	a.armMSSResync()
+	return a, events, nil
+}
 
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+// loop handles events until ctx is done. Each burst of queued events is
+// drained, then reconciled once.
+func (a *agent) loop(ctx context.Context, events <-chan netwatch.Event) error {
+	defer a.lock.Close()
+	defer a.mssTicker.Stop()
 	var watchdog <-chan time.Time
 	if interval, err := daemon.SdWatchdogEnabled(false); err == nil && interval > 0 {
 		// Pinging from this loop, not a goroutine of its own, means a wedged
@@ -144,77 +206,85 @@ func Run(ctx context.Context, opts Options) error {
 		defer t.Stop()
 		watchdog = t.C
 	}
-
 	for {
+		ended := false
 		select {
 		case <-ctx.Done():
 			return a.stop()
-		case u, ok := <-subs.links:
-			if !ok {
-				subs = a.resubscribe(subs)
-				continue
+		case ev, ok := <-events:
+			if !ok || ev.Err != nil {
+				ended = true
+				a.subscriptionEnded(ev)
+			} else {
+				a.onEvent(ev)
 			}
-			a.onLink(u)
-		case u, ok := <-subs.routes:
-			if !ok {
-				subs = a.resubscribe(subs)
-				continue
-			}
-			a.onRoute(u)
-		case ev := <-configEvents:
-			if filepath.Clean(ev.Name) == filepath.Clean(a.ConfigPath) &&
-				ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Remove|fsnotify.Rename) != 0 {
-				a.reloadConfig()
-			}
+		case <-a.reload.due():
+			a.reloadConfig("config file changed")
 		case <-a.Resync:
 			a.log.Info("resync requested")
-			a.reloadConfig()
-			a.mssKey = ""
-			a.pending = append(a.pending, event{at: time.Now(), cause: "resync requested"})
+			a.reloadConfig("resync requested")
+			a.resync("resync requested")
 		case <-a.retry.C:
-			a.pending = append(a.pending, event{at: time.Now(), cause: "rate-limited repair"})
+			a.pending = append(a.pending, cause{at: time.Now(), what: "rate-limited repair"})
 		case <-a.flush.C:
 			a.saveCounters()
 		case <-a.mssTicker.C:
-			a.mssKey = "" // force a look at the firewall
-			a.pending = append(a.pending, event{at: time.Now(), cause: "periodic MSS rule check"})
+			a.sendFirewall(true)
 		case <-watchdog:
 			a.Notify(daemon.SdNotifyWatchdog)
 		}
 		// No fixed debounce: take whatever else is already queued, then
 		// reconcile once for all of it.
-		a.drain(subs)
+		if !ended {
+			ended = !a.drain(events)
+		}
+		if ended {
+			var err error
+			if events, err = a.resubscribe(ctx); err != nil {
+				return a.stop()
+			}
+		}
 		if len(a.pending) > 0 {
 			first := a.pending[0]
+			for _, c := range a.pending[1:] {
+				if c.at.Before(first.at) {
+					first.at = c.at // latency counts from the oldest event served
+				}
+			}
 			a.pending = a.pending[:0]
 			a.reconcile(first)
 		}
 	}
 }
 
-func (a *agent) drain(subs *subscriptions) {
+func (a *agent) subscriptionEnded(ev netwatch.Event) {
+	if ev.Err != nil {
+		a.log.Warn("netlink subscription failed; subscribing again", "error", ev.Err)
+	}
+}
+
+// drain handles the events already queued; false when the subscription
+// ended.
+func (a *agent) drain(events <-chan netwatch.Event) bool {
 	for {
 		select {
-		case u, ok := <-subs.links:
-			if !ok {
-				return // the main loop resubscribes
+		case ev, ok := <-events:
+			if !ok || ev.Err != nil {
+				a.subscriptionEnded(ev)
+				return false
 			}
-			a.onLink(u)
-		case u, ok := <-subs.routes:
-			if !ok {
-				return
-			}
-			a.onRoute(u)
+			a.onEvent(ev)
 		default:
-			return
+			return true
 		}
 	}
 }
 
 func (a *agent) stop() error {
 	a.Notify(daemon.SdNotifyStopping)
+	a.firewall.stop()
 	if a.cfg.RevertOnStop {
-		reverted, err := a.Host.Revert()
+		reverted, _, err := a.Host.Revert()
 		for _, r := range reverted {
 			a.log.Info("reverted on stop", "change", r.String())
 		}
@@ -230,44 +300,105 @@ func (a *agent) stop() error {
 	return nil
 }
 
-// relevant says whether an interface can change the plan: the outer
-// interface, anything matching the tunnel patterns, and eth* (WSL recreates
-// eth0 on restart, and a new default route may move to another one).
-func (a *agent) relevant(name string) bool {
-	if name == "" {
+// resubscribe never gives up while the agent runs: an agent that stops
+// listening is worse than one that retries, so it backs off up to a second
+// between attempts, and stops waiting at once when ctx is done.
+func (a *agent) resubscribe(ctx context.Context) (<-chan netwatch.Event, error) {
+	a.counters.Resubscribe++
+	delay := time.Millisecond
+	for {
+		events, err := a.Events.Subscribe(ctx)
+		if err == nil {
+			a.resync("resync after a netlink error")
+			a.saveCounters()
+			return events, nil
+		}
+		a.log.Error("subscribing again failed", "error", err, "retry_in", delay.String())
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		delay = min(delay*2, time.Second)
+	}
+}
+
+// resync reads the whole kernel view again and reconciles.
+func (a *agent) resync(why string) {
+	if err := a.kernel.readAll(); err != nil {
+		a.log.Error("reading the kernel's view failed", "error", err)
+	}
+	a.pending = append(a.pending, cause{at: time.Now(), what: why})
+	a.mssKey = "" // and look at the firewall again
+}
+
+// onEvent updates the model and queues a reconcile when the change can
+// matter to the plan.
+func (a *agent) onEvent(ev netwatch.Event) {
+	switch {
+	case ev.Link != nil:
+		a.onLink(ev)
+	case ev.Route != nil:
+		if a.kernel.route(*ev.Route, ev.Gone) {
+			r := *ev.Route
+			r.Dev = a.kernel.links[r.LinkIndex].Name
+			a.pending = append(a.pending, cause{at: ev.At, what: routeCause(r, ev.Gone)})
+		}
+	case ev.Rules:
+		a.kernel.rulesChanged()
+		a.pending = append(a.pending, cause{at: ev.At, what: "policy rules changed"})
+	}
+}
+
+func routeCause(r detect.Route, gone bool) string {
+	if gone {
+		return "route " + r.String() + " removed"
+	}
+	return "route " + r.String() + " changed"
+}
+
+func (a *agent) onLink(ev netwatch.Event) {
+	l := *ev.Link
+	relevant := a.relevant(l)
+	a.kernel.link(l, ev.Gone)
+	if !relevant {
+		return
+	}
+	if ev.Gone {
+		delete(a.ownWrites, l.Name)
+		a.pending = append(a.pending, cause{at: ev.At, what: l.Name + " removed"})
+		return
+	}
+	if want, ok := a.ownWrites[l.Name]; ok && want == l.MTU {
+		delete(a.ownWrites, l.Name)
+		return
+	}
+	if f := a.fights[l.Name]; f != nil && !f.allow(ev.At, a.log, l.Name) {
+		a.counters.Fights = a.totalFights()
+		a.scheduleRetry(f.wait(ev.At))
+		return
+	}
+	a.pending = append(a.pending, cause{at: ev.At, what: fmt.Sprintf("%s mtu is %d", l.Name, l.MTU)})
+}
+
+// relevant says whether a link can change the plan: the outer interface
+// (followed by index, so a rename does not lose it), a tunnel, eth* (WSL
+// recreates eth0 on restart, and a default route may move to another one),
+// or an interface wslmtu changed.
+func (a *agent) relevant(l detect.Link) bool {
+	if l.Name == "" || l.Name == "lo" {
 		return false
 	}
-	return name == a.cfg.OuterInterface || strings.HasPrefix(name, "eth") || a.cfg.IsTunnel(name)
-}
-
-func (a *agent) onLink(u netlink.LinkUpdate) {
-	attrs := u.Link.Attrs()
-	if !a.relevant(attrs.Name) {
-		return
+	if l.Index == a.kernel.outerIndex || l.Name == a.cfg.OuterInterface || a.cfg.IsTunnel(l.Name) || l.Kind == "wireguard" {
+		return true
 	}
-	now := time.Now()
-	if u.Header.Type == unix.RTM_DELLINK {
-		delete(a.ownWrites, attrs.Name)
-		a.pending = append(a.pending, event{at: now, cause: attrs.Name + " removed"})
-		return
+	if len(l.Name) >= 3 && l.Name[:3] == "eth" {
+		return true
 	}
-	if want, ok := a.ownWrites[attrs.Name]; ok && want == attrs.MTU {
-		delete(a.ownWrites, attrs.Name)
-		return
-	}
-	ev := event{at: now, cause: fmt.Sprintf("%s mtu is %d", attrs.Name, attrs.MTU)}
-	if f := a.fights[attrs.Name]; f != nil && !f.allow(now, a.log, attrs.Name) {
-		a.counters.Fights = a.totalFights()
-		a.scheduleRetry(f.wait(now))
-		return
-	}
-	a.pending = append(a.pending, ev)
-}
-
-func (a *agent) onRoute(u netlink.RouteUpdate) {
-	if detect.IsDefaultRoute(u.Dst) && u.Table == unix.RT_TABLE_MAIN {
-		a.pending = append(a.pending, event{at: time.Now(), cause: "default route changed"})
-	}
+	_, recorded := a.record.rec.Links[l.Name]
+	return recorded
 }
 
 func (a *agent) scheduleRetry(d time.Duration) {
@@ -285,66 +416,56 @@ func (a *agent) totalFights() int {
 	return n
 }
 
-// reconcile observes afresh, plans and applies only what differs.
-func (a *agent) reconcile(cause event) {
+// reconcile plans from the model and applies only what differs. It reads
+// nothing from the kernel unless an event said the model is incomplete
+// (rules changed, a link went down), and the firewall is left to its worker.
+func (a *agent) reconcile(c cause) {
 	a.counters.Reconciles++
-	lock, err := a.Host.Store.Lock()
-	if err != nil {
-		a.log.Error("cannot lock the state directory", "error", err)
+	if err := a.lock.Lock(lockTimeout, nil); err != nil {
+		a.logFailure("cannot lock the state directory", err)
+		a.scheduleRetry(time.Second)
 		return
 	}
-	env := a.env
-	if !env.WSL && a.cfg.AssumeWSL { // assume_wsl may come with a reloaded config
-		env.WSL, env.Version, env.Assumed = true, 2, true
-	}
-	st, err := detect.ObserveLinks(env, a.Host.Links, a.cfg)
+	rec, err := a.record.load()
 	if err != nil {
-		lock.Release()
-		a.log.Error("observing the host failed", "cause", cause.cause, "error", err)
+		a.lock.Unlock()
+		a.logFailure("the revert record cannot be used; changing nothing", err)
 		return
 	}
-	plan := fix.NewPlan(st, a.cfg)
-	changes, err := fix.Apply(plan, a.Host.MTUs, a.Host.Store)
+	st, err := a.kernel.derive(a.envNow(), a.cfg)
+	if err != nil {
+		a.lock.Unlock()
+		a.logFailure("observing the host failed; changing nothing", err)
+		return
+	}
+	plan := fix.NewPlan(st, rec, a.cfg)
+	rec, changes, err := fix.Apply(plan, rec, a.Host.Kernel, a.Host.Store)
 	done := time.Now()
-	lock.Release()
-	if cause.cause == "start" && plan.Refused != "" {
+	a.record.set(rec)
+	a.lock.Unlock()
+	a.kernel.applied(changes)
+	a.kernel.outerIndex = 0
+	if st.Outer != nil {
+		a.kernel.outerIndex = st.Outer.Index
+	}
+	a.failed = ""
+	if c.what == "start" && plan.Refused != "" {
 		a.log.Warn("not applying: " + plan.Refused)
 	}
-	for _, w := range plan.Warnings {
-		a.log.Warn(w)
-	}
-	repaired := false
-	for _, c := range changes {
-		if !c.Wrote {
-			continue
+	repaired := a.logChanges(c, changes, done)
+	if warnings := fmt.Sprint(plan.Warnings); c.what == "start" || warnings != a.warnings {
+		a.warnings = warnings
+		for _, w := range plan.Warnings {
+			a.log.Warn(w)
 		}
-		repaired = true
-		a.ownWrites[c.Link] = c.To
-		r := Repair{Time: done, Interface: c.Link, From: c.Found, To: c.To, Cause: cause.cause, Latency: done.Sub(cause.at)}
-		a.counters.Repairs++
-		if a.counters.RepairsBy == nil {
-			a.counters.RepairsBy = map[string]int{}
-		}
-		a.counters.RepairsBy[c.Link]++
-		a.counters.LastRepair = &r
-		f := a.fights[c.Link]
-		if f == nil {
-			f = newFight()
-			a.fights[c.Link] = f
-		}
-		f.repaired(done)
-		if f.fighting() {
-			continue
-		}
-		a.log.Info("repaired", "interface", c.Link, "from", c.Found, "to", c.To, "reason", c.Reason,
-			"cause", cause.cause, "latency", r.Latency.Round(time.Microsecond).String())
 	}
 	if err != nil {
-		a.log.Error("applying the plan failed", "cause", cause.cause, "error", err)
+		a.log.Error("applying the plan failed", "cause", c.what, "error", err)
 	}
-	a.syncMSS(plan, cause)
+	a.firewallPlan = plan
+	a.sendFirewall(false)
 	switch {
-	case cause.cause == "start":
+	case c.what == "start":
 		a.saveCounters()
 	case repaired:
 		if wait := time.Second - time.Since(a.countersSaved); wait <= 0 {
@@ -355,33 +476,85 @@ func (a *agent) reconcile(cause event) {
 	}
 }
 
-const mssResyncInterval = time.Minute
+// envNow is the environment detected at start, with assume_wsl from the
+// config in force (a reload may turn it on).
+func (a *agent) envNow() detect.Environment {
+	if a.env.WSL || !a.cfg.AssumeWSL {
+		return a.env
+	}
+	if a.assumed == nil { // once: telling the mode may run wslinfo
+		env := detect.Assume(a.Host.Sources, a.env, a.kernel.snapshot().Links)
+		a.assumed = &env
+	}
+	return *a.assumed
+}
 
-// syncMSS keeps the MSS rules in line when clamping is on (or our chains
-// must go). Only a changed MSS part or the periodic check reads iptables.
-func (a *agent) syncMSS(plan fix.Plan, cause event) {
-	if plan.MSS == nil || plan.Refused != "" {
-		a.mssKey = ""
-		return
-	}
-	key := fmt.Sprint(*plan.MSS)
-	if key == a.mssKey {
-		return
-	}
-	change, err := a.Host.SyncMSS(&plan)
-	if err != nil {
-		if errors.Is(err, fix.ErrMSSUnavailable) {
-			a.mssKey = key // permanent on this kernel: say it once per change
-			a.log.Warn(err.Error())
-			return
+// logChanges logs each write after it was made (never before: the log is
+// not on the way to the write) and counts repairs.
+func (a *agent) logChanges(c cause, changes []fix.Change, done time.Time) bool {
+	repaired := false
+	latency := done.Sub(c.at)
+	for _, ch := range changes {
+		if !ch.Wrote {
+			continue
 		}
-		a.log.Error("MSS clamping failed", "cause", cause.cause, "error", err)
+		repaired = true
+		what := ch.Link
+		if ch.Link != "" {
+			a.ownWrites[ch.Link] = ch.To
+		} else {
+			what = ch.String()
+		}
+		r := Repair{Time: done, Interface: what, From: ch.Found, To: ch.To, Cause: c.what, Latency: latency}
+		a.counters.Repairs++
+		if a.counters.RepairsBy == nil {
+			a.counters.RepairsBy = map[string]int{}
+		}
+		a.counters.RepairsBy[repairKey(ch)]++
+		a.counters.LastRepair = &r
+		if ch.Link == "" {
+			a.log.Info("repaired", "change", ch.String(), "cause", c.what, "latency", latency.Round(time.Microsecond).String())
+			continue
+		}
+		f := a.fights[ch.Link]
+		if f == nil {
+			f = newFight()
+			a.fights[ch.Link] = f
+		}
+		f.repaired(done)
+		if f.fighting() {
+			continue
+		}
+		a.log.Info("repaired", "interface", ch.Link, "from", ch.Found, "to", ch.To, "reason", ch.Reason,
+			"cause", c.what, "latency", latency.Round(time.Microsecond).String())
+	}
+	return repaired
+}
+
+func repairKey(ch fix.Change) string {
+	switch {
+	case ch.Route != nil:
+		return "route"
+	case ch.Rule != nil:
+		return "rule"
+	}
+	return ch.Link
+}
+
+// logFailure logs a reconcile failure once until it changes: a broken
+// state directory must not flood the journal at every event.
+func (a *agent) logFailure(msg string, err error) {
+	text := msg + ": " + err.Error()
+	if text == a.failed {
 		return
 	}
-	a.mssKey = key
-	if change != nil && len(change.Done) > 0 {
-		a.log.Info("MSS rules", "change", change.String(), "cause", cause.cause)
+	a.failed = text
+	var pe *detect.PatternError
+	if errors.As(err, &pe) {
+		a.log.Error("the config's tunnel patterns select the outer interface; changing nothing until they are fixed", "error", err)
+		return
 	}
+	a.log.Error(msg, "error", err)
 }
 
 func (a *agent) saveCounters() {
@@ -390,118 +563,5 @@ func (a *agent) saveCounters() {
 	if err := writeCounters(a.Host.Store.Dir, a.counters); err != nil {
 		a.log.Warn("cannot record counters", "error", err)
 	}
-}
-
-// subscriptions are the link and route event streams. Address changes are
-// not followed: one that moves the default route shows as a route change.
-// vishvananda/netlink closes a channel on any socket error (ENOBUFS under a
-// burst, for one), so a closed channel means: subscribe again, resync in full.
-type subscriptions struct {
-	links  chan netlink.LinkUpdate
-	routes chan netlink.RouteUpdate
-	done   chan struct{}
-	closed sync.Once
-}
-
-func (s *subscriptions) close() { s.closed.Do(func() { close(s.done) }) }
-
-func (a *agent) subscribe() (*subscriptions, error) {
-	size := a.ReceiveBufferSize
-	if size == 0 {
-		size = 4 << 20
-	}
-	s := &subscriptions{
-		links:  make(chan netlink.LinkUpdate, 1024),
-		routes: make(chan netlink.RouteUpdate, 256),
-		done:   make(chan struct{}),
-	}
-	onError := func(err error) {
-		select {
-		case <-s.done: // closed by us: the socket's end is no failure
-		default:
-			a.log.Warn("netlink subscription failed; subscribing again", "error", err)
-		}
-	}
-	if err := netlink.LinkSubscribeWithOptions(s.links, s.done, netlink.LinkSubscribeOptions{
-		Namespace: a.Netns, ErrorCallback: onError, ReceiveBufferSize: size, ReceiveBufferForceSize: true}); err != nil {
-		close(s.done)
-		return nil, fmt.Errorf("subscribing to link changes: %w", err)
-	}
-	if err := netlink.RouteSubscribeWithOptions(s.routes, s.done, netlink.RouteSubscribeOptions{
-		Namespace: a.Netns, ErrorCallback: onError, ReceiveBufferSize: size, ReceiveBufferForceSize: true}); err != nil {
-		close(s.done)
-		return nil, fmt.Errorf("subscribing to route changes: %w", err)
-	}
-	return s, nil
-}
-
-// resubscribe never gives up: an agent that stops listening is worse than
-// one that retries, so it backs off up to a second between attempts.
-func (a *agent) resubscribe(old *subscriptions) *subscriptions {
-	old.close()
-	a.counters.Resubscribe++
-	delay := time.Millisecond
-	for {
-		s, err := a.subscribe()
-		if err == nil {
-			a.pending = append(a.pending, event{at: time.Now(), cause: "resync after a netlink error"})
-			a.saveCounters()
-			return s
-		}
-		a.log.Error("subscribing again failed", "error", err, "retry_in", delay.String())
-		time.Sleep(delay)
-		delay = min(delay*2, time.Second)
-	}
-}
-
-func (a *agent) watchConfig() (*fsnotify.Watcher, <-chan fsnotify.Event) {
-	if a.ConfigPath == "" {
-		return nil, nil
-	}
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		a.log.Warn("config changes will need a restart", "error", err)
-		return nil, nil
-	}
-	// The directory, not the file: editors save by replacing the file, and
-	// a watch on the old inode would go silent.
-	dir := filepath.Dir(a.ConfigPath)
-	if err := w.Add(dir); err != nil {
-		a.log.Warn("config changes will need a restart", "directory", dir, "error", err)
-		w.Close()
-		return nil, nil
-	}
-	go func() {
-		for err := range w.Errors {
-			a.log.Warn("watching the config", "error", err)
-		}
-	}()
-	return w, w.Events
-}
-
-func (a *agent) reloadConfig() {
-	if a.ConfigPath == "" {
-		return
-	}
-	cfg, err := config.Load(a.ConfigPath)
-	if err == nil && a.Overlay != nil {
-		cfg, err = a.Overlay(cfg)
-	}
-	if err != nil {
-		var cfgErr *config.Error
-		if errors.As(err, &cfgErr) {
-			a.log.Error("invalid config; keeping the previous one", "error", cfgErr.Error())
-		} else {
-			a.log.Error("cannot read the config; keeping the previous one", "error", err)
-		}
-		return
-	}
-	if cfg.Describe() == a.cfg.Describe() && fmt.Sprint(cfg) == fmt.Sprint(a.cfg) {
-		return
-	}
-	a.cfg = cfg
-	a.mssKey = ""
-	a.armMSSResync()
-	a.log.Info("config reloaded", "config", cfg.Describe())
-	a.pending = append(a.pending, event{at: time.Now(), cause: "config reloaded"})
+	a.publishMetrics()
 }

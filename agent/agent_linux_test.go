@@ -79,8 +79,12 @@ func TestAgentRestoresDeletedMSSRule(t *testing.T) {
 		MSSResyncInterval: 100 * time.Millisecond,
 	})
 	rule := "-A WSLMTU-IN -i tailscale0 -p tcp -m tcp --tcp-flags SYN,RST SYN -m tcpmss --mss 1161:65535 -j TCPMSS --set-mss 1160"
-	if !strings.Contains(ns.Run(t, "iptables", "-t", "mangle", "-S"), rule) {
-		t.Fatalf("the clamp rule is missing after start:\n%s", ns.Run(t, "iptables", "-t", "mangle", "-S"))
+	// The firewall has a worker of its own: the rules follow the start shortly.
+	for deadline := time.Now().Add(3 * time.Second); !strings.Contains(ns.Run(t, "iptables", "-t", "mangle", "-S"), rule); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the clamp rule is missing after start:\n%s", ns.Run(t, "iptables", "-t", "mangle", "-S"))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	ns.Run(t, "iptables", append([]string{"-t", "mangle", "-D"}, strings.Fields(strings.TrimPrefix(rule, "-A "))...)...)
 	deadline := time.Now().Add(3 * time.Second)

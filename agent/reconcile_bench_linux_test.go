@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"testing"
@@ -12,26 +13,43 @@ import (
 	"github.com/wslmtu/wslmtu/internal/netnstest"
 )
 
-// BenchmarkReconcile is the agent's own work for one repair: lock, observe,
-// plan, write the MTU, log. The rest of the event-to-repair latency is the
-// machine waking the agent (see BenchmarkReactorFloor in cmd/wslmtu).
+// BenchmarkReconcile is the agent's own work for one repair from its model:
+// lock, record check, derive, plan, write the MTU, log. The rest of the
+// event-to-repair latency is the machine waking the agent (see
+// BenchmarkReactorFloor in cmd/wslmtu).
 // Run: go test ./agent -run '^$' -bench Reconcile
 func BenchmarkReconcile(b *testing.B) {
 	ns := netnstest.NewWSL(b, 1280, 1280)
 	cfg := config.Default()
 	cfg.AssumeWSL = true
-	host := fix.HostAt(ns.Handle, detect.HostSources(), b.TempDir())
-	a := &agent{Options: Options{Host: host}, cfg: cfg, env: detect.Environment{WSL: true, Version: 2},
-		log: slog.New(slog.NewTextHandler(io.Discard, nil)), fights: map[string]*fight{}, ownWrites: map[string]int{}}
-	a.flush = time.NewTimer(time.Hour)
-	l, _ := ns.Handle.LinkByName("eth0")
+	cfg.StateDir = b.TempDir()
+	host := fix.HostAt(ns.Handle, detect.HostSources(), cfg.StateDir)
+	ctx, cancel := context.WithCancel(context.Background())
+	nsh := netnstest.Handle(b, ns)
+	a, _, err := setup(ctx, Options{Config: cfg, Host: host, Netns: &nsh,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Notify: func(string) {}})
+	if err != nil {
+		cancel()
+		b.Fatal(err)
+	}
+	defer func() { cancel(); a.firewall.stop() }()
+	eth0 := a.kernel.links[2]
+	for idx, l := range a.kernel.links {
+		if l.Name == "eth0" {
+			eth0 = a.kernel.links[idx]
+		}
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		ns.Handle.LinkSetMTU(l, 1280)
+		eth0.MTU = 1280
+		if err := host.Kernel.SetMTU(eth0, 1280); err != nil {
+			b.Fatal(err)
+		}
+		a.kernel.link(eth0, false)
 		a.fights = map[string]*fight{} // measure repairs, not the rate limiter
 		b.StartTimer()
-		a.reconcile(event{at: time.Now(), cause: "bench"})
+		a.reconcile(cause{at: time.Now(), what: "bench"})
 	}
 	b.StopTimer()
 	if ns.MTU(b, "eth0") != 1360 {

@@ -17,6 +17,9 @@ type Sources struct {
 	Getenv func(string) string
 	// Run runs a helper such as wslinfo; nil or an error means "not available".
 	Run func(name string, args ...string) ([]byte, error)
+	// WireGuard reads a WireGuard device's fwmark and listen port (wgctrl);
+	// nil or !ok means it cannot be read.
+	WireGuard func(name string) (WireGuardDevice, bool)
 }
 
 // Environment is what is known about the host.
@@ -25,7 +28,8 @@ type Environment struct {
 	Version        int      `json:"wsl_version,omitempty"` // 1 or 2 when WSL
 	Kernel         string   `json:"kernel"`
 	Evidence       []string `json:"evidence,omitempty"`
-	NetworkingMode string   `json:"networking_mode,omitempty"` // nat, mirrored, virtioproxy, unknown
+	NetworkingMode string   `json:"networking_mode,omitempty"` // nat, mirrored, consomme, bridged, none, unknown
+	ModeEvidence   string   `json:"mode_evidence,omitempty"`   // how the mode was told
 	Note           string   `json:"note,omitempty"`            // why a WSL-looking host was not taken for WSL, and the like
 	Assumed        bool     `json:"assumed,omitempty"`         // --assume-wsl made a non-WSL host count as WSL
 }
@@ -102,17 +106,38 @@ func DetectEnvironment(src Sources, links []Link) Environment {
 		env.Note = "WSL1 shares Windows' network stack: there is no eth0 MTU to fix"
 		return env
 	}
-	env.NetworkingMode = networkingMode(src, links)
+	env.NetworkingMode, env.ModeEvidence = networkingMode(src, links)
 	return env
 }
 
+// Networking modes, as wslmtu names them.
+const (
+	ModeNAT      = "nat"
+	ModeMirrored = "mirrored"
+	// ModeConsomme is WSL 2.9's user-mode NAT (networkingMode=consomme,
+	// alias virtioproxy): it drops guest IP fragments outright and pushes
+	// the smallest host MTU, like NAT mode.
+	ModeConsomme = "consomme"
+	ModeBridged  = "bridged"
+	ModeNone     = "none"
+	ModeUnknown  = "unknown"
+)
+
 // networkingMode asks wslinfo (WSL 2.0+) and otherwise reads the links:
-// mirrored mode adds loopback0 and mirrors every Windows adapter as an ethN.
-func networkingMode(src Sources, links []Link) string {
+// mirrored mode adds loopback0 and mirrors every Windows adapter as an ethN;
+// NAT and consomme both give one eth0, which the links cannot tell apart.
+func networkingMode(src Sources, links []Link) (mode, evidence string) {
 	if src.Run != nil {
 		if out, err := src.Run("wslinfo", "--networking-mode"); err == nil {
-			if mode := strings.TrimSpace(string(out)); mode != "" {
-				return mode
+			said := strings.ToLower(strings.TrimSpace(string(out)))
+			switch said {
+			case ModeNAT, ModeMirrored, ModeBridged, ModeNone:
+				return said, "wslinfo --networking-mode says " + said
+			case "consomme", "virtioproxy":
+				return ModeConsomme, "wslinfo --networking-mode says " + said + " (consomme, WSL's user-mode NAT)"
+			case "":
+			default:
+				return ModeUnknown, fmt.Sprintf("wslinfo --networking-mode says %q, a mode wslmtu does not know", said)
 			}
 		}
 	}
@@ -126,13 +151,17 @@ func networkingMode(src Sources, links []Link) string {
 		}
 	}
 	switch {
-	case loopback0 && eths > 1:
-		return "mirrored"
-	case eths == 1 && !loopback0:
-		return "nat"
+	case loopback0:
+		return ModeMirrored, fmt.Sprintf("no wslinfo; loopback0 and %d eth interface(s): mirrored mode's links", eths)
+	case eths == 1:
+		return ModeNAT, "no wslinfo; one eth0 and no loopback0: NAT mode's links (consomme looks the same and is treated alike)"
 	}
-	return "unknown"
+	return ModeUnknown, fmt.Sprintf("no wslinfo; %d eth interface(s) and no loopback0: not a mode wslmtu can tell from the links", eths)
 }
+
+// ModeUsesNAT says whether a mode puts WSL behind a NAT that drops
+// fragments and copies the smallest Windows MTU into eth0.
+func ModeUsesNAT(mode string) bool { return mode == ModeNAT || mode == ModeConsomme }
 
 func readString(root fs.FS, name string) string {
 	if root == nil {

@@ -67,6 +67,17 @@ func TestDetectEnvironment(t *testing.T) {
 		{"mirrored mode from wslinfo", Sources{Root: kernelFS(wsl2Release, wsl2Version, "run/WSL/1_interop"), Getenv: distroEnv,
 			Run: func(string, ...string) ([]byte, error) { return []byte("mirrored\n"), nil }},
 			natLinks, true, 2, "mirrored", ""},
+		// Found by FuzzDetectEnvironment: wslinfo's output was taken for the
+		// mode verbatim, whatever it was; a mode wslmtu does not know is
+		// "unknown" (what wslinfo said is the evidence).
+		{"wslinfo prints no mode", Sources{Root: kernelFS(wsl2Release, wsl2Version, "run/WSL/1_interop"), Getenv: distroEnv,
+			Run: func(string, ...string) ([]byte, error) {
+				return []byte("Invalid command line argument: --networking-mode\n"), nil
+			}},
+			natLinks, true, 2, "unknown", ""},
+		{"wslinfo prints the mode in capitals", Sources{Root: kernelFS(wsl2Release, wsl2Version, "run/WSL/1_interop"), Getenv: distroEnv,
+			Run: func(string, ...string) ([]byte, error) { return []byte("Mirrored\r\n"), nil }},
+			natLinks, true, 2, "mirrored", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,15 +2,19 @@ package detect
 
 import (
 	"errors"
+	"net"
 	"os"
 	"os/exec"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/wgctrl"
 )
 
-// Kernel reads links and routes over a netlink handle; a handle made with
-// netlink.NewHandleAt works on another namespace, which is how tests use it.
+// Kernel reads links, routes and rules over a netlink handle; a handle made
+// with netlink.NewHandleAt works on another namespace, which is how tests
+// use it.
 type Kernel struct {
 	H *netlink.Handle
 }
@@ -22,8 +26,8 @@ func (k *Kernel) Links() ([]Link, error) {
 	if err != nil {
 		return nil, err
 	}
-	// One dump of all IPv6 addresses instead of one per link: the agent
-	// observes on every relevant event, and per-link dumps dominated its cost.
+	// One dump of all IPv6 addresses instead of one per link: per-link
+	// dumps dominated the cost of an observation.
 	v6, err := k.H.AddrList(nil, netlink.FAMILY_V6)
 	if err != nil {
 		return nil, err
@@ -36,42 +40,122 @@ func (k *Kernel) Links() ([]Link, error) {
 	}
 	links := make([]Link, 0, len(nlLinks))
 	for _, nl := range nlLinks {
-		attrs := nl.Attrs()
-		l := Link{Name: attrs.Name, Index: attrs.Index, MTU: attrs.MTU, Kind: nl.Type(),
-			Up: attrs.Flags&unix.IFF_UP != 0, IPv6Addrs: globalV6[attrs.Index]}
-		if l.Kind == "tuntap" {
-			l.Kind = "tun"
-		}
+		l := LinkOf(nl)
+		l.IPv6Addrs = globalV6[l.Index]
 		links = append(links, l)
 	}
 	return links, nil
 }
 
-func (k *Kernel) DefaultRouteIndex() (int, error) {
-	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		routes, err := k.H.RouteList(nil, family)
-		if err != nil {
-			return 0, err
-		}
-		best, bestPriority := 0, -1
-		for _, r := range routes {
-			if !IsDefaultRoute(r.Dst) || r.LinkIndex == 0 {
-				continue
-			}
-			if bestPriority < 0 || r.Priority < bestPriority {
-				best, bestPriority = r.LinkIndex, r.Priority
-			}
-		}
-		if best != 0 {
-			return best, nil
-		}
+// LinkOf converts a netlink link (from a dump or an RTM_NEWLINK event).
+func LinkOf(nl netlink.Link) Link {
+	attrs := nl.Attrs()
+	l := Link{Name: attrs.Name, Index: attrs.Index, MTU: attrs.MTU, Kind: nl.Type(), Up: attrs.Flags&net.FlagUp != 0}
+	if l.Kind == "tuntap" {
+		l.Kind = "tun"
 	}
-	return 0, nil
+	return l
 }
 
-// HostSources reads the real host: "/" and the process environment.
+func (k *Kernel) Routes() ([]Route, error) {
+	var out []Route
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		routes, err := k.H.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range routes {
+			out = append(out, RouteOf(r))
+		}
+	}
+	return out, nil
+}
+
+// RouteOf converts a netlink route (from a dump or an event).
+func RouteOf(r netlink.Route) Route {
+	out := Route{Family: 4, Table: r.Table, Gw: "", LinkIndex: r.LinkIndex, Metric: r.Priority, MTU: r.MTU, Dst: "default"}
+	if r.Family == netlink.FAMILY_V6 {
+		out.Family = 6
+	}
+	if r.Dst != nil && !IsDefaultRoute(r.Dst) {
+		out.Dst = r.Dst.String()
+	}
+	if r.Gw != nil {
+		out.Gw = r.Gw.String()
+	}
+	return out
+}
+
+func (k *Kernel) Rules() ([]Rule, error) {
+	var out []Rule
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rules, err := k.H.RuleList(family)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rules {
+			out = append(out, RuleOf(r, family))
+		}
+	}
+	return out, nil
+}
+
+// RuleOf converts a netlink rule of a family.
+func RuleOf(r netlink.Rule, family int) Rule {
+	out := Rule{Family: 4, Priority: r.Priority, Table: r.Table, SuppressPrefixlen: r.SuppressPrefixlen,
+		IPProto: r.IPProto}
+	if family == netlink.FAMILY_V6 {
+		out.Family = 6
+	}
+	if r.Mark != 0 || (r.Mask != nil && *r.Mask != 0) {
+		out.Mark = r.Mark
+		out.Mask = 0xffffffff
+		if r.Mask != nil {
+			out.Mask = *r.Mask
+		}
+	}
+	if r.Sport != nil {
+		out.Sport = int(r.Sport.Start)
+		if r.Sport.End != r.Sport.Start {
+			out.Other = true
+		}
+	}
+	if r.Src != nil || r.Dst != nil || r.IifName != "" || r.OifName != "" || r.Invert || r.Goto > 0 ||
+		r.Dport != nil || r.UIDRange != nil || r.Tos != 0 || r.SuppressIfgroup > 0 || (r.Type != 0 && r.Type != unix.FR_ACT_TO_TBL) {
+		out.Other = true
+	}
+	return out
+}
+
+// HostSources reads the real host: "/", the process environment, helper
+// commands and WireGuard devices.
 func HostSources() Sources {
-	return Sources{Root: os.DirFS("/"), Getenv: os.Getenv, Run: runIfPresent}
+	return Sources{Root: os.DirFS("/"), Getenv: os.Getenv, Run: runIfPresent, WireGuard: WireGuardReader()}
+}
+
+// WireGuardReader asks WireGuard devices (kernel, or userspace with a UAPI
+// socket under /var/run/wireguard) for their fwmark and listen port. Its
+// wgctrl client is opened at the first question, in the network namespace
+// of the thread asking, and kept open: the agent asks on every reconnect.
+func WireGuardReader() func(name string) (WireGuardDevice, bool) {
+	var mu sync.Mutex
+	var c *wgctrl.Client
+	return func(name string) (WireGuardDevice, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if c == nil {
+			client, err := wgctrl.New()
+			if err != nil {
+				return WireGuardDevice{}, false
+			}
+			c = client
+		}
+		d, err := c.Device(name)
+		if err != nil {
+			return WireGuardDevice{}, false
+		}
+		return WireGuardDevice{FwMark: uint32(d.FirewallMark), ListenPort: d.ListenPort}, true
+	}
 }
 
 var errNotInstalled = errors.New("not installed")

@@ -1,12 +1,15 @@
 package detect
 
 import (
+	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net"
 	"sort"
 	"strings"
 
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
 // Link is one network interface as the planner needs to see it.
@@ -14,17 +17,93 @@ type Link struct {
 	Name      string `json:"name"`
 	Index     int    `json:"index"`
 	MTU       int    `json:"mtu"`
-	Kind      string `json:"kind,omitempty"` // veth, tun, device, …
+	Kind      string `json:"kind,omitempty"` // veth, tun, wireguard, device, …
 	Up        bool   `json:"up"`
 	IPv6Addrs int    `json:"ipv6_addresses"` // global and unique-local ones, which a too-low MTU deletes
+	// Tunnel is set on tunnels: their kind, what selected them and how their
+	// own packets are recognised.
+	Tunnel *TunnelInfo `json:"tunnel,omitempty"`
+}
+
+// TunnelInfo is what is known about one tunnel beyond its link.
+type TunnelInfo struct {
+	Spec tunnel.Spec `json:"spec"`
+	// Pattern is the tunnel pattern or [[tunnel]] name that selected it, or
+	// "netlink kind wireguard".
+	Pattern string `json:"pattern"`
+	// Mark (Mask ≠ 0) or Port identifies the tunnel's own outer packets, for
+	// outer_scope = "tunnel"; IdentifiedBy says how that was learnt, and
+	// Unidentified why neither is known.
+	Mark         uint32 `json:"fwmark,omitempty"`
+	Mask         uint32 `json:"fwmask,omitempty"`
+	Port         int    `json:"port,omitempty"`
+	IdentifiedBy string `json:"identified_by,omitempty"`
+	Unidentified string `json:"unidentified,omitempty"`
+}
+
+// Identified says whether the tunnel's own packets can be told apart.
+func (t *TunnelInfo) Identified() bool { return t != nil && (t.Mask != 0 || t.Port != 0) }
+
+// Selector describes how the tunnel's packets are selected, as `ip rule`
+// writes it: "fwmark 0x80000/0xff0000" or "ipproto udp sport 51820".
+func (t *TunnelInfo) Selector() string {
+	switch {
+	case t == nil:
+		return ""
+	case t.Mask != 0:
+		return "fwmark " + config.Mark{Value: t.Mark, Mask: t.Mask}.String()
+	case t.Port != 0:
+		return fmt.Sprintf("ipproto udp sport %d", t.Port)
+	}
+	return ""
+}
+
+// SpecOf is a tunnel's spec; links observed before a tunnel's info was
+// known (tests that build states by hand) get the spec their name implies.
+func SpecOf(l Link) tunnel.Spec {
+	if l.Tunnel != nil {
+		return l.Tunnel.Spec
+	}
+	return tunnel.Infer(l.Name, l.Kind)
 }
 
 // Netlink is the part of the kernel's view detection needs.
 type Netlink interface {
 	Links() ([]Link, error)
-	// DefaultRouteIndex is the interface holding the IPv4 default route,
-	// else the IPv6 one; 0 when there is none.
-	DefaultRouteIndex() (int, error)
+	// Routes lists the routes of every table, both families.
+	Routes() ([]Route, error)
+	// Rules lists the policy rules of both families.
+	Rules() ([]Rule, error)
+}
+
+// WireGuardDevice is what a WireGuard device (kernel or userspace, read
+// with wgctrl) says about its own sockets.
+type WireGuardDevice struct {
+	FwMark     uint32
+	ListenPort int
+}
+
+// TailscaleMark is the mark tailscaled puts on its own sockets (its rules
+// from priority 5210 match fwmark 0x80000/0xff0000).
+var TailscaleMark = config.Mark{Value: 0x80000, Mask: 0xff0000}
+
+// Snapshot is the kernel's view at one moment.
+type Snapshot struct {
+	Links  []Link
+	Routes []Route
+	Rules  []Rule
+}
+
+// Inputs are everything a State is derived from.
+type Inputs struct {
+	Env Environment
+	Snapshot
+	// WireGuard reads a device's mark and port; nil or !ok: not a WireGuard
+	// device wgctrl can read.
+	WireGuard func(name string) (WireGuardDevice, bool)
+	// ZeroTierPayload is the physical UDP payload zerotier-one's local.conf
+	// sets; 0 for its default.
+	ZeroTierPayload int
 }
 
 // State is one observation of the host.
@@ -42,45 +121,102 @@ type State struct {
 	DownTunnels []Link `json:"down_tunnels,omitempty"`
 	// MissingTunnels are configured tunnel names (not patterns) that do not exist now.
 	MissingTunnels []string `json:"missing_tunnels,omitempty"`
+	// Routes are the routes of every table, Rules the policy rules: the
+	// tunnel scope changes a few of them and must know what else is there.
+	Routes []Route `json:"routes,omitempty"`
+	Rules  []Rule  `json:"rules,omitempty"`
 }
 
-// Observe reads the environment and the links once.
+// Observe reads the environment, the links, routes and rules once, and what
+// the tunnels say about themselves.
 func Observe(src Sources, nl Netlink, cfg config.Config) (State, error) {
-	links, err := nl.Links()
+	snap, err := Read(nl)
 	if err != nil {
-		return State{}, fmt.Errorf("listing interfaces: %w", err)
+		return State{}, err
 	}
-	env := DetectEnvironment(src, links)
+	env := DetectEnvironment(src, snap.Links)
 	if !env.WSL && cfg.AssumeWSL {
-		env.WSL, env.Version, env.Assumed = true, 2, true
-		if env.NetworkingMode == "" {
-			env.NetworkingMode = networkingMode(src, links)
+		env = Assume(src, env, snap.Links)
+	}
+	return Derive(Inputs{Env: env, Snapshot: snap, WireGuard: src.WireGuard, ZeroTierPayload: ZeroTierPayload(src.Root)}, cfg)
+}
+
+// Assume turns a host not detected as WSL into an assumed WSL2 one
+// (--assume-wsl), keeping the detection's note.
+func Assume(src Sources, env Environment, links []Link) Environment {
+	env.WSL, env.Version, env.Assumed = true, 2, true
+	if env.NetworkingMode == "" {
+		env.NetworkingMode, env.ModeEvidence = networkingMode(src, links)
+	}
+	return env
+}
+
+// State is the snapshot as a state with nothing derived but the routes'
+// device names: what revert needs, which must work whatever the config says.
+func (s Snapshot) State() State {
+	st := State{Links: s.Links, Routes: append([]Route(nil), s.Routes...), Rules: s.Rules}
+	names := map[int]string{}
+	for _, l := range s.Links {
+		names[l.Index] = l.Name
+	}
+	for i := range st.Routes {
+		if st.Routes[i].Dev == "" {
+			st.Routes[i].Dev = names[st.Routes[i].LinkIndex]
 		}
 	}
-	return observeLinks(env, links, nl, cfg)
+	return st
 }
 
-// ObserveLinks is Observe with an environment detected before: the agent
-// detects it once, since a host does not stop being WSL while it runs.
-func ObserveLinks(env Environment, nl Netlink, cfg config.Config) (State, error) {
+// Read takes one snapshot of links, routes and rules.
+func Read(nl Netlink) (Snapshot, error) {
 	links, err := nl.Links()
 	if err != nil {
-		return State{}, fmt.Errorf("listing interfaces: %w", err)
+		return Snapshot{}, fmt.Errorf("listing interfaces: %w", err)
 	}
-	return observeLinks(env, links, nl, cfg)
+	routes, err := nl.Routes()
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("listing routes: %w", err)
+	}
+	rules, err := nl.Rules()
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("listing policy rules: %w", err)
+	}
+	return Snapshot{Links: links, Routes: routes, Rules: rules}, nil
 }
 
-func observeLinks(env Environment, links []Link, nl Netlink, cfg config.Config) (State, error) {
+// Derive decides, from one snapshot, which link is the outer interface and
+// which are tunnels, of what kind, and how their packets are recognised.
+// It is pure: the agent feeds it the view it keeps from netlink events.
+func Derive(in Inputs, cfg config.Config) (State, error) {
+	links := append([]Link(nil), in.Links...)
 	sort.Slice(links, func(i, j int) bool { return links[i].Index < links[j].Index })
-	st := State{Env: env, Links: links}
-
-	isTunnel := cfg.IsTunnel
+	byIndex := map[int]string{}
 	for _, l := range links {
-		switch {
-		case !isTunnel(l.Name) || l.Name == cfg.OuterInterface:
-		case l.Up:
+		byIndex[l.Index] = l.Name
+	}
+	routes := append([]Route(nil), in.Routes...)
+	for i := range routes {
+		if routes[i].Dev == "" {
+			routes[i].Dev = byIndex[routes[i].LinkIndex]
+		}
+	}
+	st := State{Env: in.Env, Links: links, Routes: routes, Rules: in.Rules}
+
+	isTunnel := func(l Link) bool { return l.Name != "lo" && (cfg.IsTunnel(l.Name) || l.Kind == "wireguard") }
+	outer, why, err := chooseOuter(links, routes, cfg, isTunnel)
+	if err != nil {
+		return State{}, err
+	}
+	st.Outer, st.OuterWhy = outer, why
+
+	for _, l := range links {
+		if !isTunnel(l) || (outer != nil && l.Index == outer.Index) {
+			continue
+		}
+		l.Tunnel = describeTunnel(l, cfg, in)
+		if l.Up {
 			st.Tunnels = append(st.Tunnels, l)
-		default:
+		} else {
 			st.DownTunnels = append(st.DownTunnels, l)
 		}
 	}
@@ -89,37 +225,175 @@ func observeLinks(env Environment, links []Link, nl Netlink, cfg config.Config) 
 			st.MissingTunnels = append(st.MissingTunnels, pattern)
 		}
 	}
+	return st, nil
+}
 
+// chooseOuter: the configured outer interface, else the holder of the
+// default route with the lowest metric (IPv4 first) that is not a tunnel —
+// a default route through a tunnel (an exit node, a VPN's tun) says nothing
+// about the underlay — else eth0. A tunnel pattern that selects the chosen
+// interface is bad input: the outer interface is never a tunnel, and
+// treating it as one made plans feed on their own output.
+func chooseOuter(links []Link, routes []Route, cfg config.Config, isTunnel func(Link) bool) (*Link, string, error) {
 	if cfg.OuterInterface != "" {
 		l := findLink(links, cfg.OuterInterface)
 		if l == nil {
-			return State{}, &NotFoundError{What: "outer interface", Name: cfg.OuterInterface, Have: linkNames(links)}
+			return nil, "", &NotFoundError{What: "outer interface", Name: cfg.OuterInterface, Have: linkNames(links)}
 		}
-		st.Outer, st.OuterWhy = l, "outer_interface in the config"
-		return st, nil
+		return l, "outer_interface in the config", nil
 	}
-	index, err := nl.DefaultRouteIndex()
-	if err != nil {
-		return State{}, fmt.Errorf("reading the default route: %w", err)
+	byIndex := map[int]Link{}
+	for _, l := range links {
+		byIndex[l.Index] = l
 	}
-	for i := range links {
-		// A default route through a tunnel (an exit node) says nothing about
-		// the underlay, so it never makes the tunnel its own outer interface.
-		if links[i].Index == index && !isTunnel(links[i].Name) {
-			l := links[i]
-			st.Outer, st.OuterWhy = &l, "holds the default route"
+	var chosen *Link
+	why := ""
+	var selected *Link // a default-route holder a tunnel pattern selects
+	for _, family := range []int{4, 6} {
+		best := -1
+		for _, r := range routes {
+			l, ok := byIndex[r.LinkIndex]
+			if r.Family != family || r.Table != MainTable || !r.IsDefault() || !ok || l.Name == "lo" {
+				continue
+			}
+			if l.Kind == "wireguard" || l.Kind == "tun" {
+				continue
+			}
+			if isTunnel(l) {
+				if selected == nil {
+					selected = &l
+				}
+				continue
+			}
+			if best < 0 || r.Metric < best {
+				best = r.Metric
+				chosen = &l
+				why = "holds the default route"
+			}
+		}
+		if chosen != nil {
+			break
 		}
 	}
-	if st.Outer == nil {
+	if chosen == nil {
 		if l := findLink(links, "eth0"); l != nil {
-			st.Outer, st.OuterWhy = l, "no default route; eth0 is WSL's NAT interface"
+			if isTunnel(*l) {
+				return nil, "", patternError(cfg, *l, "WSL's NAT interface")
+			}
+			chosen, why = l, "no default route; eth0 is WSL's NAT interface"
 		}
 	}
-	return st, nil
+	if chosen == nil && selected != nil {
+		// The only default route is through an interface a pattern made a
+		// tunnel, and nothing else could be the underlay: the pattern is
+		// too wide.
+		return nil, "", patternError(cfg, *selected, "it holds the default route")
+	}
+	return chosen, why, nil
+}
+
+// PatternError is a tunnel pattern that selects the outer interface: bad
+// input, refused before anything changes.
+type PatternError struct {
+	Pattern, Interface, Why string
+}
+
+func (e *PatternError) Error() string {
+	return fmt.Sprintf("tunnels: %q selects %s, the outer interface (%s): the outer interface carries the tunnels and is never one; "+
+		"name the tunnels more narrowly (e.g. tunnels = [\"tailscale0\", \"wg*\"])", e.Pattern, e.Interface, e.Why)
+}
+
+func patternError(cfg config.Config, l Link, why string) error {
+	return &PatternError{Pattern: cfg.Pattern(l.Name), Interface: l.Name, Why: why}
+}
+
+// describeTunnel gives a tunnel its kind and finds how its packets are
+// recognised: a mark or port in its [[tunnel]] table, tailscaled's mark for
+// tailscale0, else what the WireGuard device reports (its fwmark, else its
+// listen port).
+func describeTunnel(l Link, cfg config.Config, in Inputs) *TunnelInfo {
+	t := &TunnelInfo{Spec: cfg.Spec(l.Name, l.Kind), Pattern: cfg.Pattern(l.Name)}
+	if t.Pattern == "" {
+		t.Pattern = "netlink kind " + l.Kind
+	}
+	if t.Spec.Kind == tunnel.ZeroTier && t.Spec.Payload == 0 && in.ZeroTierPayload > 0 {
+		t.Spec.Payload = in.ZeroTierPayload
+		t.Spec.Source = "zerotier-one's local.conf"
+	}
+	set, hasSetting := cfg.TunnelSetting(l.Name)
+	switch {
+	case hasSetting && set.FwMark != "":
+		m, _ := config.ParseMark(set.FwMark) // validated with the config
+		t.Mark, t.Mask = m.Value, m.Mask
+		t.IdentifiedBy = fmt.Sprintf("fwmark %s from [[tunnel]] name = %q", m, set.Name)
+	case hasSetting && set.Port != 0:
+		t.Port = set.Port
+		t.IdentifiedBy = fmt.Sprintf("port %d from [[tunnel]] name = %q", set.Port, set.Name)
+	case strings.HasPrefix(l.Name, "tailscale"):
+		t.Mark, t.Mask = TailscaleMark.Value, TailscaleMark.Mask
+		t.IdentifiedBy = "tailscaled marks its own packets " + TailscaleMark.String()
+	default:
+		dev, ok := WireGuardDevice{}, false
+		if in.WireGuard != nil {
+			dev, ok = in.WireGuard(l.Name)
+		}
+		switch {
+		case ok && dev.FwMark != 0:
+			t.Mark, t.Mask = dev.FwMark, 0xffffffff
+			t.IdentifiedBy = fmt.Sprintf("its WireGuard fwmark 0x%x (wgctrl)", dev.FwMark)
+		case ok && dev.ListenPort != 0:
+			t.Port = dev.ListenPort
+			t.IdentifiedBy = fmt.Sprintf("its WireGuard listen port %d (wgctrl)", dev.ListenPort)
+		case ok:
+			t.Unidentified = "its WireGuard device has neither a fwmark nor a listen port"
+		default:
+			t.Unidentified = "it is not a WireGuard device wslmtu can read (wgctrl)"
+		}
+	}
+	return t
+}
+
+// ZeroTierPayload reads the physical path MTU zerotier-one's local.conf
+// sets ("physical": {"<network>": {"mtu": N}}): the largest, since the
+// tunnel may use any of those paths. 0 when there is none.
+func ZeroTierPayload(root fs.FS) int {
+	if root == nil {
+		return 0
+	}
+	data, err := fs.ReadFile(root, "var/lib/zerotier-one/local.conf")
+	if err != nil || len(data) > 1<<20 {
+		return 0
+	}
+	var conf struct {
+		Physical map[string]struct {
+			MTU int `json:"mtu"`
+		} `json:"physical"`
+	}
+	if json.Unmarshal(data, &conf) != nil {
+		return 0
+	}
+	payload := 0
+	for _, p := range conf.Physical {
+		if p.MTU >= tunnel.ZeroTierMinPayload && p.MTU <= tunnel.ZeroTierMaxPayload {
+			payload = max(payload, p.MTU)
+		}
+	}
+	return payload
 }
 
 // Link returns the observed link with that name, or nil.
 func (s State) Link(name string) *Link { return findLink(s.Links, name) }
+
+// DefaultRoutes are the main table's default routes through a link, both families.
+func (s State) DefaultRoutes(linkIndex int) []Route {
+	var out []Route
+	for _, r := range s.Routes {
+		if r.Table == MainTable && r.IsDefault() && r.LinkIndex == linkIndex {
+			out = append(out, r)
+		}
+	}
+	return out
+}
 
 func findLink(links []Link, name string) *Link {
 	for i := range links {

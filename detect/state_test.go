@@ -1,9 +1,11 @@
 package detect
 
 import (
+	"errors"
 	"net"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/wslmtu/wslmtu/internal/config"
 )
@@ -13,8 +15,14 @@ type fakeNetlink struct {
 	defaultIndex int
 }
 
-func (f fakeNetlink) Links() ([]Link, error)          { return f.links, nil }
-func (f fakeNetlink) DefaultRouteIndex() (int, error) { return f.defaultIndex, nil }
+func (f fakeNetlink) Links() ([]Link, error) { return f.links, nil }
+func (f fakeNetlink) Routes() ([]Route, error) {
+	if f.defaultIndex == 0 {
+		return nil, nil
+	}
+	return []Route{{Family: 4, Table: MainTable, Dst: "default", Gw: "172.28.0.1", LinkIndex: f.defaultIndex}}, nil
+}
+func (f fakeNetlink) Rules() ([]Rule, error) { return nil, nil }
 
 func wslSources() Sources {
 	return Sources{Root: kernelFS(wsl2Release, wsl2Version, "run/WSL/1_interop"), Getenv: envOf(nil)}
@@ -90,5 +98,136 @@ func TestIsDefaultRoute(t *testing.T) {
 	}
 	if !IsDefaultRoute(nil) {
 		t.Error("a nil destination is the default route")
+	}
+}
+
+// Kernel WireGuard devices are tunnels whatever their name, and how their
+// packets are recognised comes from wgctrl: the fwmark if set, else the
+// listen port; tailscale0 by tailscaled's mark; a [[tunnel]] table wins.
+func TestObserveTunnelKindsAndIdentification(t *testing.T) {
+	nl := fakeNetlink{links: []Link{
+		{Name: "lo", Index: 1, MTU: 65536},
+		{Name: "eth0", Index: 2, MTU: 1280},
+		{Name: "tailscale0", Index: 3, MTU: 1280, Kind: "tun", Up: true},
+		{Name: "corp", Index: 4, MTU: 1420, Kind: "wireguard", Up: true},
+		{Name: "wt0", Index: 5, MTU: 1280, Kind: "wireguard", Up: true},
+		{Name: "zt3jnkd6ic", Index: 6, MTU: 2800, Kind: "tun", Up: true},
+		{Name: "wg-port", Index: 7, MTU: 1420, Kind: "tun", Up: true},
+		{Name: "vpn0", Index: 8, MTU: 1400, Kind: "tun", Up: true},
+	}, defaultIndex: 2}
+	src := wslSources()
+	src.WireGuard = func(name string) (WireGuardDevice, bool) {
+		switch name {
+		case "corp":
+			return WireGuardDevice{FwMark: 0xca6c, ListenPort: 51820}, true
+		case "wt0":
+			return WireGuardDevice{FwMark: 0x1bd00}, true
+		case "wg-port":
+			return WireGuardDevice{ListenPort: 41641}, true
+		}
+		return WireGuardDevice{}, false
+	}
+	src.Root.(fstest.MapFS)["var/lib/zerotier-one/local.conf"] = &fstest.MapFile{Data: []byte(`{"physical": {"10.0.0.0/8": {"mtu": 1400}}, "settings": {}}`)}
+	cfg := config.Default()
+	cfg.TunnelSettings = []config.TunnelSpec{{Name: "vpn0", Kind: "other", Overhead: 73, Port: 1194}}
+	st, err := Observe(src, nl, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"tailscale0": "wireguard fwmark 0x80000/0xff0000",
+		"corp":       "wireguard fwmark 0xca6c",
+		"wt0":        "wireguard fwmark 0x1bd00",
+		"wg-port":    "wireguard ipproto udp sport 41641",
+		"zt3jnkd6ic": "zerotier ",
+		"vpn0":       "other ipproto udp sport 1194",
+	}
+	got := map[string]string{}
+	for _, l := range st.Tunnels {
+		got[l.Name] = string(l.Tunnel.Spec.Kind) + " " + l.Tunnel.Selector()
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s: %q, want %q", name, got[name], w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("tunnels %v", got)
+	}
+	for _, l := range st.Tunnels {
+		switch l.Name {
+		case "corp":
+			if l.Tunnel.Pattern != "netlink kind wireguard" {
+				t.Errorf("corp selected by %q", l.Tunnel.Pattern)
+			}
+		case "zt3jnkd6ic":
+			if n := l.Tunnel.Spec.Need(l.MTU); n != 1448 {
+				t.Errorf("zerotier with local.conf mtu 1400 needs %d, want 1448", n)
+			}
+			if !strings.Contains(l.Tunnel.Unidentified, "not a WireGuard device") {
+				t.Errorf("zerotier identification: %q", l.Tunnel.Unidentified)
+			}
+		case "vpn0":
+			if n := l.Tunnel.Spec.Need(l.MTU); n != 1473 {
+				t.Errorf("vpn0 needs %d, want 1473", n)
+			}
+		}
+	}
+}
+
+// A tunnel pattern that selects the outer interface is refused with the
+// pattern and the interface named; lo never is a tunnel.
+func TestObservePatternErrors(t *testing.T) {
+	nl := fakeNetlink{links: []Link{{Name: "lo", Index: 1}, {Name: "eth0", Index: 2, MTU: 1280}, {Name: "tailscale0", Index: 3, Kind: "tun", Up: true}}, defaultIndex: 2}
+	for _, tunnels := range [][]string{{"eth*"}, {"tailscale0", "eth0"}, {"e*"}} {
+		cfg := config.Default()
+		cfg.Tunnels = tunnels
+		_, err := Observe(wslSources(), nl, cfg)
+		var pe *PatternError
+		if !errors.As(err, &pe) || pe.Interface != "eth0" || !strings.Contains(err.Error(), "the outer interface") {
+			t.Errorf("tunnels %q: err = %v", tunnels, err)
+		}
+	}
+	cfg := config.Default()
+	cfg.Tunnels = []string{"tailscale0"}
+	st, err := Observe(wslSources(), nl, cfg)
+	if err != nil || len(st.Tunnels) != 1 || st.Outer.Name != "eth0" {
+		t.Errorf("the default config: %+v %v", st, err)
+	}
+}
+
+// Networking modes: from wslinfo when present (consomme and its alias
+// virtioproxy included), else from the links, with the evidence shown.
+func TestNetworkingModes(t *testing.T) {
+	mirroredLinks := []Link{{Name: "lo"}, {Name: "loopback0"}, {Name: "eth0"}, {Name: "eth1"}}
+	for _, tt := range []struct {
+		wslinfo string
+		links   []Link
+		mode    string
+		says    string
+	}{
+		{"nat", natLinks, "nat", "wslinfo --networking-mode says nat"},
+		{"mirrored", natLinks, "mirrored", "says mirrored"},
+		{"virtioproxy", natLinks, "consomme", "says virtioproxy (consomme"},
+		{"consomme", natLinks, "consomme", "says consomme"},
+		{"none", nil, "none", "says none"},
+		{"bridged", natLinks, "bridged", "says bridged"},
+		{"something-new", natLinks, "unknown", `"something-new", a mode wslmtu does not know`},
+		{"", natLinks, "nat", "one eth0 and no loopback0: NAT mode's links (consomme looks the same"},
+		{"", mirroredLinks, "mirrored", "loopback0 and 2 eth interface(s)"},
+		{"", []Link{{Name: "lo"}, {Name: "ens3"}}, "unknown", "0 eth interface(s)"},
+	} {
+		src := wslSources()
+		if tt.wslinfo != "" {
+			out := tt.wslinfo
+			src.Run = func(string, ...string) ([]byte, error) { return []byte(out + "\r\n"), nil }
+		}
+		env := DetectEnvironment(src, tt.links)
+		if env.NetworkingMode != tt.mode || !strings.Contains(env.ModeEvidence, tt.says) {
+			t.Errorf("wslinfo %q: mode %q (%s), want %q saying %q", tt.wslinfo, env.NetworkingMode, env.ModeEvidence, tt.mode, tt.says)
+		}
+	}
+	if !ModeUsesNAT("consomme") || !ModeUsesNAT("nat") || ModeUsesNAT("mirrored") {
+		t.Error("ModeUsesNAT")
 	}
 }

@@ -12,7 +12,7 @@ import (
 type Host struct {
 	Sources detect.Sources
 	Links   detect.Netlink
-	MTUs    MTUSetter
+	Kernel  Kernel
 	Store   Store
 	// Firewall opens the iptables runner of a network namespace; nil where
 	// there is no iptables (another OS, tests without a firewall), which
@@ -24,6 +24,9 @@ type Host struct {
 	// Backend forces the iptables backend for new chains; BackendAuto
 	// picks the one already holding rules, else the default iptables.
 	Backend Backend
+	// OnWait is told who holds the state directory's lock when a command
+	// has to wait for it (the agent, another wslmtu); nil waits silently.
+	OnWait func(holder string)
 }
 
 // Report is the outcome of one fix run.
@@ -31,19 +34,25 @@ type Report struct {
 	State   detect.State `json:"state"`
 	Plan    Plan         `json:"plan"`
 	Changes []Change     `json:"changes,omitempty"`
-	MSS     *MSSChange   `json:"mss,omitempty"`
-	DryRun  bool         `json:"dry_run,omitempty"`
+	// NotDone lists the plan's steps that were not made because one failed.
+	NotDone []string   `json:"not_done,omitempty"`
+	MSS     *MSSChange `json:"mss,omitempty"`
+	DryRun  bool       `json:"dry_run,omitempty"`
+	// Record is whether a revert record exists, and RecordErr why it
+	// cannot be used.
+	RecordPath  string `json:"record_path"`
+	RecordFound bool   `json:"record_found"`
+	RecordErr   string `json:"record_error,omitempty"`
 }
 
-// Observe and plan without changing anything. The MSS part is checked
-// against the firewall (read only), so status says whether the rules are in place.
+// Plan observes and plans without changing anything. The MSS part is
+// checked against the firewall (read only), so status says whether the
+// rules are in place. A damaged revert record is reported in the Report
+// (the plan is then made as if there were none) and as the error.
 func (h Host) Plan(cfg config.Config) (Report, error) {
-	return h.plan(cfg)
-}
-
-func (h Host) plan(cfg config.Config) (Report, error) {
 	r, err := h.observe(cfg)
-	if err == nil {
+	var damaged *DamagedError
+	if err == nil || errors.As(err, &damaged) {
 		h.CheckFirewall(&r.Plan)
 	}
 	return r, err
@@ -55,7 +64,14 @@ func (h Host) observe(cfg config.Config) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	return Report{State: st, Plan: NewPlan(st, cfg), DryRun: true}, nil
+	rec, found, recErr := h.Store.LoadRecord()
+	p := NewPlan(st, rec, cfg)
+	r := Report{State: st, Plan: p, DryRun: true, RecordPath: h.Store.RecordPath(), RecordFound: found}
+	if recErr != nil {
+		r.RecordErr = recErr.Error()
+		r.Plan.Warnings = append(r.Plan.Warnings, recErr.Error())
+	}
+	return r, recErr
 }
 
 // Fix observes, plans and applies under the state-directory lock, so a
@@ -63,25 +79,31 @@ func (h Host) observe(cfg config.Config) (Report, error) {
 // It is also the repair entry point: rules deleted or edited by hand are put
 // back, and nothing is written when all is in place. When MSS clamping is
 // impossible here the MTU part is still applied and the error matches
-// ErrMSSUnavailable.
+// ErrMSSUnavailable. A damaged revert record stops it before any change.
 func (h Host) Fix(cfg config.Config) (Report, error) {
-	lock, err := h.Store.Lock()
+	lock, err := h.Store.Lock(h.OnWait)
 	if err != nil {
 		return Report{}, err
 	}
 	defer lock.Release()
 	r, err := h.observe(cfg)
 	if err != nil {
+		r.NotDone = r.Plan.Changes()
 		return r, err
 	}
 	r.DryRun = false
-	r.Changes, err = Apply(r.Plan, h.MTUs, h.Store)
+	rec, _, _ := h.Store.LoadRecord()
+	_, r.Changes, err = Apply(r.Plan, rec, h.Kernel, h.Store)
+	var ae *ApplyError
+	if errors.As(err, &ae) {
+		r.NotDone = ae.Pending
+	}
 	if err != nil || r.Plan.Refused != "" {
 		h.CheckFirewall(&r.Plan)
 		return r, err
 	}
-	// The firewall is read once, under its lock, and the plan's MSS part
-	// filled from that read.
+	// The firewall is read once, under its own lock, and the plan's MSS
+	// part filled from that read.
 	r.MSS, err = h.syncFirewall(&r.Plan)
 	return r, err
 }
@@ -90,7 +112,7 @@ func (h Host) Fix(cfg config.Config) (Report, error) {
 // firewall holds exactly the rules the config asks for (or none are asked
 // for and none of ours are left). It changes nothing.
 func (h Host) MSSInSync(cfg config.Config) (bool, error) {
-	r, err := h.plan(cfg)
+	r, err := h.Plan(cfg)
 	if err != nil {
 		return false, err
 	}
@@ -100,22 +122,33 @@ func (h Host) MSSInSync(cfg config.Config) (bool, error) {
 	return !r.Plan.MSS.NeedsChange(), nil
 }
 
-// Revert removes our MSS chains and puts every recorded MTU back, under the
-// same lock. Both are attempted even if one fails.
-func (h Host) Revert() ([]Reverted, error) {
-	lock, err := h.Store.Lock()
+// Revert removes our MSS chains and puts back every recorded value that is
+// still wslmtu's, under the same lock. Both are attempted even if one
+// fails. found is false when there is no revert record at all.
+func (h Host) Revert() (done []Reverted, found bool, err error) {
+	lock, err := h.Store.Lock(h.OnWait)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer lock.Release()
+	rec, found, err := h.Store.LoadRecord()
+	if err != nil {
+		return nil, found, err
+	}
 	done, mssErr := h.RevertFirewall()
-	mtus, err := Revert(h.MTUs, h.Store)
-	return append(done, mtus...), errors.Join(mssErr, err)
+	if mssErr == nil {
+		rec.MSS = nil // a version 1 record's chains: RevertFirewall took them
+	}
+	snap, err := detect.Read(h.Links)
+	if err != nil {
+		return done, found, errors.Join(mssErr, err)
+	}
+	mtus, err := Revert(snap.State(), rec, h.Kernel, h.Store)
+	return append(done, mtus...), found, errors.Join(mssErr, err)
 }
 
 // SyncMSS checks the firewall against the MSS part of p and brings it in
 // line; the agent calls it apart from the MTU path because reading iptables
 // costs milliseconds, which MTU repairs must not wait for.
-func (h Host) SyncMSS(p *Plan) (*MSSChange, error) {
-	return h.SyncFirewall(*p)
-}
+// It fills in p's MSS part and warnings from what it read.
+func (h Host) SyncMSS(p *Plan) (*MSSChange, error) { return h.syncFirewall(p) }

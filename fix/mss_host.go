@@ -55,7 +55,7 @@ func (s Store) LoadFirewallRecord() (*MSSRecord, error) {
 	var v1 struct {
 		MSS *MSSRecord `json:"mss"`
 	}
-	if _, err := statefile.ReadJSON(s.recordPath(), &v1); err != nil {
+	if _, err := statefile.ReadJSON(s.RecordPath(), &v1); err != nil {
 		return nil, err
 	}
 	return v1.MSS, nil

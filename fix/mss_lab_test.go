@@ -94,7 +94,7 @@ func TestMSSClampAloneFixesTCPInTheLab(t *testing.T) {
 			}
 
 			err = inWSL(func(h fix.Host) error {
-				_, err := h.Revert()
+				_, _, err := h.Revert()
 				if err != nil {
 					return err
 				}

@@ -168,7 +168,7 @@ func TestMSSAgainstRealIPTables(t *testing.T) {
 				t.Fatalf("MSSInSync after repair = %v, %v", ok, err)
 			}
 
-			reverted, err := host.Revert()
+			reverted, _, err := host.Revert()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -211,7 +211,7 @@ func TestRevertLeavesTheSavesAsTheyWere(t *testing.T) {
 				if got := ns.saves(t, backend); !strings.Contains(got, "WSLMTU-IN") {
 					t.Fatalf("fix made no chains:\n%s", got)
 				}
-				reverted, err := ns.host.Revert()
+				reverted, _, err := ns.host.Revert()
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -2,7 +2,6 @@ package fix
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/fakekernel"
 	"github.com/wslmtu/wslmtu/internal/firewall"
 	"github.com/wslmtu/wslmtu/internal/firewall/firewalltest"
 )
@@ -33,7 +33,7 @@ func TestClampMSSTable(t *testing.T) {
 		{1500, 1368, 1348},
 	}
 	for _, tt := range tests {
-		m := NewPlan(mssTestState(tt.outer, "tailscale0"), clampCfg(config.StrategyOff, "tailscale0")).MSS
+		m := NewPlan(mssTestState(tt.outer, "tailscale0"), Record{}, clampCfg(config.StrategyOff, "tailscale0")).MSS
 		if m.MSS4 != tt.v4 || m.MSS6 != tt.v6 {
 			t.Errorf("outer %d: MSS %d/%d, want %d/%d", tt.outer, m.MSS4, m.MSS6, tt.v4, tt.v6)
 		}
@@ -42,7 +42,7 @@ func TestClampMSSTable(t *testing.T) {
 	// overhead, and a larger MSS would not (it is the largest such value).
 	headers := map[Family]int{IPv4: 40, IPv6: 60}
 	for outer := 1280; outer <= 1500; outer++ {
-		m := NewPlan(mssTestState(outer, "tailscale0"), clampCfg(config.StrategyOff, "tailscale0")).MSS
+		m := NewPlan(mssTestState(outer, "tailscale0"), Record{}, clampCfg(config.StrategyOff, "tailscale0")).MSS
 		for _, f := range Families {
 			mss := m.MSS4
 			if f == IPv6 {
@@ -82,7 +82,7 @@ func clampCfg(strategy config.Strategy, tunnels ...string) config.Config {
 }
 
 func TestPlanMSSAloneListsTheExactRules(t *testing.T) {
-	p := NewPlan(mssTestState(1280, "tailscale0"), clampCfg(config.StrategyOff, "tailscale0"))
+	p := NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff, "tailscale0"))
 	if p.MSS == nil || p.MSS.MSS4 != 1160 || p.MSS.MSS6 != 1140 {
 		t.Fatalf("MSS part = %+v, want 1160/1140", p.MSS)
 	}
@@ -138,7 +138,7 @@ func TestPlanMSSVariants(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := NewPlan(tt.st, tt.cfg)
+			p := NewPlan(tt.st, Record{}, tt.cfg)
 			m := p.MSS
 			if m == nil {
 				t.Fatalf("no MSS part; plan:\n%s", p)
@@ -167,18 +167,18 @@ func TestPlanMSSVariants(t *testing.T) {
 func TestPlanMSSOffOrImpossible(t *testing.T) {
 	cfg := config.Default()
 	cfg.MTUStrategy = config.StrategyOff
-	if p := NewPlan(mssTestState(1280, "tailscale0"), cfg); p.MSS != nil || !p.Empty() {
+	if p := NewPlan(mssTestState(1280, "tailscale0"), Record{}, cfg); p.MSS != nil || !p.Empty() {
 		t.Errorf("mss_clamp off planned %v", p.MSS)
 	}
 	st := mssTestState(1280, "tailscale0")
 	st.Outer = nil
-	p := NewPlan(st, clampCfg(config.StrategyOff))
+	p := NewPlan(st, Record{}, clampCfg(config.StrategyOff))
 	if m := p.MSS; m == nil || m.Refused == "" || len(m.Rules) != 0 || m.NeedsChange() ||
 		!strings.Contains(strings.Join(p.Warnings, "\n"), "no outer interface") {
 		t.Errorf("without an outer interface: MSS %+v, warnings %q", p.MSS, p.Warnings)
 	}
 	st.Env = detect.Environment{WSL: true, Version: 1, Note: "WSL1"}
-	if p := NewPlan(st, clampCfg(config.RaiseOuter)); p.MSS != nil {
+	if p := NewPlan(st, Record{}, clampCfg(config.RaiseOuter)); p.MSS != nil {
 		t.Errorf("WSL1 planned MSS clamping: %v", p.MSS)
 	}
 }
@@ -200,7 +200,7 @@ func TestPlanMSSRefusesAnMSSBelowTheMinimum(t *testing.T) {
 	for _, tt := range tests {
 		cfg := clampCfg(config.StrategyOff, "tailscale0")
 		cfg.MSS = tt.mss
-		p := NewPlan(mssTestState(tt.outer, "tailscale0"), cfg)
+		p := NewPlan(mssTestState(tt.outer, "tailscale0"), Record{}, cfg)
 		m := p.MSS
 		if tt.warning == "" {
 			if m == nil || m.Refused != "" || min(m.MSS4, m.MSS6) < 536 || len(m.Rules) == 0 {
@@ -219,7 +219,7 @@ func TestPlanMSSRefusesAnMSSBelowTheMinimum(t *testing.T) {
 	// empty chain is left: fix says clamping is unavailable and why.
 	fake := firewalltest.New(BackendNFT)
 	h, links := fakeHost(t, fake)
-	links.mtu["eth0"] = 200
+	links.Reset("eth0", 200)
 	cfg := clampCfg(config.StrategyOff, "tailscale0")
 	cfg.AssumeWSL = true
 	r, err := h.Fix(cfg)
@@ -233,14 +233,14 @@ func TestPlanMSSRefusesAnMSSBelowTheMinimum(t *testing.T) {
 
 // fakeHost is a WSL host with eth0 and tailscale0 at 1280 whose firewall
 // is the fake (nil: a host without iptables support).
-func fakeHost(t *testing.T, fake *firewalltest.Fake) (Host, *mssLinks) {
-	links := &mssLinks{mtu: map[string]int{"eth0": 1280, "tailscale0": 1280}}
+func fakeHost(t *testing.T, fake *firewalltest.Fake) (Host, *fakekernel.Kernel) {
+	k := fakekernel.NewWSL(1280, 1280)
 	src := detect.Sources{Root: fstest.MapFS{}, Getenv: func(string) string { return "" }}
-	h := Host{Sources: src, Links: fakeLinkList{links}, MTUs: links, Store: Store{Dir: t.TempDir()}}
+	h := Host{Sources: src, Links: k, Kernel: k, Store: Store{Dir: t.TempDir()}}
 	if fake != nil {
 		h.Firewall = fake.Open
 	}
-	return h, links
+	return h, k
 }
 
 // someoneElses is a mangle table holding another program's rule.
@@ -253,7 +253,7 @@ func TestSyncIsIdempotentRepairsAndRemovesCleanly(t *testing.T) {
 	fake.Set(BackendNFT, IPv4, someoneElses)
 	before := fake.All()
 	h, _ := fakeHost(t, fake)
-	plan := func() Plan { return NewPlan(mssTestState(1280, "tailscale0"), clampCfg(config.StrategyOff)) }
+	plan := func() Plan { return NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff)) }
 	check := func() *MSSPlan {
 		p := plan()
 		h.CheckFirewall(&p)
@@ -306,7 +306,7 @@ func TestSyncIsIdempotentRepairsAndRemovesCleanly(t *testing.T) {
 	if got := fake.All(); got != before {
 		t.Errorf("remove left\n%s\nwant\n%s", got, before)
 	}
-	if p := NewPlan(mssTestState(1280, "tailscale0"), config.Default()); func() bool { h.CheckFirewall(&p); return p.MSS != nil }() {
+	if p := NewPlan(mssTestState(1280, "tailscale0"), Record{}, config.Default()); func() bool { h.CheckFirewall(&p); return p.MSS != nil }() {
 		t.Errorf("after remove: %+v", p.MSS)
 	}
 }
@@ -320,7 +320,7 @@ func TestSyncReportsAMissingTCPMSSTargetAsUnavailable(t *testing.T) {
 		return nil
 	}
 	h, _ := fakeHost(t, fake)
-	_, err := h.SyncFirewall(NewPlan(mssTestState(1280, "tailscale0"), clampCfg(config.StrategyOff)))
+	_, err := h.SyncFirewall(NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff)))
 	if !errors.Is(err, ErrMSSUnavailable) || !strings.Contains(err.Error(), "the MTU part still works") {
 		t.Errorf("err = %v, want ErrMSSUnavailable with a clear message", err)
 	}
@@ -328,29 +328,6 @@ func TestSyncReportsAMissingTCPMSSTargetAsUnavailable(t *testing.T) {
 		t.Errorf("a failed clamp left chains behind:\n%s", fake.All())
 	}
 }
-
-// mssLinks is both the MTU setter and detect.Netlink over eth0 and tailscale0.
-type mssLinks struct{ mtu map[string]int }
-
-func (f *mssLinks) MTU(name string) (int, error) {
-	m, ok := f.mtu[name]
-	if !ok {
-		return 0, fmt.Errorf("interface %q not found", name)
-	}
-	return m, nil
-}
-
-func (f *mssLinks) SetMTU(name string, mtu int) error { f.mtu[name] = mtu; return nil }
-
-type fakeLinkList struct{ links *mssLinks }
-
-func (f fakeLinkList) Links() ([]detect.Link, error) {
-	return []detect.Link{
-		{Name: "eth0", Index: 2, MTU: f.links.mtu["eth0"]},
-		{Name: "tailscale0", Index: 3, MTU: f.links.mtu["tailscale0"], Kind: "tun", Up: true},
-	}, nil
-}
-func (fakeLinkList) DefaultRouteIndex() (int, error) { return 2, nil }
 
 func TestHostFixRecordsRepairsAndReverts(t *testing.T) {
 	fake := firewalltest.New(BackendNFT)
@@ -363,8 +340,8 @@ func TestHostFixRecordsRepairsAndReverts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if links.mtu["eth0"] != 1360 || r.MSS == nil || len(r.MSS.Done) == 0 {
-		t.Fatalf("fix: eth0 %d, mss %v", links.mtu["eth0"], r.MSS)
+	if links.MTU("eth0") != 1360 || r.MSS == nil || len(r.MSS.Done) == 0 {
+		t.Fatalf("fix: eth0 %d, mss %v", links.MTU("eth0"), r.MSS)
 	}
 	if !strings.Contains(fake.Save(BackendNFT, IPv4), "--set-mss 1240") {
 		t.Errorf("the clamp does not follow the raised eth0:\n%s", fake.Save(BackendNFT, IPv4))
@@ -395,17 +372,17 @@ func TestHostFixRecordsRepairsAndReverts(t *testing.T) {
 		t.Error("fix did not repair the flushed chain")
 	}
 
-	reverted, err := h.Revert()
+	reverted, _, err := h.Revert()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := fake.All(); got != before {
 		t.Errorf("revert left\n%s\nwant\n%s", got, before)
 	}
-	if links.mtu["eth0"] != 1280 || len(reverted) < 2 {
-		t.Errorf("revert: eth0 %d, reverted %v", links.mtu["eth0"], reverted)
+	if links.MTU("eth0") != 1280 || len(reverted) < 2 {
+		t.Errorf("revert: eth0 %d, reverted %v", links.MTU("eth0"), reverted)
 	}
-	if rec, _ := h.Store.LoadRecord(); len(rec.MTU) != 0 {
+	if rec, _, _ := h.Store.LoadRecord(); len(rec.Links) != 0 {
 		t.Errorf("record after revert: %+v", rec)
 	}
 	if rec, err := h.Store.LoadFirewallRecord(); rec != nil || err != nil {
@@ -483,7 +460,7 @@ func TestHostWithoutIPTablesStillFixesTheMTU(t *testing.T) {
 	} {
 		h, links := fakeHost(t, fake)
 		cfg := clampCfg(config.RaiseOuter, "tailscale0")
-		cfg.AssumeWSL = true
+		cfg.AssumeWSL, cfg.OuterScope = true, config.ScopeAll
 		r, err := h.Plan(cfg)
 		if err != nil || !strings.Contains(r.Plan.String(), name) {
 			t.Errorf("dry run does not say %q:\n%s", name, r.Plan)
@@ -492,8 +469,8 @@ func TestHostWithoutIPTablesStillFixesTheMTU(t *testing.T) {
 		if !errors.Is(err, ErrMSSUnavailable) {
 			t.Errorf("err = %v, want ErrMSSUnavailable", err)
 		}
-		if links.mtu["eth0"] != 1360 || len(r.Changes) != 1 {
-			t.Errorf("the MTU part was not applied: eth0 %d, changes %v", links.mtu["eth0"], r.Changes)
+		if links.MTU("eth0") != 1360 || len(r.Changes) != 1 {
+			t.Errorf("the MTU part was not applied: eth0 %d, changes %v", links.MTU("eth0"), r.Changes)
 		}
 		// Without clamping, a host without iptables is simply fine.
 		cfg.MSSClamp = false
@@ -513,7 +490,7 @@ func TestFirewallRecordMigratesFromRevertJSON(t *testing.T) {
 	// A v1 host: our chains in legacy, recorded in revert.json.
 	legacy := firewalltest.New(BackendLegacy)
 	lh, _ := fakeHost(t, legacy)
-	if _, err := lh.SyncFirewall(NewPlan(mssTestState(1280, "tailscale0"), cfg)); err != nil {
+	if _, err := lh.SyncFirewall(NewPlan(mssTestState(1280, "tailscale0"), Record{}, cfg)); err != nil {
 		t.Fatal(err)
 	}
 	fake.Set(BackendLegacy, IPv4, legacy.Save(BackendLegacy, IPv4))
@@ -526,7 +503,7 @@ func TestFirewallRecordMigratesFromRevertJSON(t *testing.T) {
 	if err != nil || rec == nil || rec.Backend != BackendLegacy {
 		t.Fatalf("v1 record: %+v, %v", rec, err)
 	}
-	p := NewPlan(mssTestState(1280, "tailscale0"), cfg)
+	p := NewPlan(mssTestState(1280, "tailscale0"), Record{}, cfg)
 	h.CheckFirewall(&p)
 	if p.MSS.State != MSSInSync || !strings.HasPrefix(p.MSS.Backend, "legacy: our chains are there") {
 		t.Errorf("the recorded backend is not used: %+v", p.MSS)
@@ -556,14 +533,14 @@ func TestFirewallRecordMigratesFromRevertJSON(t *testing.T) {
 func TestSyncFirewallDoesNotTakeTheLinksLock(t *testing.T) {
 	fake := firewalltest.New(BackendNFT)
 	h, _ := fakeHost(t, fake)
-	links, err := h.Store.Lock()
+	links, err := h.Store.Lock(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer links.Release()
 	done := make(chan error, 1)
 	go func() {
-		_, err := h.SyncFirewall(NewPlan(mssTestState(1280, "tailscale0"), clampCfg(config.StrategyOff)))
+		_, err := h.SyncFirewall(NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff)))
 		done <- err
 	}()
 	select {
@@ -582,7 +559,7 @@ func TestSyncFirewallDoesNotTakeTheLinksLock(t *testing.T) {
 func TestCheckInSyncStartsNoProcessWhileNothingChanged(t *testing.T) {
 	fake := firewalltest.New(BackendNFT)
 	h, _ := fakeHost(t, fake)
-	plan := func() Plan { return NewPlan(mssTestState(1280, "tailscale0"), clampCfg(config.StrategyOff)) }
+	plan := func() Plan { return NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff)) }
 	if _, err := h.SyncFirewall(plan()); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/fakekernel"
 )
 
 func wslState(outer int, tunnels ...detect.Link) detect.State {
@@ -26,6 +27,8 @@ func withStrategy(s config.Strategy) config.Config {
 	return cfg
 }
 
+// The MTU decisions, on states built by hand (no routes: the tunnel scope
+// has nothing to keep, so only the interfaces change).
 func TestPlanTable(t *testing.T) {
 	capped := config.Default()
 	capped.MaxOuterMTU = 1400
@@ -42,7 +45,7 @@ func TestPlanTable(t *testing.T) {
 			"eth0: mtu 1300 → 1360 (tailscale0 1280 + 80 WireGuard/IPv6 overhead)", ""},
 		{"1400 is already enough for 1280", wslState(1400, tun("tailscale0", 1280)), config.Default(), "", ""},
 		{"1500 is already enough for 1280", wslState(1500, tun("tailscale0", 1280)), config.Default(), "", ""},
-		{"raise 1400 for wg0 1420", wslState(1400, tun("wg0", 1420)), config.Default(),
+		{"raise 1400 for wg0 1420", wslState(1400, tun("wg0", 1420)), withStrategy(config.RaiseOuter),
 			"eth0: mtu 1400 → 1500 (wg0 1420 + 80 WireGuard/IPv6 overhead)", ""},
 		{"1500 is just enough for 1420", wslState(1500, tun("wg0", 1420)), config.Default(), "", ""},
 		{"two tunnels: the widest decides", wslState(1280, tun("tailscale0", 1280), tun("wg0", 1400)), config.Default(),
@@ -59,10 +62,15 @@ func TestPlanTable(t *testing.T) {
 		{"lower-tunnel 1500 nothing to do", wslState(1500, tun("wg0", 1420)), withStrategy(config.LowerTunnel), "", ""},
 		{"lower-tunnel never raises a tunnel", wslState(1500, tun("tailscale0", 1280)), withStrategy(config.LowerTunnel), "", ""},
 		{"off", wslState(1280, tun("tailscale0", 1280)), withStrategy(config.StrategyOff), "", ""},
+		// Item 8 of issue 11: eth0 68 with lower-tunnel planned tailscale0 → -12.
+		{"lower-tunnel below the kernel's minimum is refused", wslState(68, tun("tailscale0", 1280)), withStrategy(config.LowerTunnel),
+			"", "cannot lower tailscale0 to -12: the kernel allows no mtu below 68"},
+		{"lower-tunnel refuses ZeroTier", wslState(1280, tun("zt3jnkd6ic", 2800)), withStrategy(config.LowerTunnel),
+			"", "cannot lower zt3jnkd6ic: ZeroTier sends 1432-byte UDP payloads whatever the interface's mtu"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := NewPlan(tt.state, tt.cfg)
+			p := NewPlan(tt.state, Record{}, tt.cfg)
 			var lines []string
 			for _, a := range p.Actions {
 				lines = append(lines, a.String())
@@ -80,6 +88,11 @@ func TestPlanTable(t *testing.T) {
 			if p.Refused != "" {
 				t.Errorf("refused on WSL: %s", p.Refused)
 			}
+			for _, a := range p.Actions {
+				if a.To < 68 || a.To > 65535 {
+					t.Errorf("impossible target %v", a)
+				}
+			}
 		})
 	}
 }
@@ -87,14 +100,15 @@ func TestPlanTable(t *testing.T) {
 func TestPlanRefusesOffWSLButShowsActions(t *testing.T) {
 	st := wslState(1280, tun("tailscale0", 1280))
 	st.Env = detect.Environment{Note: "the kernel is not a WSL kernel"}
-	p := NewPlan(st, config.Default())
+	p := NewPlan(st, Record{}, config.Default())
 	if p.Refused == "" || len(p.Actions) != 1 {
 		t.Fatalf("plan = %+v, want refused with the action listed", p)
 	}
 	if !strings.Contains(p.String(), "not applied: this is not WSL") || !strings.Contains(p.Refused, "--assume-wsl") {
 		t.Errorf("plan text does not say why nothing is applied:\n%s", p)
 	}
-	if changes, err := Apply(p, nil, Store{}); err != nil || changes != nil {
+	k := fakekernel.New()
+	if _, changes, err := Apply(p, Record{}, k, Store{}); err != nil || changes != nil || len(k.Writes()) != 0 {
 		t.Errorf("Apply of a refused plan did something: %v %v", changes, err)
 	}
 }
@@ -102,7 +116,7 @@ func TestPlanRefusesOffWSLButShowsActions(t *testing.T) {
 func TestPlanWSL1HasNothingToFix(t *testing.T) {
 	st := wslState(1280, tun("tailscale0", 1280))
 	st.Env = detect.Environment{WSL: true, Version: 1, Note: "WSL1 shares Windows' network stack: there is no eth0 MTU to fix"}
-	p := NewPlan(st, config.Default())
+	p := NewPlan(st, Record{}, config.Default())
 	if !p.Empty() || !strings.Contains(p.String(), "no eth0 MTU to fix") {
 		t.Errorf("plan on WSL1:\n%s", p)
 	}

@@ -13,7 +13,11 @@ func DescribeState(st detect.State) string {
 	env := st.Env
 	switch {
 	case env.WSL && env.Assumed:
-		fmt.Fprintf(&b, "environment: assumed WSL2 (--assume-wsl; %s)\n", env.Note)
+		fmt.Fprintf(&b, "environment: assumed WSL2 (--assume-wsl; %s)", env.Note)
+		if env.NetworkingMode != "" {
+			fmt.Fprintf(&b, ", networking mode %s", env.NetworkingMode)
+		}
+		b.WriteString("\n")
 	case env.WSL:
 		fmt.Fprintf(&b, "environment: WSL%d", env.Version)
 		if env.NetworkingMode != "" {
@@ -30,6 +34,9 @@ func DescribeState(st detect.State) string {
 	for _, e := range env.Evidence {
 		fmt.Fprintf(&b, "  evidence: %s\n", e)
 	}
+	if env.ModeEvidence != "" {
+		fmt.Fprintf(&b, "  mode: %s\n", env.ModeEvidence)
+	}
 	links := make([]string, 0, len(st.Links))
 	for _, l := range st.Links {
 		links = append(links, fmt.Sprintf("%s %d", l.Name, l.MTU))
@@ -37,6 +44,11 @@ func DescribeState(st detect.State) string {
 	fmt.Fprintf(&b, "interfaces (mtu): %s\n", strings.Join(links, ", "))
 	if st.Outer != nil {
 		fmt.Fprintf(&b, "outer interface: %s mtu %d (%s)\n", st.Outer.Name, st.Outer.MTU, st.OuterWhy)
+		for _, r := range st.DefaultRoutes(st.Outer.Index) {
+			if r.MTU != 0 {
+				fmt.Fprintf(&b, "  route %s: mtu %d\n", r, r.MTU)
+			}
+		}
 	} else {
 		b.WriteString("outer interface: none (no default route, no eth0)\n")
 	}
@@ -45,6 +57,7 @@ func DescribeState(st detect.State) string {
 	}
 	for _, t := range st.Tunnels {
 		fmt.Fprintf(&b, "tunnel: %s mtu %d (%d IPv6 addresses)\n", t.Name, t.MTU, t.IPv6Addrs)
+		fmt.Fprintf(&b, "  kind: %s\n", TunnelWords(t))
 	}
 	for _, t := range st.DownTunnels {
 		fmt.Fprintf(&b, "tunnel: %s mtu %d, down (left out)\n", t.Name, t.MTU)
@@ -52,13 +65,47 @@ func DescribeState(st detect.State) string {
 	return b.String()
 }
 
+// TunnelWords is a tunnel's kind, requirement and how its packets are
+// recognised, for status and doctor.
+func TunnelWords(t detect.Link) string {
+	spec := detect.SpecOf(t)
+	s := spec.Describe(t.MTU)
+	if t.Tunnel != nil {
+		if t.Tunnel.Pattern != "" {
+			s += "; selected by " + t.Tunnel.Pattern
+		}
+		switch {
+		case t.Tunnel.Identified():
+			s += "; its packets: " + t.Tunnel.Selector() + " (" + t.Tunnel.IdentifiedBy + ")"
+		case t.Tunnel.Unidentified != "":
+			s += "; its packets cannot be told apart: " + t.Tunnel.Unidentified
+		}
+	}
+	return s
+}
+
 // Healthy reports whether nothing needs to change.
-func (r Report) Healthy() bool { return r.Plan.Empty() }
+func (r Report) Healthy() bool { return r.Plan.Empty() && r.RecordErr == "" }
+
+// Settled is what status, doctor's exit code and the metrics call healthy:
+// nothing to change, or a host wslmtu does not manage (not WSL), which is
+// no fault.
+func (r Report) Settled() bool { return r.Healthy() || r.Plan.Refused != "" }
 
 func (r Report) String() string {
 	var b strings.Builder
 	b.WriteString(DescribeState(r.State))
-	fmt.Fprintf(&b, "plan (%s):\n", r.Plan.Strategy)
+	fmt.Fprintf(&b, "plan (%s", r.Plan.Strategy)
+	if r.Plan.Chosen != r.Plan.Strategy {
+		fmt.Fprintf(&b, ": %s", r.Plan.Chosen)
+	}
+	if r.Plan.Scope != "" {
+		fmt.Fprintf(&b, ", outer_scope %s", r.Plan.Scope)
+	}
+	b.WriteString("):\n")
+	if r.Plan.ChosenWhy != "" {
+		fmt.Fprintf(&b, "  %s\n", r.Plan.ChosenWhy)
+	}
 	for _, line := range strings.Split(strings.TrimRight(r.Plan.String(), "\n"), "\n") {
 		fmt.Fprintf(&b, "  %s\n", line)
 	}
@@ -66,14 +113,18 @@ func (r Report) String() string {
 }
 
 // Outcome is what a fix run did, in the plan's words: the changes written,
-// then the plan's warnings and notes, which still apply after it.
+// then what was not done because a step failed, then the plan's warnings
+// and notes, which still apply after it.
 func (r Report) Outcome() string {
-	if len(r.Changes) == 0 && r.MSS == nil {
+	if len(r.Changes) == 0 && r.MSS == nil && len(r.NotDone) == 0 {
 		return r.Plan.String()
 	}
 	var b strings.Builder
 	for _, c := range r.Changes {
 		fmt.Fprintln(&b, c)
+	}
+	for _, s := range r.NotDone {
+		fmt.Fprintln(&b, "not done:", s)
 	}
 	if r.MSS != nil {
 		fmt.Fprintln(&b, r.MSS)

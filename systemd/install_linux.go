@@ -30,6 +30,13 @@ type Options struct {
 	Revert func() error
 	// Out receives messages for the user; default os.Stdout.
 	Out io.Writer
+	// Packaged: the unit file belongs to a package (PackagedUnitPath), for
+	// its maintainer scripts. Install enables and (re)starts that unit
+	// rather than writing one, and on a host with neither systemd nor WSL
+	// only says that the agent was not started; Uninstall stops and
+	// disables it and leaves the file to the package manager. The
+	// /etc/wsl.conf fallback is the same as without a package.
+	Packaged bool
 
 	// Defaults are right for real use; tests point these elsewhere.
 	WSLConf       string      // default WSLConfPath
@@ -40,6 +47,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.Binary == "" {
 		o.Binary = DefaultBinary
+		if o.Packaged {
+			o.Binary = PackagedBinary
+		}
 	}
 	if o.Out == nil {
 		o.Out = os.Stdout
@@ -79,11 +89,18 @@ func Install(o Options) error {
 	if err := checkBinary(o.Binary); err != nil {
 		return err
 	}
-	if o.SystemdBooted() {
+	switch {
+	case o.SystemdBooted() && o.Packaged:
+		return startPackagedUnit(o)
+	case o.SystemdBooted():
 		return installUnit(o)
-	}
-	if o.IsWSL() {
+	case o.IsWSL():
 		return installWSLBoot(o)
+	case o.Packaged:
+		// A package must install in a chroot or an image build as well.
+		fmt.Fprintf(o.Out, "systemd is not running and this is not WSL: the agent was not started "+
+			"(it starts as %s.service once systemd runs)\n", ServiceName)
+		return nil
 	}
 	return ErrUnsupported
 }
@@ -95,7 +112,12 @@ func Uninstall(o Options) error {
 	o = o.withDefaults()
 	var errs []error
 	found := false
-	if _, err := os.Stat(UnitPath); err == nil {
+	if o.Packaged {
+		found = true
+		if err := stopPackagedUnit(o); err != nil {
+			errs = append(errs, err)
+		}
+	} else if _, err := os.Stat(UnitPath); err == nil {
 		found = true
 		if err := uninstallUnit(o); err != nil {
 			errs = append(errs, err)
@@ -223,6 +245,49 @@ func finishUnitInstall(o Options, what string) error {
 		fmt.Fprintf(o.Out, "warning: %v\n", err)
 	}
 	fmt.Fprintf(o.Out, "%s %s.service (enabled at boot); logs: journalctl -u %s\n", what, ServiceName, ServiceName)
+	return nil
+}
+
+// startPackagedUnit enables and (re)starts the unit a package installed:
+// restart starts a stopped unit and makes an upgraded binary take over.
+func startPackagedUnit(o Options) error {
+	unit := ServiceName + ".service"
+	for _, args := range [][]string{{"daemon-reload"}, {"enable", unit}} {
+		if out, err := exec.Command("systemctl", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("systemctl %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	if _, err := os.Stat(UnitPath); err == nil {
+		fmt.Fprintf(o.Out, "warning: %s (from `wslmtu install` or install.sh) overrides the package's %s; "+
+			"remove it with `sudo ./install.sh --uninstall` (or `sudo wslmtu uninstall --binary BINARY`)\n", UnitPath, PackagedUnitPath)
+	}
+	what := "started"
+	if strings.TrimSpace(systemctlOutput("is-active", unit)) == "active" {
+		what = "restarted" // an upgrade: the new binary takes over
+	}
+	if out, err := exec.Command("systemctl", "restart", unit).CombinedOutput(); err != nil {
+		return fmt.Errorf("%s is enabled but did not start: %v: %s\n%s", unit, err, out,
+			systemctlOutput("status", "--no-pager", "--lines=15", unit))
+	}
+	return finishUnitInstall(o, what)
+}
+
+// stopPackagedUnit stops and disables the package's unit; without a running
+// systemd it only takes the unit out of multi-user.target.
+func stopPackagedUnit(o Options) error {
+	unit := ServiceName + ".service"
+	if !o.SystemdBooted() {
+		err := os.Remove("/etc/systemd/system/multi-user.target.wants/" + unit)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	if out, err := exec.Command("systemctl", "disable", "--now", unit).CombinedOutput(); err != nil {
+		return fmt.Errorf("systemctl disable --now %s: %v: %s", unit, err, out)
+	}
+	_ = exec.Command("systemctl", "reset-failed", unit).Run()
+	fmt.Fprintf(o.Out, "stopped and disabled %s\n", unit)
 	return nil
 }
 

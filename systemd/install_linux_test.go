@@ -153,3 +153,54 @@ func TestUninstallNothingInstalled(t *testing.T) {
 		t.Errorf("want a 'not installed' message, got %q", out)
 	}
 }
+
+// The packages' postinst on a host with neither systemd nor WSL (a chroot,
+// an image build): nothing to start, nothing written, and no failure.
+func TestPackagedInstallWithoutSystemdOrWSL(t *testing.T) {
+	o, out := wslOptions(t, "")
+	o.Packaged = true
+	o.IsWSL = func() bool { return false }
+	if err := Install(o); err != nil {
+		t.Fatalf("packaged install: %v", err)
+	}
+	if !strings.Contains(out.String(), "the agent was not started") {
+		t.Errorf("no word that the agent was not started:\n%s", out)
+	}
+	if _, err := os.Stat(o.WSLConf); err == nil {
+		t.Error("wsl.conf written off WSL")
+	}
+	if pids, _ := proc.Agents(o.Binary); len(pids) != 0 {
+		t.Errorf("agents started: %v", pids)
+	}
+	// Without --packaged the same host is refused.
+	o.Packaged = false
+	if err := Install(o); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("plain install off WSL without systemd: %v", err)
+	}
+}
+
+// The packages' postinst on WSL without systemd: the [boot] fallback as
+// `wslmtu install` does it, and an upgrade (postinst again) restarts the
+// agent.
+func TestPackagedInstallOnWSLUsesBootCommandAndRestarts(t *testing.T) {
+	o, out := wslOptions(t, "")
+	o.Packaged = true
+	if err := Install(o); err != nil {
+		t.Fatalf("packaged install: %v\n%s", err, out)
+	}
+	conf, _ := os.ReadFile(o.WSLConf)
+	if !HasBootCommand(conf, BootCommand(o.Binary, o.LogFile)) {
+		t.Fatalf("boot command not in wsl.conf:\n%s", conf)
+	}
+	first, _ := proc.Agents(o.Binary)
+	if len(first) != 1 {
+		t.Fatalf("want 1 agent running, have %v", first)
+	}
+	if err := Install(o); err != nil {
+		t.Fatalf("packaged install again: %v\n%s", err, out)
+	}
+	again, _ := proc.Agents(o.Binary)
+	if len(again) != 1 || again[0] == first[0] {
+		t.Errorf("agents %v → %v: not restarted", first, again)
+	}
+}

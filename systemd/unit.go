@@ -15,8 +15,11 @@ const (
 	ServiceName   = "wslmtu"
 	UnitPath      = "/etc/systemd/system/wslmtu.service"
 	DefaultBinary = "/usr/local/bin/wslmtu"
-	DefaultLog    = "/var/log/wslmtu.log"
-	WSLConfPath   = "/etc/wsl.conf"
+	// The .deb and .rpm install the binary and the unit here.
+	PackagedBinary   = "/usr/bin/wslmtu"
+	PackagedUnitPath = "/lib/systemd/system/wslmtu.service"
+	DefaultLog       = "/var/log/wslmtu.log"
+	WSLConfPath      = "/etc/wsl.conf"
 )
 
 //go:embed wslmtu.service

@@ -1,10 +1,12 @@
 package windows
 
 import (
-	"bufio"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
+
+	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
 // Adapter is one row of `netsh interface ipv4|ipv6 show subinterfaces`.
@@ -33,12 +35,8 @@ func ParseSubinterfaces(out []byte) ([]Adapter, error) {
 	text := DecodeText(out)
 	var adapters []Adapter
 	sawSeparator := false
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	line := 0
-	for sc.Scan() {
-		line++
-		raw := strings.TrimRight(sc.Text(), "\r")
+	for i, raw := range lines(text) {
+		line := i + 1
 		trimmed := strings.TrimSpace(raw)
 		if trimmed == "" {
 			continue
@@ -55,9 +53,6 @@ func ParseSubinterfaces(out []byte) ([]Adapter, error) {
 			return nil, fmt.Errorf("netsh subinterfaces line %d %q: %w", line, trimmed, err)
 		}
 		adapters = append(adapters, a)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read netsh output: %w", err)
 	}
 	if !sawSeparator {
 		return nil, fmt.Errorf("netsh subinterfaces output has no table (no dashed header line): %q", firstLine(text))
@@ -87,6 +82,10 @@ func parseSubinterfaceRow(s string) (Adapter, error) {
 	}
 	if nums[0] > 0xffffffff {
 		return Adapter{}, fmt.Errorf("MTU %d out of range", nums[0])
+	}
+	// A small enum (1 connected, 5 not); bounded so it fits an int anywhere.
+	if nums[1] > math.MaxInt32 {
+		return Adapter{}, fmt.Errorf("media sense state %d out of range", nums[1])
 	}
 	return Adapter{Name: name, MTU: uint32(nums[0]), MediaSenseState: int(nums[1]), BytesIn: nums[2], BytesOut: nums[3]}, nil
 }
@@ -127,10 +126,13 @@ type OuterChoice struct {
 	Considered []Adapter `json:"considered,omitempty"`
 }
 
-// TunnelMTUFits is the largest tunnel MTU inside WSL whose encapsulated
-// packets cross this eth0 without fragmentation for both IPv4 and IPv6 outer
-// headers (80 bytes of IPv6+UDP+WireGuard overhead).
-func (c OuterChoice) TunnelMTUFits() int { return int(c.MTU) - 80 }
+// TunnelMTUFits is the largest WireGuard tunnel MTU inside WSL whose
+// encapsulated packets cross this eth0 without fragmentation over an IPv4 or
+// an IPv6 underlay.
+func (c OuterChoice) TunnelMTUFits() int {
+	mtu, _, _ := tunnel.Spec{Kind: tunnel.WireGuard}.LargestTunnelMTU(int(c.MTU))
+	return mtu
+}
 
 // ChooseOuter decides which adapter WSL (NAT mode) copies into eth0: the
 // smallest MTU among connected adapters of either family, leaving out the

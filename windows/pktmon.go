@@ -1,7 +1,6 @@
 package windows
 
 import (
-	"bufio"
 	"fmt"
 	"regexp"
 	"sort"
@@ -42,10 +41,7 @@ func ParseCounters(out []byte) ([]ComponentCounter, error) {
 	var rows []ComponentCounter
 	group := ""
 	lastID, lastName := 0, ""
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for sc.Scan() {
-		raw := strings.TrimRight(sc.Text(), "\r")
+	for _, raw := range lines(text) {
 		s := strings.TrimSpace(raw)
 		if s == "" || isDashLine(strings.ReplaceAll(s, "|", "")) {
 			continue
@@ -67,9 +63,6 @@ func ParseCounters(out []byte) ([]ComponentCounter, error) {
 		row.Group, row.ID, row.Name = group, id, name
 		lastID, lastName = id, name
 		rows = append(rows, row)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read pktmon counters: %w", err)
 	}
 	if len(rows) == 0 && !strings.Contains(strings.ToLower(text), "zero") {
 		return nil, fmt.Errorf("pktmon counters printed no counter table: %q", firstLine(text))
@@ -103,8 +96,9 @@ func parseCounterRow(left, right string) (ComponentCounter, int, string, error) 
 	prefix := lf[:len(lf)-4]
 	id := 0
 	if len(prefix) > 0 {
-		if n, err := strconv.Atoi(prefix[0]); err == nil {
-			id = n
+		// Component ids are positive; "-1" or "+5" is part of a name.
+		if n, err := strconv.ParseUint(prefix[0], 10, 31); err == nil {
+			id = int(n)
 			prefix = prefix[1:]
 		}
 	}
@@ -148,10 +142,11 @@ type DropSummary struct {
 	Examples      []string       `json:"examples,omitempty"` // up to 3 decoded fragment drops
 }
 
+// A reason starts with a non-space: "Reason  ," names none.
 var (
 	reComponent  = regexp.MustCompile(`\bComponent:?\s+(\d+)`)
 	reDirection  = regexp.MustCompile(`\bDirection:?\s+(\w+)`)
-	reDropReason = regexp.MustCompile(`\b(?:DropReason|Drop reason|Reason):?\s+([^,]+?)\s*(?:,|$)`)
+	reDropReason = regexp.MustCompile(`\b(?:DropReason|Drop reason|Reason):?\s+([^,\s][^,]*?)\s*(?:,|$)`)
 	reDropStart  = regexp.MustCompile(`(?:^|\]\s*)Drop:`)
 )
 
@@ -163,8 +158,7 @@ func ParseDropLog(out []byte) []DropEvent {
 	text := DecodeText(out)
 	var events []DropEvent
 	var cur *DropEvent
-	for _, raw := range strings.Split(text, "\n") {
-		raw = strings.TrimRight(raw, "\r")
+	for _, raw := range lines(text) {
 		s := strings.TrimSpace(raw)
 		if s == "" {
 			continue

@@ -1,13 +1,14 @@
 package windows
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // DecodeText turns a Windows tool's output into a Go string. wsl.exe writes
@@ -43,6 +44,13 @@ func looksUTF16LE(b []byte) bool {
 	return zeros*2 >= pairs
 }
 
+// lines splits a tool's text at every line break it may print: CRLF, LF,
+// and a lone CR, which would otherwise end up inside a parsed name and
+// overwrite a terminal line when the name is printed.
+func lines(text string) []string {
+	return strings.Split(strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\r", "\n"), "\n")
+}
+
 func decodeUTF16LE(b []byte) string {
 	if len(b)%2 == 1 {
 		b = b[:len(b)-1]
@@ -73,14 +81,11 @@ type Distro struct {
 // version is the last column; so a row is: optional "*", the name, the
 // state (everything in between), the version.
 func ParseDistros(out []byte) ([]Distro, error) {
-	text := DecodeText(out)
 	var distros []Distro
 	sawHeader := false
-	sc := bufio.NewScanner(strings.NewReader(text))
-	line := 0
-	for sc.Scan() {
-		line++
-		s := strings.TrimSpace(strings.TrimRight(sc.Text(), "\r\x00"))
+	for i, l := range lines(DecodeText(out)) {
+		line := i + 1
+		s := strings.TrimSpace(strings.TrimRight(l, "\x00"))
 		if s == "" {
 			continue
 		}
@@ -99,12 +104,14 @@ func ParseDistros(out []byte) ([]Distro, error) {
 			s = strings.TrimSpace(s[1:])
 		}
 		f := strings.Fields(s)
-		if len(f) < 3 {
+		// Only the default distro's row starts with "*", and once: a second
+		// one is no distro name.
+		if len(f) < 3 || strings.HasPrefix(f[0], "*") {
 			return nil, fmt.Errorf("wsl.exe -l -v line %d %q: want NAME STATE VERSION", line, s)
 		}
 		v, err := strconv.Atoi(f[len(f)-1])
-		if err != nil {
-			return nil, fmt.Errorf("wsl.exe -l -v line %d %q: version %q is not a number", line, s, f[len(f)-1])
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("wsl.exe -l -v line %d %q: version %q is not a WSL version", line, s, f[len(f)-1])
 		}
 		d.Name = f[0]
 		d.State = strings.Join(f[1:len(f)-1], " ")
@@ -120,15 +127,21 @@ func ParseDistros(out []byte) ([]Distro, error) {
 // ParseRunning parses `wsl.exe --list --running --quiet`: one name per line.
 // This list is not localized, unlike the STATE column of -l -v, so it is how
 // "running" is decided. When none run, wsl.exe prints a sentence and exits
-// non-zero; callers treat that error as an empty list.
+// non-zero; callers treat that error as an empty list. A line with a space, a
+// control character, an invisible one (a second byte-order mark) or bytes
+// that are not UTF-8 is such a sentence or undecodable, not a name.
 func ParseRunning(out []byte) []string {
 	var names []string
-	for _, l := range strings.Split(DecodeText(out), "\n") {
-		l = strings.TrimSpace(strings.TrimRight(l, "\r\x00"))
-		if l == "" || strings.ContainsAny(l, " \t") {
+	for _, l := range lines(DecodeText(out)) {
+		l = strings.TrimSpace(strings.TrimRight(l, "\x00"))
+		if l == "" || strings.IndexFunc(l, notInName) >= 0 {
 			continue
 		}
 		names = append(names, l)
 	}
 	return names
+}
+
+func notInName(r rune) bool {
+	return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
@@ -119,10 +118,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if opts.ipv6 {
 		underlay = "IPv6"
 	}
-	fmt.Fprintf(stdout, "building the lab: WSL (eth0 %d, %s %d) → Hyper-V NAT dropping fragments → peer, %s underlay … ",
-		opts.ethMTU, lab.TunnelName, opts.tunnelMTU, underlay)
+	fmt.Fprintf(stdout, "building the lab: WSL (eth0 %d, %s %d) → Hyper-V NAT dropping fragments → peer, "+
+		"and a server behind a Windows VPN adapter (mtu %d), %s underlay … ",
+		opts.ethMTU, lab.TunnelName, opts.tunnelMTU, lab.DefaultVPNMTU, underlay)
 	start := time.Now()
-	l, err := lab.New(lab.Options{EthMTU: opts.ethMTU, TunnelMTU: opts.tunnelMTU, IPv6Underlay: opts.ipv6})
+	l, err := lab.New(lab.Options{EthMTU: opts.ethMTU, TunnelMTU: opts.tunnelMTU, IPv6Underlay: opts.ipv6, CorporateVPN: true})
 	if err != nil {
 		fmt.Fprintln(stdout, "failed")
 		fmt.Fprintf(stderr, "wslmtu-lab: building the lab: %v\n", err)
@@ -173,7 +173,7 @@ type demo struct {
 
 // row is one line of the closing table.
 type row struct {
-	remedy, download, upload, ping, took string
+	remedy, download, upload, ping, corporate, took string
 }
 
 func newDemo(l *lab.Lab, opts options, out, errOut io.Writer) (*demo, error) {
@@ -185,7 +185,7 @@ func newDemo(l *lab.Lab, opts options, out, errOut io.Writer) (*demo, error) {
 		d.close()
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	d.host = fix.HostAt(d.nl, detect.HostSources(), d.stateDir)
+	d.host = fix.HostAt(d.nl, l.Sources(), d.stateDir)
 	return d, nil
 }
 
@@ -214,21 +214,26 @@ func (d *demo) close() {
 	}
 }
 
-// labConfig is `wslmtu fix --assume-wsl` with the given strategy: the lab
-// host is not WSL, and the config file of the host is not read.
-func labConfig(s config.Strategy, mssClamp bool) config.Config {
+// labConfig is `wslmtu fix --assume-wsl` with the given strategy and outer
+// scope ("" for the default): the lab host is not WSL, and the config file
+// of the host is not read.
+func labConfig(s config.Strategy, scope config.Scope, mssClamp bool) config.Config {
 	cfg := config.Default()
 	cfg.AssumeWSL = true
 	cfg.MTUStrategy = s
+	if scope != "" {
+		cfg.OuterScope = scope
+	}
 	cfg.MSSClamp = mssClamp
 	return cfg
 }
 
 func (d *demo) runAll() {
 	d.baseline()
-	d.remedy(config.RaiseOuter, false)
-	d.remedy(config.LowerTunnel, false)
-	d.remedy(config.StrategyOff, true)
+	d.remedy(config.RaiseOuter, config.ScopeAll, false)
+	d.remedy(config.RaiseOuter, config.ScopeTunnel, false)
+	d.remedy(config.LowerTunnel, "", false)
+	d.remedy(config.StrategyOff, "", true)
 	d.table()
 }
 
@@ -236,10 +241,11 @@ func (d *demo) stage(name string) string {
 	return fmt.Sprintf("%s (eth0 %d, %s %d)", name, d.l.EthMTU(), lab.TunnelName, d.l.TunnelMTU())
 }
 
-// checks runs the three traffic checks one by one, printing each as it goes
-// (a hang takes the whole timeout, and a human should see why it waits).
-func (d *demo) checks(stage string) (download, upload, ping cell) {
+// checks runs the traffic checks one by one, printing each as it goes (a
+// hang takes the whole timeout, and a human should see why it waits).
+func (d *demo) checks(stage string) (download, upload, ping, corporate cell) {
 	before, ferr := d.l.FragmentsDropped()
+	tooBig, ierr := d.l.ICMPDropped()
 	download = d.check(stage, "download 55 kB (WSL → peer)", d.l.Download)
 	upload = d.check(stage, "upload 55 kB (WSL → peer)", d.l.Upload)
 	big := func(ctx context.Context) lab.Result { return d.l.Ping(ctx, bigPing, true, false) }
@@ -251,6 +257,8 @@ func (d *demo) checks(stage string) (download, upload, ping cell) {
 			func(ctx context.Context) lab.Result { return d.l.Ping(ctx, fits, true, false) })
 		ping.fits, ping.fitsResult = fits, &r.Result
 	}
+	corporate = d.check(stage, "upload 55 kB (WSL → server behind the Windows VPN)",
+		func(ctx context.Context) lab.Result { return d.l.CorporateUpload(ctx, d.opts.ipv6) })
 	if after, err := d.l.FragmentsDropped(); ferr == nil && err == nil {
 		if n := after - before; n > 0 {
 			fmt.Fprintf(d.out, "  Hyper-V silently dropped %d fragments from WSL meanwhile: that is the black hole\n", n)
@@ -258,7 +266,10 @@ func (d *demo) checks(stage string) (download, upload, ping cell) {
 			fmt.Fprintln(d.out, "  no fragments from WSL reached Hyper-V meanwhile")
 		}
 	}
-	return download, upload, ping
+	if after, err := d.l.ICMPDropped(); ierr == nil && err == nil && after > tooBig {
+		fmt.Fprintf(d.out, "  the VPN adapter dropped %d packets too big for it, and no ICMP told WSL: the raise broke the VPN\n", after-tooBig)
+	}
+	return download, upload, ping, corporate
 }
 
 // cell is one check's outcome as the table shows it.
@@ -313,19 +324,22 @@ func (d *demo) check(stage, what string, f func(context.Context) lab.Result) cel
 
 func (d *demo) baseline() {
 	fmt.Fprintln(d.out)
-	dl, ul, pg := d.checks(d.stage("baseline"))
-	d.rows = append(d.rows, row{fmt.Sprintf("none (eth0 %d)", d.l.EthMTU()), dl.String(), ul.String(), pg.short(), "-"})
+	dl, ul, pg, corp := d.checks(d.stage("baseline"))
+	d.rows = append(d.rows, row{fmt.Sprintf("none (eth0 %d)", d.l.EthMTU()), dl.String(), ul.String(), pg.short(), corp.String(), "-"})
 }
 
-// remedy applies one strategy with the real fix code inside the lab's WSL,
-// checks the traffic, and reverts.
-func (d *demo) remedy(s config.Strategy, mssClamp bool) {
+// remedy applies one strategy (and outer scope, if not "") with the real fix
+// code inside the lab's WSL, checks the traffic, and reverts.
+func (d *demo) remedy(s config.Strategy, scope config.Scope, mssClamp bool) {
 	name, cmdline := string(s), "wslmtu fix --assume-wsl --mtu-strategy "+string(s)
+	if scope != "" {
+		name, cmdline = fmt.Sprintf("%s, scope %s", s, scope), cmdline+" --outer-scope "+string(scope)
+	}
 	if mssClamp {
 		name, cmdline = "mss-clamp", cmdline+" --mss-clamp"
 	}
 	fmt.Fprintf(d.out, "\n%s: %s\n", name, cmdline)
-	cfg := labConfig(s, mssClamp)
+	cfg := labConfig(s, scope, mssClamp)
 	var r fix.Report
 	var took time.Duration
 	// Inside the namespace: iptables (the MSS part) acts on the calling
@@ -356,25 +370,26 @@ func (d *demo) remedy(s config.Strategy, mssClamp bool) {
 	indent(d.out, "    ", applied.String())
 
 	label := name
-	switch {
-	case mssClamp && r.Plan.MSS != nil:
+	if mssClamp && r.Plan.MSS != nil {
 		label = fmt.Sprintf("mss-clamp (%d/%d)", r.Plan.MSS.MSS4, r.Plan.MSS.MSS6)
-	case len(r.Changes) == 1:
-		c := r.Changes[0]
-		label = fmt.Sprintf("%s (%s → %d)", name, c.Link, c.To)
 	}
-	dl, ul, pg := d.checks(d.stage(name))
+	for _, c := range r.Changes {
+		if c.Link != "" && !mssClamp {
+			label = fmt.Sprintf("%s (%s → %d)", name, c.Link, c.To)
+		}
+	}
+	dl, ul, pg, corp := d.checks(d.stage(name))
 	ping := pg.short()
 	if mssClamp && pg.Hung {
 		ping = "hung (TCP only)"
 	}
-	d.rows = append(d.rows, row{label, dl.String(), ul.String(), ping, took.Round(10 * time.Microsecond).String()})
+	d.rows = append(d.rows, row{label, dl.String(), ul.String(), ping, corp.String(), took.Round(10 * time.Microsecond).String()})
 
 	loweredTunnel := d.l.TunnelMTU() < config.MinMTU
 	fmt.Fprintln(d.out, "  revert: wslmtu revert")
 	var reverted []fix.Reverted
 	err = d.l.DoWSL(func() (err error) {
-		reverted, err = d.host.Revert()
+		reverted, _, err = d.host.Revert()
 		return err
 	})
 	for _, rv := range reverted {
@@ -431,11 +446,13 @@ func (d *demo) tunnelHasIPv6() (bool, error) {
 func (d *demo) table() {
 	fmt.Fprintln(d.out)
 	tw := tabwriter.NewWriter(d.out, 0, 0, 3, ' ', 0)
-	fmt.Fprintf(tw, "remedy\tdownload 55 kB\tupload 55 kB\tping %d DF\tfix took\n", bigPing)
+	fmt.Fprintf(tw, "remedy\tdownload 55 kB\tupload 55 kB\tping %d DF\tcorporate VPN upload\tfix took\n", bigPing)
 	for _, r := range d.rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.remedy, r.download, r.upload, r.ping, r.took)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.remedy, r.download, r.upload, r.ping, r.corporate, r.took)
 	}
 	tw.Flush()
+	fmt.Fprintln(d.out, "download, upload and ping cross tailscale0; the corporate VPN upload (55 kB) goes to a server behind a Windows VPN adapter at",
+		lab.DefaultVPNMTU, "outside the tunnel.")
 	fmt.Fprintln(d.out, "fix took: fix.Host.Fix observing, planning and applying inside the lab's WSL; the transfer times are the checks'.")
 }
 

@@ -71,10 +71,11 @@ func TestDemo(t *testing.T) {
 	}
 
 	want := [][]string{
-		{"none (eth0 1280)", "hung", "hung", "hung", "-"},
-		{"raise-outer (eth0 → 1360)", "ok", "ok", "ok"},
-		{"lower-tunnel (tailscale0 → 1200)", "ok", "ok", "too big (1172 ok)"},
-		{"mss-clamp (1160/1140)", "ok", "ok", "hung (TCP only)"},
+		{"none (eth0 1280)", "hung", "hung", "hung", "ok", "-"},
+		{"raise-outer, scope all (eth0 → 1360)", "ok", "ok", "ok", "hung"},
+		{"raise-outer, scope tunnel (eth0 → 1360)", "ok", "ok", "ok", "ok"},
+		{"lower-tunnel (tailscale0 → 1200)", "ok", "ok", "too big (1172 ok)", "ok"},
+		{"mss-clamp (1160/1140)", "ok", "ok", "hung (TCP only)", "ok"},
 	}
 	got := tableRows(t, stdout.String())
 	if len(got) != len(want) {
@@ -82,8 +83,8 @@ func TestDemo(t *testing.T) {
 	}
 	for i, w := range want {
 		g := got[i]
-		if len(g) != 5 {
-			t.Errorf("row %d = %q, want 5 columns", i, g)
+		if len(g) != 6 {
+			t.Errorf("row %d = %q, want 6 columns", i, g)
 			continue
 		}
 		for j, cell := range w {
@@ -93,8 +94,8 @@ func TestDemo(t *testing.T) {
 			}
 		}
 		if i > 0 {
-			if _, err := time.ParseDuration(g[4]); err != nil {
-				t.Errorf("row %d: fix took %q is not a duration", i, g[4])
+			if _, err := time.ParseDuration(g[5]); err != nil {
+				t.Errorf("row %d: fix took %q is not a duration", i, g[5])
 			}
 		}
 	}
@@ -123,7 +124,7 @@ func tableRows(t *testing.T, out string) [][]string {
 		}
 		var rows [][]string
 		for _, l := range lines[i+1:] {
-			if strings.HasPrefix(l, "fix took:") || strings.TrimSpace(l) == "" {
+			if strings.HasPrefix(l, "download, upload and ping") || strings.TrimSpace(l) == "" {
 				return rows
 			}
 			rows = append(rows, columns.Split(strings.TrimSpace(l), -1))

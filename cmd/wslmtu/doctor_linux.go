@@ -12,9 +12,7 @@ import (
 	"github.com/wslmtu/wslmtu/windows"
 )
 
-func init() { rootCmd.AddCommand(newDoctorCmd()) }
-
-func newDoctorCmd() *cobra.Command {
+func (c *cli) doctorCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "doctor",
@@ -25,7 +23,7 @@ tcp_timestamps look-alike, and Windows' adapters (through WSL interop).
 
 Exits 3 when a check fails; warnings (!) and skipped checks (-) do not fail.`,
 		Args: cobra.NoArgs,
-		RunE: withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
+		RunE: c.withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
 			checks := doctor.Run(cmd.Context(), doctor.Inputs{
 				Host:    host,
 				Config:  cfg,

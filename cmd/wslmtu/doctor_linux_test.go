@@ -20,10 +20,10 @@ func TestDoctorInNamespace(t *testing.T) {
 		"✓ environment: assumed WSL2",
 		"✗ agent: no agent has run",
 		"  → sudo ./install.sh (or `sudo systemctl start wslmtu`)",
-		"✗ plan: 1 change(s) pending",
+		"✗ plan: 5 change(s) pending (mtu_strategy auto)", // eth0 and the tunnel scope's rules and routes
 		"    eth0: mtu 1280 → 1360 (tailscale0 1280 + 80 WireGuard/IPv6 overhead)",
 		"  → run `wslmtu fix`",
-		"✗ mtu tailscale0: eth0 1280 < tailscale0 1280 + 80: packets over 1216 bytes are lost",
+		"✗ mtu tailscale0: eth0 1280 < 1360 (tailscale0 1280 + 80 WireGuard/IPv6 overhead): packets over 1216 bytes are lost",
 		"- windows adapters: netsh.exe not found",
 		"unhealthy: 3 checks failed",
 	} {

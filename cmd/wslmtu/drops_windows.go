@@ -12,8 +12,6 @@ import (
 	"github.com/wslmtu/wslmtu/windows"
 )
 
-func init() { rootCmd.AddCommand(newDropsCmd()) }
-
 func newDropsCmd() *cobra.Command {
 	var (
 		duration time.Duration

@@ -10,7 +10,7 @@ import (
 	"github.com/wslmtu/wslmtu/internal/config"
 )
 
-func init() {
+func (c *cli) fixCmd() *cobra.Command {
 	var dryRun, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "fix",
@@ -20,7 +20,7 @@ func init() {
 On a host that is not WSL, nothing is changed unless --assume-wsl (or
 assume_wsl = true) is given. Running fix twice changes nothing the second time.`,
 		Args: cobra.NoArgs,
-		RunE: withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
+		RunE: c.withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
 			out := cmd.OutOrStdout()
 			if dryRun {
 				r, err := host.Plan(cfg)
@@ -49,5 +49,5 @@ assume_wsl = true) is given. Running fix twice changes nothing the second time.`
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan, change nothing")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

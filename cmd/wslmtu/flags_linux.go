@@ -1,46 +1,96 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/wslmtu/wslmtu/internal/config"
 )
 
-// Flags carry the same names as the config keys (with '-' for '_'); a flag
-// given on the command line wins over the file.
-var flags struct {
-	configPath     string
-	stateDir       string
-	assumeWSL      bool
-	mtuStrategy    string
-	maxOuterMTU    int
-	tunnels        []string
-	outerInterface string
-	mssClamp       bool
-	mss            int
-	logFormat      string
+// addConfigFlags gives every config key its flag (the key's name with '-'
+// for '_', its usage from config.Keys, its default from config.Default), so
+// a new key cannot lack one. [[tunnel]] tables have no flag. A flag given on
+// the command line wins over the file.
+func (c *cli) addConfigFlags(root *cobra.Command) {
+	pf := root.PersistentFlags()
+	pf.StringVar(&c.configPath, "config", config.DefaultPath, "config file (TOML); a missing file means defaults")
+	_ = root.RegisterFlagCompletionFunc("config", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return []cobra.Completion{"toml"}, cobra.ShellCompDirectiveFilterFileExt
+	})
+	def := config.Default()
+	for _, k := range config.Keys {
+		name := k.Flag()
+		if name == "" {
+			continue
+		}
+		dv := defaultOf(def, k)
+		switch k.Type {
+		case config.TypeString:
+			pf.String(name, dv.(string), k.Usage)
+		case config.TypeInt:
+			pf.Int(name, int(dv.(int64)), k.Usage)
+		case config.TypeBool:
+			pf.Bool(name, dv.(bool), k.Usage)
+		case config.TypeList:
+			var list []string
+			for _, item := range dv.([]any) {
+				list = append(list, item.(string))
+			}
+			pf.StringSlice(name, list, k.Usage)
+		default:
+			panic(fmt.Sprintf("config key %s: no flag type for %s", k.Name, k.Type))
+		}
+		if complete := c.completeKey(k); complete != nil {
+			_ = root.RegisterFlagCompletionFunc(name, complete)
+		}
+	}
 }
 
-func init() {
-	pf := rootCmd.PersistentFlags()
-	def := config.Default()
-	pf.StringVar(&flags.configPath, "config", config.DefaultPath, "config file (TOML); a missing file means defaults")
-	pf.StringVar(&flags.stateDir, "state-dir", def.StateDir, "where the revert record, agent counters and lock live")
-	pf.BoolVar(&flags.assumeWSL, "assume-wsl", false, "treat this host as WSL2 even if it is not detected as one")
-	pf.StringVar(&flags.mtuStrategy, "mtu-strategy", string(def.MTUStrategy), "raise-outer, lower-tunnel or off")
-	pf.IntVar(&flags.maxOuterMTU, "max-outer-mtu", def.MaxOuterMTU, "never raise the outer interface above this")
-	pf.StringSliceVar(&flags.tunnels, "tunnels", def.Tunnels, "tunnel interface names or glob patterns")
-	pf.StringVar(&flags.outerInterface, "outer-interface", "", "outer interface (default: the one holding the default route)")
-	pf.BoolVar(&flags.mssClamp, "mss-clamp", false, "clamp TCP MSS on the tunnels (TCP only)")
-	pf.IntVar(&flags.mss, "mss", 0, "MSS to clamp to (0: computed from the outer MTU)")
-	pf.StringVar(&flags.logFormat, "log-format", string(def.LogFormat), "agent log format: text or json")
+// defaultOf is a key's default as the TOML decoder reads it (string, int64,
+// bool or []any): config renders values as TOML, and this reads them back
+// the one way the config file is read too.
+func defaultOf(def config.Config, k config.Key) any {
+	var m map[string]any
+	if _, err := toml.Decode(k.Name+" = "+def.Value(k.Name), &m); err != nil {
+		panic(fmt.Sprintf("config key %s: default %s: %v", k.Name, def.Value(k.Name), err))
+	}
+	return m[k.Name]
+}
+
+// flagValue is the typed value of a key's flag, for config.Set.
+func flagValue(fs *pflag.FlagSet, k config.Key) (any, error) {
+	switch k.Type {
+	case config.TypeString:
+		return fs.GetString(k.Flag())
+	case config.TypeInt:
+		return fs.GetInt(k.Flag())
+	case config.TypeBool:
+		return fs.GetBool(k.Flag())
+	case config.TypeList:
+		return fs.GetStringSlice(k.Flag())
+	}
+	return nil, fmt.Errorf("config key %s has no flag", k.Name)
+}
+
+// changedKeys are the config keys whose flags were given.
+func changedKeys(cmd *cobra.Command) []string {
+	var keys []string
+	for _, k := range config.Keys {
+		if k.Flag() != "" && cmd.Flags().Changed(k.Flag()) {
+			keys = append(keys, k.Name)
+		}
+	}
+	return keys
 }
 
 // loadConfig reads the config file and lays the flags given on top.
-func loadConfig(cmd *cobra.Command) (config.Config, error) {
-	cfg, err := config.Load(flags.configPath)
+func (c *cli) loadConfig(cmd *cobra.Command) (config.Config, error) {
+	cfg, err := config.Load(c.configPath)
 	if err != nil {
 		return cfg, usageErr(err)
 	}
@@ -50,49 +100,28 @@ func loadConfig(cmd *cobra.Command) (config.Config, error) {
 // overlayFlags lays the flags given on the command line over cfg and
 // validates the result; the agent calls it again after each config reload.
 func overlayFlags(cmd *cobra.Command, cfg config.Config) (config.Config, error) {
-	changed := cmd.Flags().Changed
-	if changed("state-dir") {
-		cfg.StateDir = flags.stateDir
-	}
-	if changed("assume-wsl") {
-		cfg.AssumeWSL = flags.assumeWSL
-	}
-	if changed("mtu-strategy") {
-		cfg.MTUStrategy = config.Strategy(flags.mtuStrategy)
-	}
-	if changed("max-outer-mtu") {
-		cfg.MaxOuterMTU = flags.maxOuterMTU
-	}
-	if changed("tunnels") {
-		cfg.Tunnels = flags.tunnels
-	}
-	if changed("outer-interface") {
-		cfg.OuterInterface = flags.outerInterface
-	}
-	if changed("mss-clamp") {
-		cfg.MSSClamp = flags.mssClamp
-	}
-	if changed("mss") {
-		cfg.MSS = flags.mss
-	}
-	if changed("log-format") {
-		cfg.LogFormat = config.LogFormat(flags.logFormat)
+	for _, key := range changedKeys(cmd) {
+		k, _ := config.Lookup(key)
+		v, err := flagValue(cmd.Flags(), k)
+		if err == nil {
+			err = cfg.Set(key, v)
+		}
+		if err != nil {
+			return cfg, failureErr(err)
+		}
 	}
 	if err := cfg.Validate(); err != nil {
-		if fe, ok := err.(*config.FieldError); ok {
-			return cfg, usageErr(fmt.Errorf("--%s: %s", flagName(fe.Key), fe.Msg))
+		var fe *config.FieldError
+		if !errors.As(err, &fe) {
+			return cfg, usageErr(err)
 		}
-		return cfg, usageErr(err)
+		// The file was valid on its own, so a flag made it invalid: name
+		// the flag when it was given, else the key it clashes with.
+		name := fe.Key
+		if k, ok := config.Lookup(strings.SplitN(fe.Key, ".", 2)[0]); ok && k.Flag() != "" && cmd.Flags().Changed(k.Flag()) {
+			name = "--" + k.Flag()
+		}
+		return cfg, usageErr(fmt.Errorf("%s: %s", name, fe.Msg))
 	}
 	return cfg, nil
-}
-
-func flagName(key string) string {
-	b := []byte(key)
-	for i := range b {
-		if b[i] == '_' {
-			b[i] = '-'
-		}
-	}
-	return string(b)
 }

@@ -14,17 +14,17 @@ import (
 
 // isWSLForInstall is asked only when systemd is not PID 1 (then the agent
 // goes into /etc/wsl.conf [boot]); assume_wsl (flag or config) overrides it.
-func isWSLForInstall(cmd *cobra.Command) bool {
-	if cfg, err := loadConfig(cmd); err == nil && cfg.AssumeWSL {
+func (c *cli) isWSLForInstall(cmd *cobra.Command) bool {
+	if cfg, err := c.loadConfig(cmd); err == nil && cfg.AssumeWSL {
 		return true
 	}
 	return detect.DetectEnvironment(detect.HostSources(), nil).WSL
 }
 
 // revertForUninstall undoes the agent's fixes, after the agent has stopped.
-func revertForUninstall(cmd *cobra.Command) error {
-	return withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
-		reverted, err := host.Revert()
+func (c *cli) revertForUninstall(cmd *cobra.Command) error {
+	return c.withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
+		reverted, _, err := host.Revert()
 		for _, r := range reverted {
 			fmt.Fprintln(cmd.OutOrStdout(), r)
 		}
@@ -32,12 +32,9 @@ func revertForUninstall(cmd *cobra.Command) error {
 	})(cmd, nil)
 }
 
-func init() {
-	rootCmd.AddCommand(newInstallCmd(), newUninstallCmd())
-}
-
-func newInstallCmd() *cobra.Command {
+func (c *cli) installCmd() *cobra.Command {
 	var binary string
+	var packaged bool
 	cmd := &cobra.Command{
 		Use:   "install",
 		Short: "Install and start the agent as a systemd service (or, on WSL without systemd, from /etc/wsl.conf)",
@@ -47,9 +44,10 @@ func newInstallCmd() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o := systemd.Options{
-				Binary: binary,
-				Out:    cmd.OutOrStdout(),
-				IsWSL:  func() bool { return isWSLForInstall(cmd) },
+				Binary:   packagedBinary(cmd, binary, packaged),
+				Out:      cmd.OutOrStdout(),
+				IsWSL:    func() bool { return c.isWSLForInstall(cmd) },
+				Packaged: packaged,
 			}
 			if err := systemd.Install(o); err != nil {
 				if errors.Is(err, systemd.ErrUnsupported) {
@@ -61,21 +59,38 @@ func newInstallCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&binary, "binary", systemd.DefaultBinary, "the installed wslmtu binary the service runs")
+	addPackagedFlag(cmd, &packaged)
 	return cmd
 }
 
-func newUninstallCmd() *cobra.Command {
+// addPackagedFlag adds --packaged, for the .deb's and .rpm's maintainer
+// scripts: the unit is the package's (/lib/systemd/system), the binary
+// /usr/bin/wslmtu.
+func addPackagedFlag(cmd *cobra.Command, packaged *bool) {
+	cmd.Flags().BoolVar(packaged, "packaged", false, "called by the package's maintainer scripts")
+	_ = cmd.Flags().MarkHidden("packaged")
+}
+
+// packagedBinary is --binary, or the package's binary with --packaged.
+func packagedBinary(cmd *cobra.Command, binary string, packaged bool) string {
+	if packaged && !cmd.Flags().Changed("binary") {
+		return systemd.PackagedBinary
+	}
+	return binary
+}
+
+func (c *cli) uninstallCmd() *cobra.Command {
 	var binary string
-	var revert bool
+	var revert, packaged bool
 	cmd := &cobra.Command{
 		Use:   "uninstall",
 		Short: "Stop the agent and remove its service (or its /etc/wsl.conf boot command)",
 		Long:  "Stops the agent, then removes wslmtu.service or the agent's part of the /etc/wsl.conf [boot] command.\nWith --revert it also puts back every MTU and rule the agent changed.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o := systemd.Options{Binary: binary, Out: cmd.OutOrStdout()}
+			o := systemd.Options{Binary: packagedBinary(cmd, binary, packaged), Out: cmd.OutOrStdout(), Packaged: packaged}
 			if revert {
-				o.Revert = func() error { return revertForUninstall(cmd) }
+				o.Revert = func() error { return c.revertForUninstall(cmd) }
 			}
 			if err := systemd.Uninstall(o); err != nil {
 				return failureErr(err)
@@ -85,5 +100,6 @@ func newUninstallCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&binary, "binary", systemd.DefaultBinary, "the installed wslmtu binary")
 	cmd.Flags().BoolVar(&revert, "revert", false, "also revert the agent's fixes (MTUs, MSS rules)")
+	addPackagedFlag(cmd, &packaged)
 	return cmd
 }

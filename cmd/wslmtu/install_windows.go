@@ -9,10 +9,6 @@ import (
 	"github.com/wslmtu/wslmtu/windows"
 )
 
-func init() {
-	rootCmd.AddCommand(newInstallCmd(), newUninstallCmd(), newServiceCmd())
-}
-
 func addServiceFlags(cmd *cobra.Command, cfg *windows.ServiceConfig) {
 	cmd.Flags().StringVar(&cfg.Distro, "distro", "", "WSL2 distro to keep running (default: the default distro)")
 	cmd.Flags().BoolVar(&cfg.RunAgent, "run-agent", false, "run `wslmtu run` as the keep-alive (for distros without systemd)")

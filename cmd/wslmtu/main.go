@@ -1,11 +1,13 @@
 // Command wslmtu keeps WSL2 networking working when a tunnel runs inside it.
-// Each command lives in its own file and registers itself on rootCmd in init();
-// the logic lives in the packages, this command only parses flags and prints.
+// newRootCmd builds the whole command tree from one env, so tests run it
+// in-process; the logic lives in the packages, this command only parses
+// flags and prints.
 package main
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -37,10 +39,32 @@ func usageErr(err error) error   { return &exitError{code: exitUsage, err: err} 
 func failureErr(err error) error { return &exitError{code: exitFailure, err: err} }
 func unhealthy(msg string) error { return &exitError{code: exitUnhealthy, err: errors.New(msg)} }
 
-var rootCmd = &cobra.Command{
-	Use:   "wslmtu",
-	Short: "Keep WSL2 networking working when a tunnel (Tailscale, WireGuard) runs inside it",
-	Long: `wslmtu keeps WSL2 networking working when a tunnel (Tailscale, WireGuard) runs
+// version is set by the linker for releases and packages:
+// -ldflags "-X main.version=1.2.3".
+var version = "dev"
+
+// env is what the command tree takes from outside; tests give their own.
+type env struct {
+	// version is what `wslmtu version` and the metrics report.
+	version string
+	// interfaces lists the host's interface names, for completing
+	// --outer-interface and --tunnels.
+	interfaces func() ([]string, error)
+}
+
+// cli is one command tree's shared state: the values its persistent flags
+// are parsed into.
+type cli struct {
+	env        env
+	configPath string
+}
+
+func newRootCmd(e env) *cobra.Command {
+	c := &cli{env: e}
+	root := &cobra.Command{
+		Use:   "wslmtu",
+		Short: "Keep WSL2 networking working when a tunnel (Tailscale, WireGuard) runs inside it",
+		Long: `wslmtu keeps WSL2 networking working when a tunnel (Tailscale, WireGuard) runs
 inside it: it raises eth0's MTU (or lowers the tunnel's, or clamps the TCP MSS)
 so that the tunnel's packets are never fragmented on their way through WSL's
 NAT, which drops fragments without an error.
@@ -51,25 +75,56 @@ Exit codes:
   2  bad input: an unknown flag or value, an invalid config, a missing interface;
      nothing was changed
   3  status, doctor or probe found a problem`,
-	SilenceUsage: true,
-	// Completion would be one more command to document and keep working.
-	CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
-	SilenceErrors:     true,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// man pages made at build time must not carry the build's date twice.
+		DisableAutoGenTag: true,
+	}
+	root.AddCommand(c.versionCmd())
+	c.addPlatform(root)
+	// A command without positional arguments completes no file names.
+	for _, sub := range root.Commands() {
+		if sub.Args == nil || sub.ValidArgsFunction != nil {
+			continue
+		}
+		sub.ValidArgsFunction = cobra.NoFileCompletions
+	}
+	return root
 }
 
-func main() {
-	err := rootCmd.Execute()
+func (c *cli) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "wslmtu", c.version())
+		},
+	}
+}
+
+// execute runs the command tree on args and returns the exit code, with
+// the error (if any) printed to stderr.
+func execute(root *cobra.Command, args []string, stdout, stderr io.Writer) int {
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
 	if err == nil {
-		os.Exit(exitOK)
+		return exitOK
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil { // nil: the command has said it all on stdout
-			fmt.Fprintln(os.Stderr, "wslmtu:", err)
+			fmt.Fprintln(stderr, "wslmtu:", err)
 		}
-		os.Exit(ee.code)
+		return ee.code
 	}
-	fmt.Fprintln(os.Stderr, "wslmtu:", err)
+	fmt.Fprintln(stderr, "wslmtu:", err)
 	// cobra's own errors are about flags and arguments.
-	os.Exit(exitUsage)
+	return exitUsage
+}
+
+func main() {
+	os.Exit(execute(newRootCmd(hostEnv()), os.Args[1:], os.Stdout, os.Stderr))
 }

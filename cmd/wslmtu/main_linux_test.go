@@ -1,12 +1,18 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/wslmtu/wslmtu/agent"
 	"github.com/wslmtu/wslmtu/internal/netnstest"
 )
 
@@ -128,5 +134,81 @@ func TestBadInputFailsClearlyAndChangesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "state", "revert.json")); err == nil {
 		t.Error("bad input wrote a revert record")
+	}
+}
+
+// status --prom prints the agent's counters (from its state file) and the
+// host's MTUs in the Prometheus text format, and exits as status does.
+func TestStatusPromInNamespace(t *testing.T) {
+	ns := netnstest.NewWSL(t, 1280, 1280)
+	dir := t.TempDir()
+	// The counters a stopped agent left behind.
+	started := time.Date(2026, 11, 30, 5, 48, 26, 0, time.UTC)
+	counters := agent.Counters{
+		PID: 1 << 22, Started: started, Reconciles: 9, Repairs: 3, RepairsBy: map[string]int{"eth0": 3},
+		LastRepair: &agent.Repair{Time: started.Add(time.Minute), Interface: "eth0", From: 1280, To: 1360, Cause: "eth0 mtu is 1280", Latency: 2 * time.Millisecond},
+		Fights:     1, Resubscribe: 2, Stopped: started.Add(time.Hour),
+	}
+	data, _ := json.Marshal(counters)
+	os.MkdirAll(filepath.Join(dir, "state"), 0o700)
+	if err := os.WriteFile(filepath.Join(dir, "state", "agent.json"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	metric := func(out, name string, labels ...string) float64 {
+		t.Helper()
+		p := expfmt.NewTextParser(model.LegacyValidation)
+		families, err := p.TextToMetricFamilies(strings.NewReader(out))
+		if err != nil {
+			t.Fatalf("status --prom: %v\n%s", err, out)
+		}
+		for _, m := range families[name].GetMetric() {
+			if len(labels) == 0 || len(m.GetLabel()) == 1 && m.GetLabel()[0].GetName() == labels[0] && m.GetLabel()[0].GetValue() == labels[1] {
+				if m.GetCounter() != nil {
+					return m.GetCounter().GetValue()
+				}
+				return m.GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("no %s%v in:\n%s", name, labels, out)
+		return 0
+	}
+
+	r := wslmtu(t, ns, dir, "status", "--prom", "--assume-wsl")
+	if r.code != exitUnhealthy || metric(r.out, "wslmtu_healthy") != 0 || metric(r.out, "wslmtu_outer_mtu_bytes", "interface", "eth0") != 1280 {
+		t.Errorf("status --prom before fix (exit %d):\n%s", r.code, r.out)
+	}
+	if r := wslmtu(t, ns, dir, "fix", "--assume-wsl"); r.code != 0 {
+		t.Fatalf("fix (%d):\n%s", r.code, r.out)
+	}
+	r = wslmtu(t, ns, dir, "status", "--prom", "--assume-wsl")
+	if r.code != 0 {
+		t.Errorf("status --prom after fix: exit %d:\n%s", r.code, r.out)
+	}
+	for _, tt := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"wslmtu_healthy", nil, 1},
+		{"wslmtu_agent_running", nil, 0},
+		{"wslmtu_outer_mtu_bytes", []string{"interface", "eth0"}, 1360},
+		{"wslmtu_tunnel_mtu_bytes", []string{"interface", "tailscale0"}, 1280},
+		{"wslmtu_repairs_total", []string{"interface", "eth0"}, 3},
+		{"wslmtu_repairs_total", []string{"interface", "tailscale0"}, 0},
+		{"wslmtu_reconciles_total", nil, 9},
+		{"wslmtu_fights_total", nil, 1},
+		{"wslmtu_netlink_resubscribes_total", nil, 2},
+		{"wslmtu_last_repair_timestamp_seconds", nil, float64(started.Add(time.Minute).Unix())},
+		{"wslmtu_last_repair_latency_seconds", nil, 0.002},
+		{"wslmtu_build_info", []string{"version", "dev"}, 1},
+	} {
+		if got := metric(r.out, tt.name, tt.labels...); got != tt.want {
+			t.Errorf("%s%v = %v, want %v", tt.name, tt.labels, got, tt.want)
+		}
+	}
+
+	if r := wslmtu(t, ns, dir, "status", "--prom", "--json"); r.code != exitUsage || !strings.Contains(r.out, "--json and --prom exclude each other") {
+		t.Errorf("--prom --json (exit %d):\n%s", r.code, r.out)
 	}
 }

@@ -12,9 +12,7 @@ import (
 	"github.com/wslmtu/wslmtu/internal/probe"
 )
 
-func init() { rootCmd.AddCommand(newProbeCmd()) }
-
-func newProbeCmd() *cobra.Command {
+func (c *cli) probeCmd() *cobra.Command {
 	var (
 		asJSON  bool
 		timeout time.Duration
@@ -27,16 +25,23 @@ func newProbeCmd() *cobra.Command {
 		Long: `Sends ICMP echoes of many sizes at once with don't-fragment set, refines
 inside the bracket found, and tests whether a fragmented echo comes back.
 Needs root or CAP_NET_RAW, or ping sockets allowed by net.ipv4.ping_group_range.
+HOST is one host: not ::, 0.0.0.0, a multicast or broadcast address, nor a
+link-local IPv6 address without its interface (fe80::1%eth0). The tunnels are
+the config's (--tunnels), as for fix and status.
 
 Exit codes: 0 the path carries the full MTU, 3 a problem was found,
 1 the path could not be measured (no answer, no socket), 2 bad arguments.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if timeout <= 0 {
-				return usageErr(fmt.Errorf("--timeout %s: must be positive", timeout))
+			if err := probe.CheckTimeout(timeout); err != nil {
+				return usageErr(fmt.Errorf("--timeout: %w", err))
 			}
 			if only4 && only6 {
 				return usageErr(errors.New("-4 and -6 exclude each other"))
+			}
+			cfg, err := c.loadConfig(cmd)
+			if err != nil {
+				return err
 			}
 			opts := probe.Options{Config: probe.Config{Timeout: timeout}}
 			if only4 {
@@ -52,12 +57,12 @@ Exit codes: 0 the path carries the full MTU, 3 a problem was found,
 			if ctx == nil {
 				ctx = context.Background()
 			}
-			res, err := probe.Run(ctx, args[0], opts)
-			if errors.Is(err, probe.ErrBadHost) {
+			res, err := probe.Run(ctx, args[0], cfg, opts)
+			if errors.Is(err, probe.ErrBadHost) || errors.Is(err, probe.ErrBadTimeout) {
 				return usageErr(err)
 			}
 			if err != nil {
-				return failureErr(err)
+				return classify(err) // a tunnel pattern that selects the outer interface is bad input too
 			}
 			if err := printResult(cmd.OutOrStdout(), asJSON, res, func(out io.Writer) { fmt.Fprint(out, res) }); err != nil {
 				return err
@@ -72,7 +77,7 @@ Exit codes: 0 the path carries the full MTU, 3 a problem was found,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
-	cmd.Flags().DurationVar(&timeout, "timeout", probe.DefaultTimeout, "how long each round waits for replies")
+	cmd.Flags().DurationVar(&timeout, "timeout", probe.DefaultTimeout, fmt.Sprintf("how long each round waits for replies (%s to %s)", probe.MinTimeout, probe.MaxTimeout))
 	cmd.Flags().BoolVarP(&only4, "ipv4", "4", false, "probe over IPv4 only")
 	cmd.Flags().BoolVarP(&only6, "ipv6", "6", false, "probe over IPv6 only")
 	return cmd

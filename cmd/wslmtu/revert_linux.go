@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -10,13 +11,13 @@ import (
 	"github.com/wslmtu/wslmtu/internal/config"
 )
 
-func init() {
-	rootCmd.AddCommand(&cobra.Command{
+func (c *cli) revertCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "revert",
-		Short: "Put back every MTU wslmtu changed, remove its MSS rules, and clear the record",
+		Short: "Put back every MTU, route and rule wslmtu changed, remove its MSS rules, and clear the record",
 		Args:  cobra.NoArgs,
-		RunE: withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
-			reverted, err := host.Revert()
+		RunE: c.withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
+			reverted, found, err := host.Revert()
 			out := cmd.OutOrStdout()
 			for _, r := range reverted {
 				fmt.Fprintln(out, r)
@@ -24,8 +25,12 @@ func init() {
 			if err != nil {
 				return failureErr(err)
 			}
-			if len(reverted) == 0 {
-				fmt.Fprintln(out, "nothing to revert: wslmtu has changed nothing")
+			switch {
+			case !found && len(reverted) == 0:
+				fmt.Fprintf(out, "nothing to revert: there is no revert record in %s (wslmtu changed nothing here, or the record was lost); "+
+					"the MTUs now: %s\n", cfg.StateDir, mtusNow(host))
+			case len(reverted) == 0:
+				fmt.Fprintln(out, "nothing to revert: the revert record lists no changes")
 			}
 			if st, _ := agent.ReadStatus(cfg.StateDir); st.Running {
 				fmt.Fprintf(out, "note: the agent (pid %d) is running and will apply the plan again; "+
@@ -33,5 +38,21 @@ func init() {
 			}
 			return nil
 		}),
-	})
+	}
+}
+
+// mtusNow lists the interfaces and their MTUs, for a user who has to judge
+// by hand what to put back.
+func mtusNow(host fix.Host) string {
+	links, err := host.Links.Links()
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	var parts []string
+	for _, l := range links {
+		if l.Name != "lo" {
+			parts = append(parts, fmt.Sprintf("%s %d", l.Name, l.MTU))
+		}
+	}
+	return strings.Join(parts, ", ")
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/wslmtu/wslmtu/internal/config"
 )
 
-func init() {
-	rootCmd.AddCommand(&cobra.Command{
+func (c *cli) runCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "run",
 		Short: "Run the agent: apply the plan, then re-apply it after every change, until stopped",
 		Long: `Run the agent: apply the plan as fix does, then follow the kernel's link and
@@ -25,7 +25,7 @@ The config file is reloaded when it changes; SIGHUP (systemctl reload wslmtu)
 reads it again and checks the MSS rules at once. SIGTERM or SIGINT stop the
 agent; the fixes stay in place unless revert_on_stop = true.`,
 		Args: cobra.NoArgs,
-		RunE: withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
+		RunE: c.withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			hangups := make(chan os.Signal, 1)
@@ -42,18 +42,19 @@ agent; the fixes stay in place unless revert_on_stop = true.`,
 			}()
 			err := agent.Run(ctx, agent.Options{
 				Config:     cfg,
-				ConfigPath: flags.configPath,
+				ConfigPath: c.configPath,
 				Overlay:    func(c config.Config) (config.Config, error) { return overlayFlags(cmd, c) },
 				Host:       host,
 				Logger:     newLogger(cfg.LogFormat),
 				Resync:     resync,
+				Version:    c.version(),
 			})
 			if err != nil {
-				return failureErr(err)
+				return classify(err)
 			}
 			return nil
 		}),
-	})
+	}
 }
 
 // newLogger writes to stderr; under journald (JOURNAL_STREAM is set) the

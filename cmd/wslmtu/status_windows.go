@@ -6,8 +6,6 @@ import (
 	"github.com/wslmtu/wslmtu/windows"
 )
 
-func init() { rootCmd.AddCommand(newStatusCmd()) }
-
 func newStatusCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{

@@ -11,6 +11,7 @@ import (
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/tunnel"
 	"github.com/wslmtu/wslmtu/windows"
 )
 
@@ -27,6 +28,8 @@ const (
 	NameIPv6        = "ipv6"
 	NameTimestamps  = "tcp timestamps"
 	NameWindows     = "windows adapters"
+	NameRecord      = "revert record"
+	NameScope       = "outer scope"
 )
 
 // MTUCheckName and IPv6CheckName name the per-tunnel checks.
@@ -55,8 +58,12 @@ func CheckEnvironment(env detect.Environment) Check {
 		c.Status = OK
 		c.Detail = fmt.Sprintf("WSL%d", env.Version) + withMode(env.NetworkingMode)
 	}
-	if c.Status == OK && env.NetworkingMode == "mirrored" {
-		c.Detail += "\nmirrored networking: WSL's NAT is not in the path, but the tunnel still needs room on the outer interface"
+	if c.Status == OK && env.ModeEvidence != "" {
+		c.Detail += "\nmode: " + env.ModeEvidence
+	}
+	if c.Status == OK && env.NetworkingMode == detect.ModeMirrored {
+		c.Detail += "\nmirrored networking: each interface mirrors a Windows adapter, and Windows drops larger frames without an error: " +
+			"the outer interface is never raised by mtu_strategy auto; the tunnel is lowered (or the MSS clamped) instead"
 	}
 	return c
 }
@@ -111,10 +118,7 @@ func CheckAgent(stateDir string, st agent.Status, err error) Check {
 // CheckPlan: a plan with actions means the host is not as it should be now.
 func CheckPlan(p fix.Plan) Check {
 	c := Check{Name: NamePlan}
-	var lines []string
-	for _, a := range p.Actions {
-		lines = append(lines, a.String())
-	}
+	lines := p.Changes()
 	if p.MSS.NeedsChange() {
 		lines = append(lines, strings.TrimRight(strings.SplitN(p.MSS.String(), "\n", 2)[0], ":"))
 	}
@@ -133,9 +137,12 @@ func CheckPlan(p fix.Plan) Check {
 		lines = extra
 	default:
 		c.Status = Fail
-		c.Detail = fmt.Sprintf("%d change(s) pending (mtu_strategy %s)", len(p.Actions)+boolInt(p.MSS.NeedsChange()), p.Strategy)
+		c.Detail = fmt.Sprintf("%d change(s) pending (mtu_strategy %s)", len(p.Changes())+boolInt(p.MSS.NeedsChange()), p.Strategy)
 		lines = append(lines, extra...)
 		c.Remedy = "run `wslmtu fix` (and keep it applied with the agent: sudo ./install.sh)"
+	}
+	if p.ChosenWhy != "" && p.Refused == "" {
+		lines = append([]string{"auto: " + string(p.Chosen) + ": " + p.ChosenWhy}, lines...)
 	}
 	if len(lines) > 0 {
 		c.Detail += "\n" + strings.Join(lines, "\n")
@@ -150,30 +157,12 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// Overheads of a WireGuard packet on each underlay: IP + 8 UDP + 32 WireGuard.
-const (
-	overheadIPv4 = 60
-	overheadIPv6 = fix.WireGuardOverhead
-	wgPad        = 16
-)
-
-// largestInner is the largest inner packet that crosses an outer MTU
-// unfragmented: WireGuard pads to 16 bytes, capped at the tunnel MTU, so all
-// fit when the tunnel plus overhead fits, else up to floor16(outer − overhead).
-func largestInner(outer, tunnel, overhead int) (int, bool) {
-	if tunnel+overhead <= outer {
-		return tunnel, true
-	}
-	n := (outer - overhead) / wgPad * wgPad
-	if n < 0 {
-		n = 0
-	}
-	return n, false
-}
-
 // CheckMTUs: each tunnel's packets, once wrapped, must fit the outer
-// interface, or the NAT drops their fragments and large transfers hang.
-func CheckMTUs(st detect.State, cfg config.Config) []Check {
+// interface, or the NAT drops their fragments and large transfers hang. The
+// requirement is the tunnel kind's (internal/tunnel). Where the plan clamps
+// the MSS instead (mirrored mode), a tunnel that does not fit is a warning:
+// TCP works, UDP and ICMP above the limit do not.
+func CheckMTUs(st detect.State, cfg config.Config, p fix.Plan) []Check {
 	switch {
 	case len(st.Tunnels) == 0:
 		d := fmt.Sprintf("no tunnel found (%s)", strings.Join(cfg.Tunnels, ", "))
@@ -186,30 +175,46 @@ func CheckMTUs(st detect.State, cfg config.Config) []Check {
 			Remedy: "name it with --outer-interface (or outer_interface in the config)"}}
 	}
 	outer := *st.Outer
+	clamped := p.MSS != nil && p.MSS.Clamp && p.MSS.State == fix.MSSInSync
 	var checks []Check
 	for _, t := range st.Tunnels {
 		c := Check{Name: MTUCheckName(t.Name)}
-		need := t.MTU + fix.WireGuardOverhead
+		spec := detect.SpecOf(t)
+		need := spec.Need(t.MTU)
 		if outer.MTU >= need {
 			c.Status = OK
-			c.Detail = fmt.Sprintf("%s %d ≥ %s %d + %d", outer.Name, outer.MTU, t.Name, t.MTU, fix.WireGuardOverhead)
+			c.Detail = fmt.Sprintf("%s %d ≥ %d (%s)", outer.Name, outer.MTU, need, spec.Reason(t.Name, t.MTU))
 			checks = append(checks, c)
 			continue
 		}
 		c.Status = Fail
-		v4, v4ok := largestInner(outer.MTU, t.MTU, overheadIPv4)
-		v6, _ := largestInner(outer.MTU, t.MTU, overheadIPv6)
-		c.Detail = fmt.Sprintf("%s %d < %s %d + %d: ", outer.Name, outer.MTU, t.Name, t.MTU, fix.WireGuardOverhead)
-		if v4ok {
-			c.Detail += fmt.Sprintf("fine over an IPv4 underlay, but over IPv6 packets over %d bytes are lost", v6)
-		} else {
-			c.Detail += fmt.Sprintf("packets over %d bytes are lost (over %d with an IPv6 underlay)", v4, v6)
+		c.Detail = fmt.Sprintf("%s %d < %d (%s): %s", outer.Name, outer.MTU, need, spec.Reason(t.Name, t.MTU), lost(spec, outer.MTU, t.MTU))
+		remedy := fmt.Sprintf("run `wslmtu fix` (%s needs %d", outer.Name, need)
+		if mtu, ok, _ := spec.LargestTunnelMTU(outer.MTU); ok && mtu >= tunnel.MinIPv4MTU {
+			remedy += fmt.Sprintf(", or %s at most %d with --mtu-strategy lower-tunnel", t.Name, mtu)
 		}
-		c.Remedy = fmt.Sprintf("run `wslmtu fix` (%s needs %d, or %s at most %d with --mtu-strategy lower-tunnel)",
-			outer.Name, need, t.Name, outer.MTU-fix.WireGuardOverhead)
+		c.Remedy = remedy + ")"
+		if clamped {
+			c.Status = Warn
+			c.Detail += "; TCP is clamped to fit (mss clamp), UDP and ICMP above that still are lost"
+			c.Remedy = ""
+		}
 		checks = append(checks, c)
 	}
 	return checks
+}
+
+// lost says which packets are lost on each underlay.
+func lost(spec tunnel.Spec, outer, tunnelMTU int) string {
+	v4, v4all := spec.LargestInner(outer, tunnelMTU, tunnel.IPv4)
+	v6, _ := spec.LargestInner(outer, tunnelMTU, tunnel.IPv6)
+	switch {
+	case spec.Kind == tunnel.ZeroTier:
+		return "zerotier-one's full-size UDP packets are fragmented and lost, whatever the size of the packets inside"
+	case v4all:
+		return fmt.Sprintf("fine over an IPv4 underlay, but over IPv6 packets over %d bytes are lost", v6)
+	}
+	return fmt.Sprintf("packets over %d bytes are lost (over %d with an IPv6 underlay)", v4, v6)
 }
 
 // CheckMSS: with mss_clamp on, the firewall must be able to clamp (an
@@ -409,4 +414,60 @@ func tag(list []windows.Adapter, family string) []windows.Adapter {
 		out[i] = a
 	}
 	return out
+}
+
+// CheckScope: with outer_scope = "tunnel", a raised outer interface must
+// carry only the tunnels' own packets; a tunnel whose packets cannot be told
+// apart makes the raise apply to everything.
+func CheckScope(st detect.State, cfg config.Config, p fix.Plan) Check {
+	c := Check{Name: NameScope}
+	switch {
+	case cfg.OuterScope == config.ScopeAll:
+		c.Status, c.Detail = Skip, "outer_scope = \"all\": a raised outer interface carries everything at its new mtu"
+		return c
+	case st.Outer == nil || p.Chosen != config.RaiseOuter:
+		c.Status, c.Detail = Skip, fmt.Sprintf("the outer interface is not raised (mtu_strategy %s)", p.Chosen)
+		return c
+	}
+	var unknown []string
+	for _, t := range st.Tunnels {
+		if detect.SpecOf(t).Need(t.MTU) > p.WindowsMTU && p.WindowsMTU > 0 && !t.Tunnel.Identified() {
+			unknown = append(unknown, t.Name)
+		}
+	}
+	switch {
+	case len(unknown) > 0:
+		c.Status = Warn
+		c.Detail = fmt.Sprintf("%s's own packets cannot be recognised: %s is raised for all packets, and a Windows VPN that drops larger packets breaks other traffic",
+			strings.Join(unknown, ", "), st.Outer.Name)
+		c.Remedy = fmt.Sprintf("give its mark or port in a [[tunnel]] table (name = %q, fwmark = \"0x…\" or port = N)", unknown[0])
+	case p.WindowsMTU == 0:
+		c.Status = OK
+		c.Detail = fmt.Sprintf("%s %d carries the tunnels: nothing is raised, every packet keeps what Windows chose", st.Outer.Name, st.Outer.MTU)
+	default:
+		c.Status = OK
+		c.Detail = fmt.Sprintf("every packet but the tunnels' own keeps %d, what Windows chose", p.WindowsMTU)
+		for _, t := range st.Tunnels {
+			if t.Tunnel.Identified() {
+				c.Detail += fmt.Sprintf("\n%s: %s (%s)", t.Name, t.Tunnel.Selector(), t.Tunnel.IdentifiedBy)
+			}
+		}
+	}
+	return c
+}
+
+// CheckRecord: a damaged revert record stops fix and revert, which will
+// not guess what to put back.
+func CheckRecord(found bool, err string, path string) Check {
+	c := Check{Name: NameRecord}
+	switch {
+	case err != "":
+		c.Status, c.Detail = Fail, err
+		c.Remedy = fmt.Sprintf("check the MTUs (`wslmtu status`), then move the record aside (sudo mv %s %s.bad) and run `wslmtu fix`", path, path)
+	case !found:
+		c.Status, c.Detail = OK, "none: wslmtu has changed nothing here"
+	default:
+		c.Status, c.Detail = OK, path
+	}
+	return c
 }

@@ -50,7 +50,7 @@ func TestCheckEnvironment(t *testing.T) {
 		{"wsl2 nat", detect.Environment{WSL: true, Version: 2, NetworkingMode: "nat"},
 			want{OK, []string{"WSL2, networking mode nat"}, "-"}},
 		{"wsl2 mirrored", detect.Environment{WSL: true, Version: 2, NetworkingMode: "mirrored"},
-			want{OK, []string{"networking mode mirrored", "mirrored networking: WSL's NAT is not in the path"}, "-"}},
+			want{OK, []string{"networking mode mirrored", "mirrored networking: each interface mirrors a Windows adapter"}, "-"}},
 		{"wsl1", detect.Environment{WSL: true, Version: 1, Note: "WSL1 shares Windows' network stack"},
 			want{Fail, []string{"WSL1 has no eth0 MTU to fix"}, "--set-version"}},
 		{"not wsl", detect.Environment{Note: "the kernel is not a WSL kernel"},
@@ -99,7 +99,7 @@ func state(outerMTU int, tunnels ...detect.Link) detect.State {
 		Links: append([]detect.Link{outer}, tunnels...), Outer: &outer, OuterWhy: "holds the default route", Tunnels: tunnels}
 }
 
-func tunnel(name string, mtu, v6 int) detect.Link {
+func tunLink(name string, mtu, v6 int) detect.Link {
 	return detect.Link{Name: name, Index: 3, MTU: mtu, Kind: "tun", Up: true, IPv6Addrs: v6}
 }
 
@@ -107,9 +107,9 @@ func TestCheckPlan(t *testing.T) {
 	cfg := config.Default()
 	mssCfg := cfg
 	mssCfg.MSSClamp = true
-	absent := fix.NewPlan(state(1360, tunnel("tailscale0", 1280, 1)), mssCfg)
+	absent := fix.NewPlan(state(1360, tunLink("tailscale0", 1280, 1)), fix.Record{}, mssCfg)
 	absent.MSS.State, absent.MSS.Backend = fix.MSSAbsent, "nft: the default iptables"
-	refused := fix.NewPlan(detect.State{Env: detect.Environment{Note: "the kernel is not a WSL kernel"}}, cfg)
+	refused := fix.NewPlan(detect.State{Env: detect.Environment{Note: "the kernel is not a WSL kernel"}}, fix.Record{}, cfg)
 	capped := cfg
 	capped.MaxOuterMTU = 1300
 
@@ -118,13 +118,13 @@ func TestCheckPlan(t *testing.T) {
 		plan fix.Plan
 		want want
 	}{
-		{"broken", fix.NewPlan(state(1280, tunnel("tailscale0", 1280, 1)), cfg),
+		{"broken", fix.NewPlan(state(1280, tunLink("tailscale0", 1280, 1)), fix.Record{}, cfg),
 			want{Fail, []string{"1 change(s) pending", "eth0: mtu 1280 → 1360 (tailscale0 1280 + 80 WireGuard/IPv6 overhead)"}, "run `wslmtu fix`"}},
-		{"healthy", fix.NewPlan(state(1360, tunnel("tailscale0", 1280, 1)), cfg),
+		{"healthy", fix.NewPlan(state(1360, tunLink("tailscale0", 1280, 1)), fix.Record{}, cfg),
 			want{OK, []string{"nothing to change (mtu_strategy auto)"}, "-"}},
 		{"mss rules missing", absent,
 			want{Fail, []string{"1 change(s) pending", "mss clamp: add rules (iptables nft: the default iptables)"}, "run `wslmtu fix`"}},
-		{"capped", fix.NewPlan(state(1280, tunnel("tailscale0", 1280, 1)), capped),
+		{"capped", fix.NewPlan(state(1280, tunLink("tailscale0", 1280, 1)), fix.Record{}, capped),
 			want{Fail, []string{"eth0: mtu 1280 → 1300", "warning: tailscale0 needs eth0 1360 but max_outer_mtu is 1300"}, "wslmtu fix"}},
 		{"not wsl", refused,
 			want{Skip, []string{"not applied here: this is not WSL"}, "-"}},
@@ -140,29 +140,32 @@ func TestCheckMTUs(t *testing.T) {
 		st    detect.State
 		wants map[string]want
 	}{
-		{"broken 1280/1280", state(1280, tunnel("tailscale0", 1280, 1)), map[string]want{
-			"mtu tailscale0": {Fail, []string{"eth0 1280 < tailscale0 1280 + 80: packets over 1216 bytes are lost (over 1200 with an IPv6 underlay)"}, "eth0 needs 1360"},
+		{"broken 1280/1280", state(1280, tunLink("tailscale0", 1280, 1)), map[string]want{
+			"mtu tailscale0": {Fail, []string{"eth0 1280 < 1360 (tailscale0 1280 + 80 WireGuard/IPv6 overhead): packets over 1216 bytes are lost (over 1200 with an IPv6 underlay)"}, "eth0 needs 1360"},
 		}},
-		{"fixed", state(1360, tunnel("tailscale0", 1280, 1)), map[string]want{
-			"mtu tailscale0": {OK, []string{"eth0 1360 ≥ tailscale0 1280 + 80"}, "-"},
+		{"fixed", state(1360, tunLink("tailscale0", 1280, 1)), map[string]want{
+			"mtu tailscale0": {OK, []string{"eth0 1360 ≥ 1360 (tailscale0 1280 + 80 WireGuard/IPv6 overhead)"}, "-"},
 		}},
 		// 1340 is enough over IPv4 (1280 + 60) but not over IPv6 (measured: hangs).
-		{"ipv4 only", state(1340, tunnel("tailscale0", 1280, 1)), map[string]want{
-			"mtu tailscale0": {Fail, []string{"eth0 1340 < tailscale0 1280 + 80", "fine over an IPv4 underlay, but over IPv6 packets over 1248 bytes are lost"}, "wslmtu fix"},
+		{"ipv4 only", state(1340, tunLink("tailscale0", 1280, 1)), map[string]want{
+			"mtu tailscale0": {Fail, []string{"eth0 1340 < 1360 (tailscale0 1280 + 80", "fine over an IPv4 underlay, but over IPv6 packets over 1248 bytes are lost"}, "wslmtu fix"},
 		}},
-		{"two tunnels", state(1400, tunnel("tailscale0", 1280, 1), tunnel("wg0", 1420, 0)), map[string]want{
-			"mtu tailscale0": {OK, []string{"eth0 1400 ≥ tailscale0 1280 + 80"}, "-"},
-			"mtu wg0":        {Fail, []string{"eth0 1400 < wg0 1420 + 80: packets over 1328 bytes are lost (over 1312 with an IPv6 underlay)"}, "wg0 at most 1320"},
+		{"two tunnels", state(1400, tunLink("tailscale0", 1280, 1), tunLink("wg0", 1420, 0)), map[string]want{
+			"mtu tailscale0": {OK, []string{"eth0 1400 ≥ 1360 (tailscale0 1280 + 80"}, "-"},
+			"mtu wg0":        {Fail, []string{"eth0 1400 < 1500 (wg0 1420 + 80 WireGuard/IPv6 overhead): packets over 1328 bytes are lost (over 1312 with an IPv6 underlay)"}, "wg0 at most 1320"},
+		}},
+		{"zerotier", state(1280, tunLink("zt3jnkd6ic", 2800, 1)), map[string]want{
+			"mtu zt3jnkd6ic": {Fail, []string{"eth0 1280 < 1480 (zt3jnkd6ic: ZeroTier sends 1432-byte UDP payloads + 48 UDP/IPv6): zerotier-one's full-size UDP packets are fragmented and lost"}, "eth0 needs 1480)"},
 		}},
 		{"no tunnel", detect.State{Outer: &detect.Link{Name: "eth0", MTU: 1280}, MissingTunnels: []string{"tailscale0"}}, map[string]want{
 			"mtu": {Skip, []string{"no tunnel found (tailscale0, wg*, wt*, zt*)", "tailscale0 not present"}, "-"},
 		}},
-		{"no outer", detect.State{Tunnels: []detect.Link{tunnel("tailscale0", 1280, 1)}}, map[string]want{
+		{"no outer", detect.State{Tunnels: []detect.Link{tunLink("tailscale0", 1280, 1)}}, map[string]want{
 			"mtu": {Fail, []string{"no outer interface"}, "--outer-interface"},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checks := CheckMTUs(tc.st, cfg)
+			checks := CheckMTUs(tc.st, cfg, fix.Plan{})
 			if len(checks) != len(tc.wants) {
 				t.Fatalf("got %d checks, want %d: %v", len(checks), len(tc.wants), checks)
 			}
@@ -177,29 +180,17 @@ func TestCheckMTUs(t *testing.T) {
 	}
 }
 
-// TestLargestInnerMatchesTheLab pins the formula to the measured numbers:
-// with eth0 1280 and an IPv4 underlay, `ping -M do -s 1188` (1216-byte
-// packets) crosses and 1189 does not.
-func TestLargestInnerMatchesTheLab(t *testing.T) {
-	if n, ok := largestInner(1280, 1280, overheadIPv4); ok || n != 1216 {
-		t.Errorf("largestInner(1280, 1280, v4) = %d, %v; want 1216, false", n, ok)
-	}
-	if n, ok := largestInner(1360, 1280, overheadIPv6); !ok || n != 1280 {
-		t.Errorf("largestInner(1360, 1280, v6) = %d, %v; want 1280, true", n, ok)
-	}
-}
-
 func TestCheckMSS(t *testing.T) {
 	on := config.Default()
 	on.MSSClamp = true
 	off := config.Default()
 	plan := func(st fix.MSSState, detail string) fix.Plan {
-		p := fix.NewPlan(state(1360, tunnel("tailscale0", 1280, 1)), on)
+		p := fix.NewPlan(state(1360, tunLink("tailscale0", 1280, 1)), fix.Record{}, on)
 		p.MSS.State, p.MSS.Detail, p.MSS.Backend = st, detail, "nft: the default iptables"
 		p.MSS.Families = fix.Families
 		return p
 	}
-	noOuter := fix.NewPlan(detect.State{Env: detect.Environment{WSL: true, Version: 2}, Tunnels: []detect.Link{tunnel("tailscale0", 1280, 1)}}, on)
+	noOuter := fix.NewPlan(detect.State{Env: detect.Environment{WSL: true, Version: 2}, Tunnels: []detect.Link{tunLink("tailscale0", 1280, 1)}}, fix.Record{}, on)
 	leftover := fix.Plan{MSS: &fix.MSSPlan{Clamp: false, Backend: "legacy: our chains are there (revert record)", State: fix.MSSPresent}}
 	for _, tc := range []struct {
 		name string
@@ -226,12 +217,12 @@ func TestCheckIPv6(t *testing.T) {
 		t    detect.Link
 		want want
 	}{
-		{"lost", tunnel("tailscale0", 1200, 0), want{Fail, []string{"tailscale0 lost its IPv6 addresses after a too-low MTU (1200 < 1280"},
+		{"lost", tunLink("tailscale0", 1200, 0), want{Fail, []string{"tailscale0 lost its IPv6 addresses after a too-low MTU (1200 < 1280"},
 			"then restart the tunnel (`sudo tailscale down && sudo tailscale up`)"}},
-		{"lost on wireguard", tunnel("wg0", 1200, 0), want{Fail, []string{"wg0 lost its IPv6 addresses"}, "`sudo wg-quick down wg0 && sudo wg-quick up wg0`"}},
-		{"about to lose", tunnel("wg0", 1200, 2), want{Warn, []string{"below 1280: Linux will delete its 2 IPv6 addresses"}, "raise-outer"}},
-		{"has them", tunnel("tailscale0", 1280, 1), want{OK, []string{"mtu 1280, 1 global IPv6 address"}, "-"}},
-		{"ipv4-only", tunnel("wg0", 1420, 0), want{OK, []string{"no global IPv6 address"}, "-"}},
+		{"lost on wireguard", tunLink("wg0", 1200, 0), want{Fail, []string{"wg0 lost its IPv6 addresses"}, "`sudo wg-quick down wg0 && sudo wg-quick up wg0`"}},
+		{"about to lose", tunLink("wg0", 1200, 2), want{Warn, []string{"below 1280: Linux will delete its 2 IPv6 addresses"}, "raise-outer"}},
+		{"has them", tunLink("tailscale0", 1280, 1), want{OK, []string{"mtu 1280, 1 global IPv6 address"}, "-"}},
+		{"ipv4-only", tunLink("wg0", 1420, 0), want{OK, []string{"no global IPv6 address"}, "-"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checks := CheckIPv6(state(1500, tc.t))

@@ -7,6 +7,7 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os/exec"
@@ -89,6 +90,12 @@ func Run(ctx context.Context, in Inputs) []Check {
 		planErr = fmt.Errorf("no host to observe")
 	} else {
 		report, planErr = in.Host.Plan(in.Config)
+		// A damaged revert record is a finding of its own; the rest of the
+		// host was observed all the same.
+		var damaged *fix.DamagedError
+		if errors.As(planErr, &damaged) {
+			planErr = nil
+		}
 	}
 
 	if planErr != nil {
@@ -101,8 +108,14 @@ func Run(ctx context.Context, in Inputs) []Check {
 	agentStatus, agentErr := readAgent(stateDir)
 	checks = append(checks, CheckAgent(stateDir, agentStatus, agentErr))
 	if planErr == nil {
-		checks = append(checks, CheckPlan(report.Plan))
-		checks = append(checks, CheckMTUs(report.State, in.Config)...)
+		checks = append(checks, CheckRecord(report.RecordFound, report.RecordErr, report.RecordPath))
+		plan := CheckPlan(report.Plan)
+		if report.RecordErr != "" && plan.Remedy != "" {
+			plan.Remedy = "first move the damaged revert record aside (see " + NameRecord + "), then run `wslmtu fix`"
+		}
+		checks = append(checks, plan)
+		checks = append(checks, CheckMTUs(report.State, in.Config, report.Plan)...)
+		checks = append(checks, CheckScope(report.State, in.Config, report.Plan))
 		checks = append(checks, CheckMSS(in.Config, report.Plan))
 		checks = append(checks, CheckIPv6(report.State)...)
 	}

@@ -23,8 +23,11 @@ type fakeLinks struct {
 	defaultIndex int
 }
 
-func (f fakeLinks) Links() ([]detect.Link, error)   { return append([]detect.Link(nil), f.links...), nil }
-func (f fakeLinks) DefaultRouteIndex() (int, error) { return f.defaultIndex, nil }
+func (f fakeLinks) Links() ([]detect.Link, error) { return append([]detect.Link(nil), f.links...), nil }
+func (f fakeLinks) Routes() ([]detect.Route, error) {
+	return []detect.Route{{Family: 4, Table: detect.MainTable, Dst: "default", Gw: "172.28.0.1", LinkIndex: f.defaultIndex}}, nil
+}
+func (f fakeLinks) Rules() ([]detect.Rule, error) { return nil, nil }
 
 // fakeRunner answers netsh.exe from a table and records the command lines.
 type fakeRunner struct {
@@ -98,7 +101,7 @@ func TestRunBrokenWSL(t *testing.T) {
 		Agent: func(dir string) (agent.Status, error) { agentDir = dir; return agent.Status{}, nil },
 	})
 	want := strings.Join([]string{
-		"ok environment", "fail agent", "fail plan", "fail mtu tailscale0", "skip mss clamp",
+		"ok environment", "fail agent", "ok revert record", "fail plan", "fail mtu tailscale0", "ok outer scope", "skip mss clamp",
 		"ok ipv6 tailscale0", "ok tcp timestamps", "ok windows adapters"}, "\n")
 	if got := statuses(checks); got != want {
 		t.Errorf("checks:\n%s\nwant:\n%s\n\n%v", got, want, checks)
@@ -110,7 +113,7 @@ func TestRunBrokenWSL(t *testing.T) {
 		t.Errorf("Healthy %v, Failed %d; want false, 3", Healthy(checks), Failed(checks))
 	}
 	c, _ := Find(checks, "mtu tailscale0")
-	assertCheck(t, c, wantDetail(Fail, "eth0 1280 < tailscale0 1280 + 80: packets over 1216 bytes are lost"))
+	assertCheck(t, c, wantDetail(Fail, "eth0 1280 < 1360 (tailscale0 1280 + 80 WireGuard/IPv6 overhead): packets over 1216 bytes are lost"))
 	c, _ = Find(checks, NameWindows)
 	assertCheck(t, c, wantDetail(OK, "Tailscale pulls eth0 down to 1280"))
 	c, _ = Find(checks, NameEnvironment)
@@ -163,7 +166,7 @@ func TestRunNoInteropNotWSLAndBadConfig(t *testing.T) {
 		checks := Run(context.Background(), Inputs{Host: host(t, root, 1280, 1280), Config: config.Default(),
 			Root: root, Windows: runner, LookPath: found, Agent: agentNever})
 		want := strings.Join([]string{
-			"fail environment", "fail agent", "skip plan", "fail mtu tailscale0", "skip mss clamp",
+			"fail environment", "fail agent", "ok revert record", "skip plan", "fail mtu tailscale0", "ok outer scope", "skip mss clamp",
 			"ok ipv6 tailscale0", "skip tcp timestamps", "skip windows adapters"}, "\n")
 		if got := statuses(checks); got != want {
 			t.Errorf("checks:\n%s\nwant:\n%s", got, want)
@@ -237,4 +240,27 @@ func TestRunReadsTheAgentsCounters(t *testing.T) {
 	c, _ := Find(checks, NameAgent)
 	assertCheck(t, c, want{status: Fail, detail: []string{"pid 999999999 is gone", "5 repairs", "last repair: eth0: mtu 1280 → 1360 after RTM_NEWLINK eth0"},
 		remedy: "sudo ./install.sh (or `sudo systemctl start wslmtu`)"})
+}
+
+// Item 10 of issue 11: with a damaged revert record doctor recommended
+// `wslmtu fix`, which then failed on it. It names the record and the way out.
+func TestRunDamagedRecord(t *testing.T) {
+	root := wslRoot("1")
+	h := host(t, root, 1360, 1280)
+	path := h.Store.RecordPath()
+	if err := os.WriteFile(path, []byte(`{"version":1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	checks := Run(context.Background(), Inputs{Host: h, Config: config.Default(), Root: root,
+		Agent: func(string) (agent.Status, error) { return agent.Status{}, nil }})
+	c, ok := Find(checks, NameRecord)
+	if !ok || c.Status != Fail || !strings.Contains(c.Detail, path+" is damaged") || !strings.Contains(c.Remedy, "sudo mv "+path) {
+		t.Errorf("record check: %+v", c)
+	}
+	if c, _ := Find(checks, NamePlan); strings.Contains(c.Remedy, "wslmtu fix") && c.Status == Fail && !strings.Contains(c.Detail, "damaged") {
+		t.Errorf("plan check recommends fix without naming the damaged record: %+v", c)
+	}
+	if c, ok := Find(checks, NameObserve); ok {
+		t.Errorf("a damaged record is not a failure to observe: %+v", c)
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -16,10 +15,9 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
+
+	"github.com/wslmtu/wslmtu/internal/probe"
 )
 
 // CheckTimeout bounds every traffic check: the black hole shows as a hang,
@@ -101,13 +99,34 @@ func serve(s *space, addr netip.Addr, h http.Handler) (*http.Server, string, err
 	return srv, ln.Addr().String(), nil
 }
 
-// Download fetches a 55 kB page served inside WSL from the peer, over the
-// tunnel: the data flows WSL→peer, the direction Hyper-V breaks.
-func (l *Lab) Download(ctx context.Context) Result {
-	r := Result{Check: "download"}
+// Download fetches a 55 kB page served inside WSL from the peer, over
+// tailscale0: the data flows WSL→peer, the direction Hyper-V breaks.
+func (l *Lab) Download(ctx context.Context) Result { return l.ts.Download(ctx) }
+
+// Upload POSTs 55 kB from WSL to a server in the peer, over tailscale0.
+func (l *Lab) Upload(ctx context.Context) Result { return l.ts.Upload(ctx) }
+
+// CorporateUpload POSTs 55 kB from WSL to the server behind the Windows VPN
+// (Options.CorporateVPN), over IPv6 if v6: ordinary traffic, not the
+// tunnel's, that must keep fitting the VPN adapter.
+func (l *Lab) CorporateUpload(ctx context.Context, v6 bool) Result {
+	check, addr := "corporate upload v4", corpLAN4.Addr()
+	if v6 {
+		check, addr = "corporate upload v6", corpLAN6.Addr()
+	}
+	if l.corp == nil {
+		r := Result{Check: check}
+		return r.fail(errors.New("no corporate VPN in this lab (Options.CorporateVPN)"))
+	}
+	return l.post(ctx, check, l.wsl, l.corp, addr)
+}
+
+// fetch GETs the page from a server in server at addr, with a client in client.
+func (l *Lab) fetch(ctx context.Context, check string, server, client *space, addr netip.Addr) Result {
+	r := Result{Check: check}
 	ctx, cancel := withCheckTimeout(ctx)
 	defer cancel()
-	srv, addr, err := serve(l.wsl, wslTun4.Addr(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	srv, url, err := serve(server, addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Length", strconv.Itoa(len(page)))
 		_, _ = w.Write(page)
 	}))
@@ -116,11 +135,11 @@ func (l *Lab) Download(ctx context.Context) Result {
 	}
 	defer srv.Close()
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+url+"/", nil)
 	if err != nil {
 		return r.fail(err)
 	}
-	resp, err := httpClient(l.peer).Do(req)
+	resp, err := httpClient(client).Do(req)
 	if err != nil {
 		r.Duration = time.Since(start)
 		return r.fail(err)
@@ -138,13 +157,13 @@ func (l *Lab) Download(ctx context.Context) Result {
 	return r
 }
 
-// Upload POSTs 55 kB from WSL to a server in the peer, over the tunnel.
-func (l *Lab) Upload(ctx context.Context) Result {
-	r := Result{Check: "upload"}
+// post POSTs the page from a client in client to a server in server at addr.
+func (l *Lab) post(ctx context.Context, check string, client, server *space, addr netip.Addr) Result {
+	r := Result{Check: check}
 	ctx, cancel := withCheckTimeout(ctx)
 	defer cancel()
 	got := make(chan int64, 1)
-	srv, addr, err := serve(l.peer, peerTun4.Addr(), http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	srv, url, err := serve(server, addr, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		n, _ := io.Copy(io.Discard, req.Body)
 		got <- n
 		_, _ = fmt.Fprintf(w, "%d\n", n)
@@ -154,11 +173,11 @@ func (l *Lab) Upload(ctx context.Context) Result {
 	}
 	defer srv.Close()
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/", bytes.NewReader(page))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+url+"/", bytes.NewReader(page))
 	if err != nil {
 		return r.fail(err)
 	}
-	resp, err := httpClient(l.wsl).Do(req)
+	resp, err := httpClient(client).Do(req)
 	if err == nil {
 		_, err = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
@@ -178,19 +197,116 @@ func (l *Lab) Upload(ctx context.Context) Result {
 	return r
 }
 
-// Ping sends ICMP echo requests with payload bytes of data from WSL to the
-// peer's tunnel address (IPv6 if v6), with the don't-fragment bit (or its
-// IPv6 equivalent, no local fragmentation) if df, until a reply arrives or
-// the check times out.
-func (l *Lab) Ping(ctx context.Context, payload int, df, v6 bool) Result {
+// SendUDP sends UDP datagrams with payload bytes of data from WSL to the
+// peer's LAN address (IPv6 if v6), outside any tunnel and without the
+// don't-fragment bit, as zerotier-one sends its physical packets, until one
+// arrives whole or the check times out. A datagram larger than eth0 leaves
+// in fragments, which the fragment-dropping middle loses.
+func (l *Lab) SendUDP(ctx context.Context, payload int, v6 bool) Result {
+	fam, network, dst := "v4", "udp4", peerLAN4.Addr()
+	if v6 {
+		fam, network, dst = "v6", "udp6", peerLAN6.Addr()
+	}
+	r := Result{Check: fmt.Sprintf("udp %s %d", fam, payload)}
+	if v6 && !l.opts.IPv6Underlay {
+		return r.fail(errors.New("eth0 has no IPv6 address without IPv6Underlay"))
+	}
+	if payload < 1 || payload > 65000 {
+		return r.fail(fmt.Errorf("payload %d out of range 1..65000", payload))
+	}
 	ctx, cancel := withCheckTimeout(ctx)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
-	return l.ping(payload, df, v6, time.Until(deadline))
+
+	var rx, tx net.PacketConn
+	err := l.peer.do(func() (err error) {
+		rx, err = net.ListenPacket(network, netip.AddrPortFrom(dst, 0).String())
+		return err
+	})
+	if err != nil {
+		return r.fail(fmt.Errorf("listen in %s: %w", l.peer.name, err))
+	}
+	defer rx.Close()
+	if err := l.wsl.do(func() (err error) {
+		tx, err = net.ListenPacket(network, ":0")
+		return err
+	}); err != nil {
+		return r.fail(fmt.Errorf("socket in %s: %w", l.wsl.name, err))
+	}
+	defer tx.Close()
+	if err := dontFragment(tx, v6); err != nil {
+		return r.fail(err)
+	}
+	got := make(chan error, 1)
+	_ = rx.SetReadDeadline(deadline)
+	go func() {
+		buf := make([]byte, 66000)
+		for {
+			n, _, err := rx.ReadFrom(buf)
+			if err != nil || n == payload {
+				got <- err
+				return
+			}
+		}
+	}()
+	data := bytes.Repeat([]byte{0x5a}, payload)
+	start := time.Now()
+	// Resend: one datagram lost to neighbour discovery is not a black hole.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, err := tx.WriteTo(data, rx.LocalAddr()); err != nil {
+			r.Duration = time.Since(start)
+			return r.fail(fmt.Errorf("send to %s: %w", rx.LocalAddr(), err))
+		}
+		select {
+		case err := <-got:
+			r.Duration = time.Since(start)
+			if err != nil {
+				return r.fail(fmt.Errorf("nothing arrived at %s: %w", rx.LocalAddr(), err))
+			}
+			r.OK, r.Bytes = true, int64(payload)
+			return r
+		case <-tick.C:
+		}
+	}
 }
 
-func (l *Lab) ping(payload int, df, v6 bool, timeout time.Duration) Result {
-	fam := "v4"
+// dontFragment lets the kernel fragment what the socket sends (DF clear;
+// for IPv6, fragmenting at the source instead of failing).
+func dontFragment(c net.PacketConn, v6 bool) error {
+	rc, err := c.(*net.UDPConn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		if v6 {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DONT)
+		} else {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT)
+		}
+	})
+	if err = errors.Join(err, serr); err != nil {
+		return fmt.Errorf("set fragmentation options: %w", err)
+	}
+	return nil
+}
+
+// Ping sends ICMP echo requests with payload bytes of data from WSL to the
+// peer's tunnel address (IPv6 if v6), with the don't-fragment bit (or its
+// IPv6 equivalent, no local fragmentation) if df, until a reply arrives or
+// the check times out. The echo is probe's, so the lab and `wslmtu probe`
+// send the same packets.
+func (l *Lab) Ping(ctx context.Context, payload int, df, v6 bool) Result {
+	ctx, cancel := withCheckTimeout(ctx)
+	defer cancel()
+	return l.ping(ctx, l.ts.PeerIP(v6), payload, df)
+}
+
+// ping pings dst from WSL until a reply arrives or ctx ends.
+func (l *Lab) ping(ctx context.Context, dst netip.Addr, payload int, df bool) Result {
+	fam, v6 := "v4", dst.Is6()
 	if v6 {
 		fam = "v6"
 	}
@@ -201,124 +317,59 @@ func (l *Lab) ping(payload int, df, v6 bool, timeout time.Duration) Result {
 	if payload < 0 || payload > 65000 {
 		return r.fail(fmt.Errorf("payload %d out of range 0..65000", payload))
 	}
-	conn, err := l.icmpConn(df, v6)
-	if err != nil {
-		return r.fail(err)
-	}
-	defer conn.Close()
-
-	dst := &net.IPAddr{IP: peerTun4.Addr().AsSlice()}
-	var typ icmp.Type = ipv4.ICMPTypeEcho
-	var reply icmp.Type = ipv4.ICMPTypeEchoReply
-	proto := 1
-	if v6 {
-		dst = &net.IPAddr{IP: peerTun6.Addr().AsSlice()}
-		typ, reply, proto = ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply, 58
-	}
-	id := rand.IntN(0xffff) + 1
-	data := bytes.Repeat([]byte{0xa5}, payload)
-	start := time.Now()
-	deadline := start.Add(timeout)
-	_ = conn.SetReadDeadline(deadline)
-
-	replies := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 66000)
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				replies <- err
-				return
-			}
-			m, err := icmp.ParseMessage(proto, buf[:n])
-			if err != nil || m.Type != reply {
-				continue
-			}
-			if e, ok := m.Body.(*icmp.Echo); ok && e.ID == id && len(e.Data) == payload {
-				replies <- nil
-				return
-			}
-		}
-	}()
-
-	// Resend every half second so one lost packet (say, during neighbour
-	// discovery) does not look like a black hole.
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	for seq := 1; ; seq++ {
-		msg := icmp.Message{Type: typ, Body: &icmp.Echo{ID: id, Seq: seq, Data: data}}
-		b, err := msg.Marshal(nil) // the kernel fills in the ICMPv6 checksum
-		if err != nil {
-			return r.fail(err)
-		}
-		if _, err := conn.WriteTo(b, dst); err != nil {
-			r.Duration = time.Since(start)
-			return r.fail(fmt.Errorf("send to %s: %w", dst, err))
-		}
-		select {
-		case err := <-replies:
-			r.Duration = time.Since(start)
-			if err != nil {
-				return r.fail(fmt.Errorf("no reply from %s: %w", dst, err))
-			}
-			r.OK, r.Bytes = true, int64(payload)
-			return r
-		case <-tick.C:
-		}
-	}
-}
-
-// icmpConn opens a raw ICMP socket inside WSL with the requested
-// fragmentation behaviour.
-func (l *Lab) icmpConn(df, v6 bool) (net.PacketConn, error) {
-	network, laddr := "ip4:icmp", "0.0.0.0"
-	if v6 {
-		network, laddr = "ip6:ipv6-icmp", "::"
-	}
-	var conn net.PacketConn
+	var conn *probe.Conn
 	err := l.wsl.do(func() error {
 		var err error
-		conn, err = net.ListenPacket(network, laddr)
+		conn, err = probe.Dial(dst)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("raw socket in %s: %w", l.wsl.name, err)
+		return r.fail(fmt.Errorf("ICMP socket in %s: %w", l.wsl.name, err))
 	}
-	rc, err := conn.(*net.IPConn).SyscallConn()
+	defer conn.Close()
+	start := time.Now()
+	// Resend every half second so one lost packet (say, during neighbour
+	// discovery) does not look like a black hole.
+	err = conn.Echo(ctx, probe.Probe{Size: payload, DF: df}, 500*time.Millisecond)
+	r.Duration = time.Since(start)
 	if err != nil {
-		conn.Close()
-		return nil, err
+		return r.fail(err)
 	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		switch {
-		case !v6 && df:
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO)
-		case !v6:
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT)
-		case df:
-			serr = errors.Join(
-				unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DO),
-				unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_DONTFRAG, 1))
-		default:
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DONT)
-		}
-	})
-	if err = errors.Join(err, serr); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("set fragmentation options: %w", err)
-	}
-	return conn, nil
+	r.OK, r.Bytes = true, int64(payload)
+	return r
 }
 
-// FragmentsDropped is how many fragments from WSL hyperv has dropped so far
-// (IPv4 and IPv6 together): proof that a hang is the fragment black hole.
-func (l *Lab) FragmentsDropped() (int, error) {
-	out, err := exec.Command("ip", "netns", "exec", l.hv.name, "nft", "-j", "list", "chain", "inet", "wslmtu", "fragments").Output()
+// FragmentsDropped is how many fragments from WSL the middle namespace
+// (Hyper-V, or the Windows adapter when mirrored) has dropped so far (IPv4
+// and IPv6 together): proof that a hang is the fragment black hole.
+func (l *Lab) FragmentsDropped() (int, error) { return l.dropCounter("fragments") }
+
+// ICMPDropped is how many ICMP fragmentation-needed and packet-too-big
+// messages the middle namespace has kept from WSL so far: proof that a hang
+// behind the corporate VPN is a packet too big for its adapter.
+func (l *Lab) ICMPDropped() (int, error) { return l.dropCounter("too_big") }
+
+func (l *Lab) dropCounter(chain string) (int, error) {
+	out, err := exec.Command("ip", "netns", "exec", l.hv.name, "nft", "-j", "list", "chain", "inet", "wslmtu", chain).Output()
 	if err != nil {
-		return 0, fmt.Errorf("lab: read fragment counters in %s: %w", l.hv.name, err)
+		return 0, fmt.Errorf("lab: read the %s counters in %s: %w", chain, l.hv.name, err)
 	}
 	return parseDropCounters(out)
+}
+
+// AdapterRefused is how many frames from WSL the middle's end of eth0 has
+// refused so far: in mirrored mode, frames larger than the Windows
+// adapter's MTU, which vanish without an error.
+func (l *Lab) AdapterRefused() (int, error) {
+	link, err := l.hv.nl.LinkByName(hvWSLName)
+	if err != nil {
+		return 0, fmt.Errorf("lab: %s in %s: %w", hvWSLName, l.hv.name, err)
+	}
+	st := link.Attrs().Statistics
+	if st == nil {
+		return 0, fmt.Errorf("lab: %s in %s has no statistics", hvWSLName, l.hv.name)
+	}
+	return int(st.RxDropped), nil
 }
 
 // parseDropCounters sums the packet counters in `nft -j list chain` output.

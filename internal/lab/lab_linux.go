@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,9 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/wslmtu/wslmtu/detect"
+	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
 // Defaults match a WSL2 VM whose eth0 WSL lowered to Tailscale-for-Windows'
@@ -29,23 +33,43 @@ import (
 const (
 	DefaultEthMTU    = 1280
 	DefaultTunnelMTU = 1280
+	// DefaultVPNMTU is the Windows VPN adapter's MTU in the corporate-VPN
+	// model: the smallest Windows adapter, hence what WSL gives eth0.
+	DefaultVPNMTU = 1280
 )
 
 // Names and addresses inside the lab. They repeat between labs because every
-// lab has its own namespaces; only namespace names must be unique.
+// lab has its own namespaces; only namespace names (and the port tunnel's
+// name, whose UAPI socket lives in the shared /var/run/wireguard) must be
+// unique.
 const (
 	EthName    = "eth0"       // WSL's outer interface
 	TunnelName = "tailscale0" // WSL's tunnel
 	peerTun    = "wg0"
+	peerPTun   = "wg1"  // the peer's end of the port tunnel
 	hvWSLName  = "wsl"  // Hyper-V's side of eth0; the fragment filter keys on it
 	lanName    = "lan0" // LAN link in hyperv and peer
-	hvWSLMTU   = 1500   // a veth drops frames above its own MTU, so never the bottleneck here
+	vpnName    = "vpn0" // hyperv's side of the corporate link: the Windows VPN adapter
+	corpName   = "corp0"
+	hvWSLMTU   = 1500 // a veth drops frames above its own MTU, so never the bottleneck under NAT
 	lanMTU     = 1500
+	// corpMTU is the corporate server's own link: at 1500 it advertises an
+	// MSS of 1460, so only the VPN adapter in the middle is small. (On a
+	// 1280 link its MSS of 1240 would hide the problem.)
+	corpMTU    = 1500
 	peerTunMTU = 1280 // what a Tailscale peer uses
-	wslWGPort  = 41641
-	peerWGPort = 51820
-	keepalive  = 5
-	minIPv6MTU = 1280
+	// TailscaleMark is the mark tailscaled puts on its sockets.
+	TailscaleMark = 0x80000
+	wslWGPort     = 41641
+	peerWGPort    = 51820
+	// PortTunnelPort is the port tunnel's first listen port.
+	PortTunnelPort = 41642
+	peerPTunPort   = 51821
+	keepalive      = 5
+	minIPv6MTU     = tunnel.MinIPv6MTU
+	// portTunnelPrefix starts the port tunnel's name; RemoveStale knows
+	// UAPI sockets by it.
+	portTunnelPrefix = "wglab"
 )
 
 var (
@@ -57,10 +81,18 @@ var (
 	peerLAN4  = netip.MustParsePrefix("192.168.50.2/24")
 	hvLAN6    = netip.MustParsePrefix("fd00:5:2::1/64")
 	peerLAN6  = netip.MustParsePrefix("fd00:5:2::2/64")
+	hvVPN4    = netip.MustParsePrefix("10.8.0.1/24")
+	corpLAN4  = netip.MustParsePrefix("10.8.0.2/24")
+	hvVPN6    = netip.MustParsePrefix("fd00:5:3::1/64")
+	corpLAN6  = netip.MustParsePrefix("fd00:5:3::2/64")
 	wslTun4   = netip.MustParsePrefix("100.64.0.1/24")
 	peerTun4  = netip.MustParsePrefix("100.64.0.2/24")
 	wslTun6   = netip.MustParsePrefix("fd7a:115c:a1e0::1/64")
 	peerTun6  = netip.MustParsePrefix("fd7a:115c:a1e0::2/64")
+	wslPTun4  = netip.MustParsePrefix("100.65.0.1/24")
+	peerPTun4 = netip.MustParsePrefix("100.65.0.2/24")
+	wslPTun6  = netip.MustParsePrefix("fd7a:115c:a1e1::1/64")
+	peerPTun6 = netip.MustParsePrefix("fd7a:115c:a1e1::2/64")
 	nodeStart = 10 * time.Second
 	tunnelUp  = 10 * time.Second
 )
@@ -72,8 +104,27 @@ type Options struct {
 	EthMTU    int // WSL's eth0; default DefaultEthMTU
 	TunnelMTU int // WSL's tailscale0; default DefaultTunnelMTU
 	// IPv6Underlay makes WireGuard talk to the peer over IPv6, so each outer
-	// packet carries 80 bytes of overhead instead of 60.
+	// packet carries tunnel.WireGuardOverhead(tunnel.IPv6) bytes of overhead
+	// instead of tunnel.WireGuardOverhead(tunnel.IPv4).
 	IPv6Underlay bool
+	// CorporateVPN adds a "corp" namespace behind Hyper-V with a TCP server
+	// reached through a Windows VPN adapter: hyperv's side of that link is
+	// at DefaultVPNMTU, the server's at 1500, and hyperv never tells WSL
+	// that a packet was too big (no ICMP fragmentation-needed or
+	// packet-too-big), as Windows is reported to behave. WSL's ordinary
+	// traffic to it breaks once eth0 is raised above the VPN's MTU.
+	CorporateVPN bool
+	// PortTunnel adds a second WSL tunnel, a wireguard-go device with a
+	// UAPI socket and no fwmark, so the only way to tell its packets apart
+	// is its listen port read through wgctrl. Its peer is a second node in
+	// the peer namespace.
+	PortTunnel bool
+	// Mirrored models mirrored networking instead of NAT: eth0's other end
+	// is the Windows adapter itself, a veth end at EthMTU that refuses
+	// larger frames without an error, routing on to the peer with no NAT;
+	// fragments from WSL are dropped there too. Sources then makes
+	// detection say mirrored.
+	Mirrored bool
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -110,25 +161,29 @@ func checkMTU(what string, mtu int) error {
 // refuses to receive frames larger than its own MTU, whereas a real Hyper-V
 // NIC accepts them. So peer→WSL packets bigger than eth0's MTU are lost here
 // (e.g. the peer's reply to a large non-DF ping); checks only rely on the
-// WSL→peer direction carrying large packets.
+// WSL→peer direction carrying large packets. In mirrored mode that
+// strictness is the point: the Windows adapter's end refuses what is larger
+// than the adapter's MTU.
 type Lab struct {
-	opts    Options
-	prefix  string
-	wsl     *space
-	hv      *space
-	peer    *space
-	wslKey  wgKey
-	peerKey wgKey
+	opts   Options
+	prefix string
+	wsl    *space
+	hv     *space // Hyper-V's NAT, or in mirrored mode the Windows adapter
+	peer   *space
+	corp   *space // nil without CorporateVPN
+
+	ts *Tunnel // tailscale0
+	pt *Tunnel // the port tunnel; nil without PortTunnel
 
 	// spawner is a goroutine locked to its own thread that forks the nodes:
 	// Pdeathsig fires when the forking *thread* exits (golang/go#27505), and
 	// only a thread that nothing else runs on is sure to live as long as the lab.
 	spawner chan func()
 
-	mu       sync.Mutex // guards the nodes, the links they sit on and closed
-	closed   bool
-	wslNode  *node
-	peerNode *node
+	mu     sync.Mutex // guards the tunnels' nodes and ports, the links they sit on, adapter and closed
+	closed bool
+	// adapter is the Windows adapter's MTU in mirrored mode.
+	adapter int
 
 	closeOnce sync.Once
 	closeErr  error
@@ -142,9 +197,10 @@ type space struct {
 }
 
 // New builds a lab in fresh network namespaces named
-// wslmtu-<pid>-<random>-{wsl,hyperv,peer}.
-// It returns once a small packet has crossed the tunnel. The caller must Close
-// it; for a command, CloseOnSignal also closes it on SIGINT/SIGTERM.
+// wslmtu-<pid>-<random>-{wsl,hyperv,peer} (windows instead of hyperv when
+// mirrored, and corp with CorporateVPN).
+// It returns once a small packet has crossed each tunnel. The caller must
+// Close it; for a command, CloseOnSignal also closes it on SIGINT/SIGTERM.
 func New(opts Options) (l *Lab, err error) {
 	opts, err = opts.withDefaults()
 	if err != nil {
@@ -153,14 +209,14 @@ func New(opts Options) (l *Lab, err error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("lab: needs root to create network namespaces")
 	}
-	var rnd [4]byte
+	var rnd [6]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, err
 	}
 	// The owner's PID in the name lets RemoveStale tell leftovers of a
 	// crashed run from namespaces of a lab still running elsewhere.
-	prefix := fmt.Sprintf("wslmtu-%d-%s-", os.Getpid(), hex.EncodeToString(rnd[:]))
-	l = &Lab{opts: opts, prefix: prefix, spawner: make(chan func())}
+	prefix := fmt.Sprintf("wslmtu-%d-%s-", os.Getpid(), hex.EncodeToString(rnd[:4]))
+	l = &Lab{opts: opts, prefix: prefix, spawner: make(chan func()), adapter: opts.EthMTU}
 	go func() {
 		runtime.LockOSThread()
 		// Never unlocked: when Close ends the loop, the thread exits with it.
@@ -174,16 +230,35 @@ func New(opts Options) (l *Lab, err error) {
 			l = nil
 		}
 	}()
-	if l.wslKey, err = newWGKey(); err != nil {
+	// A WireGuard peer uses its own tunnel MTU; one below WSL's would
+	// advertise a smaller MSS and hide the problem of a larger WSL tunnel.
+	peerMTU := max(peerTunMTU, opts.TunnelMTU)
+	if l.ts, err = l.newTunnel(TunnelName, peerTun, opts.TunnelMTU, peerMTU, wslWGPort, peerWGPort,
+		[4]netip.Prefix{wslTun4, wslTun6, peerTun4, peerTun6}); err != nil {
 		return l, err
 	}
-	if l.peerKey, err = newWGKey(); err != nil {
-		return l, err
+	// Its sockets carry tailscaled's mark, as the real tailscale0's do, so
+	// wslmtu's tunnel scope recognises its packets without configuration.
+	l.ts.fwmark = TailscaleMark
+	if opts.PortTunnel {
+		name := portTunnelPrefix + hex.EncodeToString(rnd[4:])
+		if l.pt, err = l.newTunnel(name, peerPTun, opts.TunnelMTU, peerMTU, PortTunnelPort, peerPTunPort,
+			[4]netip.Prefix{wslPTun4, wslPTun6, peerPTun4, peerPTun6}); err != nil {
+			return l, err
+		}
+		l.pt.uapi = true
 	}
-	for _, s := range []struct {
+	roles := []struct {
 		dst  **space
 		role string
-	}{{&l.wsl, "wsl"}, {&l.hv, "hyperv"}, {&l.peer, "peer"}} {
+	}{{&l.wsl, "wsl"}, {&l.hv, l.middleRole()}, {&l.peer, "peer"}}
+	if opts.CorporateVPN {
+		roles = append(roles, struct {
+			dst  **space
+			role string
+		}{&l.corp, "corp"})
+	}
+	for _, s := range roles {
 		if *s.dst, err = newSpace(l.prefix + s.role); err != nil {
 			return l, err
 		}
@@ -197,10 +272,32 @@ func New(opts Options) (l *Lab, err error) {
 	if err = l.startNodes(); err != nil {
 		return l, err
 	}
-	if err = l.waitTunnel(); err != nil {
+	if err = l.waitTunnels(); err != nil {
 		return l, err
 	}
 	return l, nil
+}
+
+func (l *Lab) middleRole() string {
+	if l.opts.Mirrored {
+		return "windows"
+	}
+	return "hyperv"
+}
+
+func (l *Lab) tunnels() []*Tunnel {
+	if l.pt != nil {
+		return []*Tunnel{l.ts, l.pt}
+	}
+	return []*Tunnel{l.ts}
+}
+
+func (l *Lab) spaces() []*space {
+	out := []*space{l.wsl, l.hv, l.peer}
+	if l.corp != nil {
+		out = append(out, l.corp)
+	}
+	return out
 }
 
 func newSpace(name string) (*space, error) {
@@ -274,7 +371,7 @@ func (s *space) sysctl(key, value string) error {
 }
 
 func (l *Lab) setupSysctls() error {
-	for _, s := range []*space{l.wsl, l.hv, l.peer} {
+	for _, s := range l.spaces() {
 		// Duplicate address detection would hold IPv6 addresses back ~1 s.
 		for _, k := range []string{"net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad"} {
 			if err := s.sysctl(k, "0"); err != nil {
@@ -289,11 +386,22 @@ func (l *Lab) setupSysctls() error {
 			return fmt.Errorf("lab: lo up in %s: %w", s.name, err)
 		}
 	}
+	// A tun gets a random IPv6 link-local address unless one is derived
+	// from a stable secret (RFC 7217), which for a tun, having no hardware
+	// address, depends on nothing else: then a tunnel that reconnects comes
+	// back with the same address, and `ip -6 route show table all` before
+	// and after a tunnel's reconnect differs only in what wslmtu changed.
+	if err := l.wsl.sysctl("net.ipv6.conf.default.stable_secret", labStableSecret); err != nil {
+		return err
+	}
 	if err := l.hv.sysctl("net.ipv4.ip_forward", "1"); err != nil {
 		return err
 	}
 	return l.hv.sysctl("net.ipv6.conf.all.forwarding", "1")
 }
+
+// labStableSecret is the WSL namespace's stable_secret (any fixed value).
+const labStableSecret = "fd00:5:a:b:c:d:e:f"
 
 func (l *Lab) setupLinks() error {
 	if err := l.createEth(l.opts.EthMTU); err != nil {
@@ -301,26 +409,63 @@ func (l *Lab) setupLinks() error {
 	}
 	// The LAN veth is made from inside hyperv with its peer end born in the
 	// peer namespace, so no name ever appears in the root namespace.
-	lan := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: lanName, MTU: lanMTU},
-		PeerName:      lanName,
-		PeerNamespace: netlink.NsFd(l.peer.ns),
-	}
-	if err := l.hv.nl.LinkAdd(lan); err != nil {
-		return fmt.Errorf("lab: create %s veth: %w", lanName, err)
-	}
-	if err := linkUpWithAddrs(l.hv, lanName, hvLAN4, hvLAN6); err != nil {
+	if err := l.middleLink(l.peer, lanName, lanMTU, lanName, lanMTU, hvLAN4, hvLAN6, peerLAN4, peerLAN6); err != nil {
 		return err
 	}
-	return linkUpWithAddrs(l.peer, lanName, peerLAN4, peerLAN6)
+	if l.corp != nil {
+		if err := l.middleLink(l.corp, vpnName, DefaultVPNMTU, corpName, corpMTU, hvVPN4, hvVPN6, corpLAN4, corpLAN6); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// createEth makes WSL's eth0 with its Hyper-V end, addresses and default route.
+// middleLink connects the middle namespace (hyperv, or windows) to s: a
+// veth named hvName there at hvMTU, name at mtu in s. Without NAT (mirrored
+// mode) s routes WSL's subnets back through the middle.
+func (l *Lab) middleLink(s *space, hvName string, hvMTU int, name string, mtu int, hv4, hv6, a4, a6 netip.Prefix) error {
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: hvName, MTU: hvMTU},
+		PeerName:      name,
+		PeerMTU:       uint32(mtu),
+		PeerNamespace: netlink.NsFd(s.ns),
+	}
+	if err := l.hv.nl.LinkAdd(veth); err != nil {
+		return fmt.Errorf("lab: create %s veth in %s: %w", hvName, l.hv.name, err)
+	}
+	if err := linkUpWithAddrs(l.hv, hvName, hv4, hv6); err != nil {
+		return err
+	}
+	if err := linkUpWithAddrs(s, name, a4, a6); err != nil {
+		return err
+	}
+	if !l.opts.Mirrored {
+		return nil
+	}
+	link, err := s.nl.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("lab: %s in %s: %w", name, s.name, err)
+	}
+	for _, r := range []struct{ dst, gw netip.Prefix }{{wslEth4, hv4}, {wslEth6, hv6}} {
+		route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: prefixToIPNet(r.dst.Masked()), Gw: r.gw.Addr().AsSlice()}
+		if err := s.nl.RouteAdd(route); err != nil {
+			return fmt.Errorf("lab: route %s via %s in %s: %w", r.dst.Masked(), r.gw.Addr(), s.name, err)
+		}
+	}
+	return nil
+}
+
+// createEth makes WSL's eth0 with its Hyper-V end (in mirrored mode the
+// Windows adapter, at the adapter's MTU), addresses and default route.
 func (l *Lab) createEth(mtu int) error {
+	hvMTU := hvWSLMTU
+	if l.opts.Mirrored {
+		hvMTU = l.adapter
+	}
 	eth := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: EthName, MTU: mtu},
 		PeerName:      hvWSLName,
-		PeerMTU:       hvWSLMTU,
+		PeerMTU:       uint32(hvMTU),
 		PeerNamespace: netlink.NsFd(l.hv.ns),
 	}
 	if err := l.wsl.nl.LinkAdd(eth); err != nil {
@@ -341,6 +486,16 @@ func (l *Lab) createEth(mtu int) error {
 	link, err := l.wsl.nl.LinkByName(EthName)
 	if err != nil {
 		return fmt.Errorf("lab: %s in %s: %w", EthName, l.wsl.name, err)
+	}
+	if l.opts.Mirrored {
+		// A veth passes GSO super-packets (wireguard-go batches its UDP
+		// sends with UDP_SEGMENT, TCP uses TSO) whatever its MTU, and checks
+		// only single frames; a Windows adapter checks every frame. One
+		// segment at most makes the kernel segment before the veth, so the
+		// adapter's end sees, and refuses, each frame above its MTU.
+		if err := l.wsl.nl.LinkSetGSOMaxSegs(link, 1); err != nil {
+			return fmt.Errorf("lab: gso_max_segs 1 on %s in %s: %w", EthName, l.wsl.name, err)
+		}
 	}
 	gws := []netip.Prefix{hvWSL4}
 	if l.opts.IPv6Underlay {
@@ -376,88 +531,86 @@ func prefixToIPNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
-// firewallRules is Hyper-V's behaviour: NAT for the VM, and fragments from
-// the VM dropped before the defragmenter (priority -400) can reassemble them.
-func firewallRules() string {
-	return fmt.Sprintf(`table inet wslmtu {
+// firewallRules is the middle namespace's behaviour: fragments from WSL
+// dropped before the defragmenter (priority -400) can reassemble them, no
+// ICMP fragmentation-needed or packet-too-big ever sent back to WSL (as
+// Windows is reported to behave towards a VM behind a VPN adapter), and
+// unless mirrored, NAT for WSL towards the LAN and the corporate VPN.
+func firewallRules(nat bool) string {
+	rules := fmt.Sprintf(`table inet wslmtu {
 	chain fragments {
 		type filter hook prerouting priority -450; policy accept;
 		iifname %[1]q ip frag-off & 0x3fff != 0 counter drop
 		iifname %[1]q exthdr frag exists counter drop
 	}
+	chain too_big {
+		type filter hook output priority 0; policy accept;
+		oifname %[1]q icmp type destination-unreachable icmp code frag-needed counter drop
+		oifname %[1]q icmpv6 type packet-too-big counter drop
+	}
 }
-table ip wslmtu_nat {
+`, hvWSLName)
+	if !nat {
+		return rules
+	}
+	return rules + fmt.Sprintf(`table ip wslmtu_nat {
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
-		oifname %[2]q ip saddr %[3]s masquerade
+		oifname { %[1]q, %[2]q } ip saddr %[3]s masquerade
 	}
 }
 table ip6 wslmtu_nat {
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
-		oifname %[2]q ip6 saddr %[4]s masquerade
+		oifname { %[1]q, %[2]q } ip6 saddr %[4]s masquerade
 	}
 }
-`, hvWSLName, lanName, wslEth4.Masked(), wslEth6.Masked())
+`, lanName, vpnName, wslEth4.Masked(), wslEth6.Masked())
 }
 
 func (l *Lab) setupFirewall() error {
 	cmd := exec.Command("ip", "netns", "exec", l.hv.name, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(firewallRules())
+	cmd.Stdin = strings.NewReader(firewallRules(!l.opts.Mirrored))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("lab: nft ruleset in %s: %v: %s", l.hv.name, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
 
-func (l *Lab) wslNodeConfig() nodeConfig {
-	ep := netip.AddrPortFrom(peerLAN4.Addr(), peerWGPort)
-	if l.opts.IPv6Underlay {
-		ep = netip.AddrPortFrom(peerLAN6.Addr(), peerWGPort)
-	}
-	// WSL is behind NAT, so it must initiate and keep the mapping alive.
-	return nodeConfig{
-		privateKey: l.wslKey.private,
-		listenPort: wslWGPort,
-		peerPublic: l.peerKey.public,
-		endpoint:   ep.String(),
-		keepalive:  keepalive,
-		allowedIPs: []string{peerTun4.Masked().String(), peerTun6.Masked().String()},
-	}
-}
-
-func (l *Lab) peerNodeConfig() nodeConfig {
-	return nodeConfig{
-		privateKey: l.peerKey.private,
-		listenPort: peerWGPort,
-		peerPublic: l.wslKey.public,
-		allowedIPs: []string{netip.PrefixFrom(wslTun4.Addr(), 32).String(), netip.PrefixFrom(wslTun6.Addr(), 128).String()},
-	}
-}
-
-// startNodes starts the peer, and installs Hyper-V's rules meanwhile, before
-// WSL: WSL's node sends its first handshake as soon as it is up, and if that
-// is lost (no NAT yet, nobody listening yet) wireguard-go only retries after
-// REKEY_TIMEOUT (5 s).
+// startNodes starts the peers, and installs the middle's rules meanwhile,
+// before WSL's nodes: WSL's node sends its first handshake as soon as it is
+// up, and if that is lost (no NAT yet, nobody listening yet) wireguard-go
+// only retries after REKEY_TIMEOUT (5 s).
 func (l *Lab) startNodes() error {
 	fw := make(chan error, 1)
 	go func() { fw <- l.setupFirewall() }()
-	var err error
-	l.peerNode, err = l.startTunnel(l.peer, peerTun, peerTunMTU, l.peerNodeConfig(), peerTun4, peerTun6)
-	if err = errors.Join(err, <-fw); err != nil {
+	errs := []error{}
+	for _, t := range l.tunnels() {
+		errs = append(errs, l.startPeer(t))
+	}
+	if err := errors.Join(append(errs, <-fw)...); err != nil {
 		return err
 	}
-	l.wslNode, err = l.startTunnel(l.wsl, TunnelName, l.opts.TunnelMTU, l.wslNodeConfig(), wslTun4, wslTun6)
-	return err
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, t := range l.tunnels() {
+		if err := l.startWSL(t, t.mtu, t.port); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // startTunnel runs a node and gives its tun addresses, as tailscaled does
 // after creating tailscale0. Below 1280 the kernel refuses IPv6 on the link,
 // so the IPv6 address is left out, as it would be lost in real life.
-func (l *Lab) startTunnel(s *space, name string, mtu int, cfg nodeConfig, a4, a6 netip.Prefix) (*node, error) {
+func (l *Lab) startTunnel(s *space, name string, mtu int, cfg nodeConfig, uapi bool, a4, a6 netip.Prefix) (*node, error) {
 	var n *node
 	var err error
-	l.spawn(func() { n, err = startNode(s.name, name, mtu, cfg, nodeStart) })
+	l.spawn(func() { n, err = startNode(s.name, name, mtu, cfg, uapi) })
+	if err == nil {
+		err = n.waitReady(nodeStart)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
@@ -472,33 +625,48 @@ func (l *Lab) startTunnel(s *space, name string, mtu int, cfg nodeConfig, a4, a6
 	return n, nil
 }
 
-// waitTunnel returns once a small ping crosses the tunnel, which also means
-// the handshake is done and hyperv's NAT has learnt the mapping.
-func (l *Lab) waitTunnel() error {
-	deadline := time.Now().Add(tunnelUp)
-	var last Result
-	for time.Now().Before(deadline) {
-		last = l.ping(56, false, false, 300*time.Millisecond)
-		if last.OK {
-			return nil
-		}
+// waitTunnels returns once a small ping crosses every tunnel.
+func (l *Lab) waitTunnels() error {
+	ts := l.tunnels()
+	errs := make([]error, len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = t.wait()
+		}()
 	}
-	return fmt.Errorf("lab: tunnel %s→%s not up after %v: %s; node stderr: %s",
-		l.wsl.name, l.peer.name, tunnelUp, last, l.nodeStderr())
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func (l *Lab) nodeStderr() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var parts []string
-	for _, n := range []*node{l.wslNode, l.peerNode} {
-		if n != nil {
-			if s := strings.TrimSpace(n.stderr.String()); s != "" {
-				parts = append(parts, s)
-			}
+	for _, n := range l.nodes() {
+		if s := strings.TrimSpace(n.stderr.String()); s != "" {
+			parts = append(parts, s)
 		}
 	}
 	return strings.Join(parts, " | ")
+}
+
+// nodes are the running nodes, WSL's first; l.mu must be held.
+func (l *Lab) nodes() []*node {
+	var out []*node
+	for _, t := range l.tunnels() {
+		if t.wslNode != nil {
+			out = append(out, t.wslNode)
+		}
+	}
+	for _, t := range l.tunnels() {
+		if t.peerNode != nil {
+			out = append(out, t.peerNode)
+		}
+	}
+	return out
 }
 
 // spawn runs f on the spawner thread and waits for it.
@@ -511,26 +679,28 @@ func (l *Lab) spawn(f func()) {
 	<-done
 }
 
-// Close kills the WireGuard nodes and deletes the namespaces, which removes
-// every link of the lab. It is safe to call more than once.
+// Close kills the WireGuard nodes (removing the port tunnel's UAPI socket)
+// and deletes the namespaces, which removes every link of the lab. It is
+// safe to call more than once.
 func (l *Lab) Close() error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
 		l.closed = true
-		nodes := []*node{l.wslNode, l.peerNode}
+		nodes := l.nodes()
 		for _, n := range nodes {
-			if n != nil {
-				_ = n.cmd.Process.Kill()
-			}
+			_ = n.cmd.Process.Kill()
 		}
 		for _, n := range nodes {
-			if n != nil {
-				n.kill()
-			}
+			n.kill()
 		}
 		close(l.spawner)
 		l.mu.Unlock()
-		spaces := []*space{l.wsl, l.hv, l.peer}
+		var spaces []*space
+		for _, s := range l.spaces() {
+			if s != nil {
+				spaces = append(spaces, s)
+			}
+		}
 		errs := make([]error, len(spaces))
 		var wg sync.WaitGroup
 		for i, s := range spaces {
@@ -577,7 +747,13 @@ func (l *Lab) CloseOnSignal() (stop func()) {
 func (l *Lab) WSLNetNS() string { return l.wsl.name }
 
 // Namespaces lists the lab's namespace names.
-func (l *Lab) Namespaces() []string { return []string{l.wsl.name, l.hv.name, l.peer.name} }
+func (l *Lab) Namespaces() []string {
+	var names []string
+	for _, s := range l.spaces() {
+		names = append(names, s.name)
+	}
+	return names
+}
 
 // WSLNetlink is a netlink handle on the WSL namespace, owned by the lab and
 // valid until Close: what fix.HostAt and the agent need to act on "WSL".
@@ -591,34 +767,53 @@ func (l *Lab) WSLNetNSHandle() netns.NsHandle { return l.wsl.ns }
 // starts run outside it.
 func (l *Lab) DoWSL(fn func() error) error { return l.wsl.do(fn) }
 
+// NetworkingMode is the WSL networking mode the lab models, in detect's
+// words: "nat", or "mirrored".
+func (l *Lab) NetworkingMode() string {
+	if l.opts.Mirrored {
+		return detect.ModeMirrored
+	}
+	return detect.ModeNAT
+}
+
+// Sources are the host's detection sources, except that `wslinfo
+// --networking-mode` answers the lab's mode, as it would inside WSL: the
+// links alone cannot tell a mirrored lab (one eth0, no loopback0) from NAT.
+func (l *Lab) Sources() detect.Sources {
+	src := detect.HostSources()
+	mode, run := l.NetworkingMode(), src.Run
+	src.Run = func(name string, args ...string) ([]byte, error) {
+		if name == "wslinfo" && slices.Equal(args, []string{"--networking-mode"}) {
+			return []byte(mode + "\n"), nil
+		}
+		return run(name, args...)
+	}
+	return src
+}
+
 // NodePIDs are the process IDs of the WireGuard nodes (WSL's first).
 func (l *Lab) NodePIDs() []int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var pids []int
-	for _, n := range []*node{l.wslNode, l.peerNode} {
-		if n != nil {
-			pids = append(pids, n.pid())
-		}
+	for _, n := range l.nodes() {
+		pids = append(pids, n.pid())
 	}
 	return pids
 }
 
-// PeerTunnelIP is the peer's address inside the tunnel.
-func (l *Lab) PeerTunnelIP(v6 bool) netip.Addr {
-	if v6 {
-		return peerTun6.Addr()
-	}
-	return peerTun4.Addr()
-}
+// PeerTunnelIP is the peer's address inside tailscale0's tunnel.
+func (l *Lab) PeerTunnelIP(v6 bool) netip.Addr { return l.ts.PeerIP(v6) }
 
-// WSLTunnelIP is WSL's address inside the tunnel.
-func (l *Lab) WSLTunnelIP(v6 bool) netip.Addr {
-	if v6 {
-		return wslTun6.Addr()
-	}
-	return wslTun4.Addr()
-}
+// WSLTunnelIP is WSL's address inside tailscale0's tunnel.
+func (l *Lab) WSLTunnelIP(v6 bool) netip.Addr { return l.ts.WSLIP(v6) }
+
+// Tailscale is the tailscale0 tunnel, whose packets carry tailscaled's mark.
+func (l *Lab) Tailscale() *Tunnel { return l.ts }
+
+// PortTunnel is the tunnel known only by its listen port (Options.PortTunnel);
+// nil without it.
+func (l *Lab) PortTunnel() *Tunnel { return l.pt }
 
 func (l *Lab) linkMTU(name string) (int, error) {
 	link, err := l.wsl.nl.LinkByName(name)
@@ -628,16 +823,16 @@ func (l *Lab) linkMTU(name string) (int, error) {
 	return link.Attrs().MTU, nil
 }
 
-func (l *Lab) setLinkMTU(name string, mtu int) error {
+func setLinkMTU(s *space, name string, mtu int) error {
 	if err := checkMTU(name+" MTU", mtu); err != nil {
 		return err
 	}
-	link, err := l.wsl.nl.LinkByName(name)
+	link, err := s.nl.LinkByName(name)
 	if err != nil {
-		return fmt.Errorf("lab: %s in %s: %w", name, l.wsl.name, err)
+		return fmt.Errorf("lab: %s in %s: %w", name, s.name, err)
 	}
-	if err := l.wsl.nl.LinkSetMTU(link, mtu); err != nil {
-		return fmt.Errorf("lab: set %s MTU %d in %s: %w", name, mtu, l.wsl.name, err)
+	if err := s.nl.LinkSetMTU(link, mtu); err != nil {
+		return fmt.Errorf("lab: set %s MTU %d in %s: %w", name, mtu, s.name, err)
 	}
 	return nil
 }
@@ -656,39 +851,30 @@ func (l *Lab) TunnelMTU() int {
 }
 
 // SetEthMTU sets eth0's MTU, as WSL does when Windows connectivity changes.
-func (l *Lab) SetEthMTU(mtu int) error { return l.setLinkMTU(EthName, mtu) }
+// In mirrored mode the Windows adapter's MTU is left as it is.
+func (l *Lab) SetEthMTU(mtu int) error { return setLinkMTU(l.wsl, EthName, mtu) }
 
 // SetTunnelMTU sets tailscale0's MTU in place; wireguard-go follows it.
-func (l *Lab) SetTunnelMTU(mtu int) error { return l.setLinkMTU(TunnelName, mtu) }
+func (l *Lab) SetTunnelMTU(mtu int) error { return setLinkMTU(l.wsl, TunnelName, mtu) }
 
-// RestartTunnel kills WSL's WireGuard node and starts a new one whose
-// tailscale0 comes back at mtu with its addresses, as tailscaled does on every
-// reconnect. It returns once traffic crosses the tunnel again.
-func (l *Lab) RestartTunnel(mtu int) error {
-	if err := checkMTU("tunnel MTU", mtu); err != nil {
-		return err
+// SetVPNMTU sets the Windows VPN adapter's MTU (CorporateVPN), as a VPN
+// client does on reconnecting; WSL would then push the new minimum into
+// eth0, which is the caller's SetEthMTU.
+func (l *Lab) SetVPNMTU(mtu int) error {
+	if l.corp == nil {
+		return errors.New("lab: no corporate VPN in this lab (Options.CorporateVPN)")
 	}
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return errClosed
-	}
-	if l.wslNode != nil {
-		l.wslNode.kill()
-		l.wslNode = nil
-	}
-	n, err := l.startTunnel(l.wsl, TunnelName, mtu, l.wslNodeConfig(), wslTun4, wslTun6)
-	l.wslNode = n
-	l.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	return l.waitTunnel()
+	return setLinkMTU(l.hv, vpnName, mtu)
 }
 
+// RestartTunnel kills WSL's tailscale0 node and starts a new one whose
+// tailscale0 comes back at mtu with its addresses, as tailscaled does on every
+// reconnect. It returns once traffic crosses the tunnel again.
+func (l *Lab) RestartTunnel(mtu int) error { return l.ts.Restart(mtu, 0) }
+
 // RecreateEth deletes eth0 and makes it again at mtu with its address and
-// default route, as a WSL restart does. It returns once traffic crosses the
-// tunnel again.
+// default route, as a WSL restart does (in mirrored mode, with the Windows
+// adapter at mtu too). It returns once traffic crosses the tunnels again.
 func (l *Lab) RecreateEth(mtu int) error {
 	if err := checkMTU("eth0 MTU", mtu); err != nil {
 		return err
@@ -708,26 +894,49 @@ func (l *Lab) RecreateEth(mtu int) error {
 		if err := l.wsl.nl.LinkDel(link); err != nil {
 			return fmt.Errorf("lab: delete %s in %s: %w", EthName, l.wsl.name, err)
 		}
+		l.adapter = mtu
 		return l.createEth(mtu)
 	}()
 	l.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	return l.waitTunnel()
+	return l.waitTunnels()
 }
 
-var staleName = regexp.MustCompile(`^wslmtu-([0-9]+)-[0-9a-f]{8}-(wsl|hyperv|peer)$`)
+// RoutingDump is what `ip rule`, `ip -6 rule`, `ip route show table all`
+// and `ip -6 route show table all` print inside WSL, each under its
+// command: what revert must leave byte-identical.
+func (l *Lab) RoutingDump() (string, error) {
+	var b strings.Builder
+	for _, args := range [][]string{
+		{"rule"}, {"-6", "rule"}, {"route", "show", "table", "all"}, {"-6", "route", "show", "table", "all"},
+	} {
+		cmd := append([]string{"netns", "exec", l.wsl.name, "ip"}, args...)
+		out, err := exec.Command("ip", cmd...).Output()
+		if err != nil {
+			return "", fmt.Errorf("lab: ip %s in %s: %w", strings.Join(args, " "), l.wsl.name, err)
+		}
+		fmt.Fprintf(&b, "$ ip %s\n%s", strings.Join(args, " "), out)
+	}
+	return b.String(), nil
+}
+
+var (
+	staleName = regexp.MustCompile(`^wslmtu-([0-9]+)-[0-9a-f]{8}-(wsl|hyperv|windows|peer|corp)$`)
+	staleUAPI = regexp.MustCompile(`^` + portTunnelPrefix + `[0-9a-f]{4}\.sock$`)
+)
+
+// uapiDir is where wireguard-go's UAPI sockets live, shared by all namespaces.
+const uapiDir = "/var/run/wireguard"
 
 // RemoveStale deletes lab namespaces left behind by processes that died
 // without Close (their WireGuard nodes die with them, the namespaces do not),
-// and returns their names. Namespaces of live processes are left alone.
+// and port tunnels' UAPI sockets nobody listens on any more, and returns
+// their names. Namespaces of live processes are left alone.
 func RemoveStale() ([]string, error) {
 	entries, err := os.ReadDir("/var/run/netns")
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("lab: list namespaces: %w", err)
 	}
 	var removed []string
@@ -746,6 +955,20 @@ func RemoveStale() ([]string, error) {
 			continue
 		}
 		removed = append(removed, e.Name())
+	}
+	socks, _ := os.ReadDir(uapiDir)
+	for _, e := range socks {
+		if !staleUAPI.MatchString(e.Name()) {
+			continue
+		}
+		p := filepath.Join(uapiDir, e.Name())
+		if c, err := net.Dial("unix", p); err == nil {
+			c.Close()
+			continue
+		}
+		if err := os.Remove(p); err == nil {
+			removed = append(removed, p)
+		}
 	}
 	return removed, errors.Join(errs...)
 }

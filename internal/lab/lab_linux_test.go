@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
 // These tests build real labs: namespaces, veths, wireguard-go nodes. Every
@@ -63,6 +65,12 @@ func expect(t *testing.T, checks ...expectation) {
 	expectAt(t, "", checks...)
 }
 
+// hangAfter is how long a check that must hang is given: a working
+// transfer here takes milliseconds, and the drop counters each test reads
+// say why it hung, so half of CheckTimeout is plenty, and go test, which
+// runs only GOMAXPROCS tests at once, waits less for each black hole.
+const hangAfter = CheckTimeout / 2
+
 // expectAt is expect with the stage of a longer story in every message.
 func expectAt(t *testing.T, stage string, checks ...expectation) {
 	t.Helper()
@@ -75,7 +83,13 @@ func expectAt(t *testing.T, stage string, checks ...expectation) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = c.run(t.Context())
+			ctx := t.Context()
+			if !c.want {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, hangAfter)
+				defer cancel()
+			}
+			results[i] = c.run(ctx)
 		}()
 	}
 	wg.Wait()
@@ -212,13 +226,20 @@ func tunnelHasIPv6(t *testing.T, l *Lab) bool {
 }
 
 // WireGuard pads inner packets to a multiple of 16, so with eth0 1280 the
-// largest inner packet is 1216 (1216+60 = 1276), not 1220.
+// largest inner packet over the lab's IPv4 underlay is floor16(1280 − 60) =
+// 1216, not 1220: a 1188-byte echo payload crosses, 1189 hangs (measured).
 func TestLargestDFPingThroughEth1280(t *testing.T) {
 	t.Parallel()
+	const icmpEchoHeader = 8
+	inner, all := tunnel.Spec{Kind: tunnel.WireGuard}.LargestInner(1280, DefaultTunnelMTU, tunnel.IPv4)
+	payload := inner - tunnel.IPv4Header - icmpEchoHeader
+	if all || payload != 1188 {
+		t.Fatalf("the tunnel arithmetic gives a %d-byte payload (inner %d, all fit %v); the lab measured 1188", payload, inner, all)
+	}
 	l := newLab(t, Options{EthMTU: 1280})
 	expect(t,
-		works(ping(l, 1188, true, false)),
-		hangs(ping(l, 1189, true, false)),
+		works(ping(l, payload, true, false)),
+		hangs(ping(l, payload+1, true, false)),
 	)
 }
 
@@ -305,13 +326,17 @@ func TestCloseLeavesNothing(t *testing.T) {
 	t.Parallel()
 	netnstest.RequireRoot(t, "creates network namespaces")
 	before := rootLinks(t)
-	l, err := New(Options{IPv6Underlay: true})
+	l, err := New(Options{IPv6Underlay: true, CorporateVPN: true, PortTunnel: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	names, pids := l.Namespaces(), l.NodePIDs()
-	if len(pids) != 2 {
-		t.Fatalf("NodePIDs() = %v, want 2 nodes", pids)
+	if len(names) != 4 || len(pids) != 4 {
+		t.Fatalf("Namespaces() = %v, NodePIDs() = %v; want 4 of each (wsl, hyperv, peer, corp; two tunnels)", names, pids)
+	}
+	socket := filepath.Join(uapiDir, l.PortTunnel().Name()+".sock")
+	if _, err := os.Stat(socket); err != nil {
+		t.Fatalf("the port tunnel's UAPI socket: %v", err)
 	}
 	start := time.Now()
 	if err := l.Close(); err != nil {
@@ -341,14 +366,17 @@ func TestCloseLeavesNothing(t *testing.T) {
 			t.Errorf("link %s appeared in the root namespace", name)
 		}
 	}
+	if _, err := os.Stat(socket); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("UAPI socket %s left behind (stat: %v)", socket, err)
+	}
 }
 
 func isLabLinkName(name string) bool {
 	switch name {
-	case EthName, TunnelName, peerTun, hvWSLName, lanName:
+	case EthName, TunnelName, peerTun, peerPTun, hvWSLName, lanName, vpnName, corpName:
 		return true
 	}
-	return false
+	return strings.HasPrefix(name, portTunnelPrefix)
 }
 
 func rootLinks(t *testing.T) map[string]bool {
@@ -413,7 +441,7 @@ func TestUseAfterCloseFailsCleanly(t *testing.T) {
 
 func TestRemoveStaleOnlyTakesDeadOwners(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, Options{})
+	l := newLab(t, Options{EthMTU: 1360, PortTunnel: true})
 	dead := exec.Command("true")
 	if err := dead.Run(); err != nil {
 		t.Fatal(err)
@@ -424,6 +452,17 @@ func TestRemoveStaleOnlyTakesDeadOwners(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", stale).Run() })
 
+	// A port tunnel's socket whose node died with its process.
+	deadSocket := filepath.Join(uapiDir, portTunnelPrefix+"dead.sock")
+	ln, err := net.Listen("unix", deadSocket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	t.Cleanup(func() { os.Remove(deadSocket) })
+	liveSocket := filepath.Join(uapiDir, l.PortTunnel().Name()+".sock")
+
 	removed, err := RemoveStale()
 	if err != nil {
 		t.Fatal(err)
@@ -431,10 +470,16 @@ func TestRemoveStaleOnlyTakesDeadOwners(t *testing.T) {
 	if !slices.Contains(removed, stale) {
 		t.Errorf("RemoveStale() = %v, want it to include %s", removed, stale)
 	}
+	if !slices.Contains(removed, deadSocket) {
+		t.Errorf("RemoveStale() = %v, want it to include %s", removed, deadSocket)
+	}
+	if _, err := os.Stat(liveSocket); err != nil {
+		t.Errorf("RemoveStale removed the live lab's socket %s: %v", liveSocket, err)
+	}
 	for _, n := range l.Namespaces() {
 		if slices.Contains(removed, n) {
 			t.Errorf("RemoveStale removed %s of a live lab", n)
 		}
 	}
-	expect(t, works(ping(l, 56, false, false)))
+	expect(t, works(ping(l, 56, false, false)), works(l.PortTunnel().Download))
 }

@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"golang.org/x/crypto/curve25519"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/ipc"
 	"golang.zx2c4.com/wireguard/tun"
 )
 
@@ -29,6 +32,9 @@ const (
 	envNode = "WSLMTU_LAB_NODE" // tun name; presence selects node mode
 	envMTU  = "WSLMTU_LAB_MTU"
 	envUAPI = "WSLMTU_LAB_UAPI" // wireguard-go UAPI "set" text
+	// envSocket makes the node answer wgctrl on a UAPI socket under
+	// /var/run/wireguard, as wireguard-go's own command does.
+	envSocket = "WSLMTU_LAB_SOCKET"
 )
 
 // nodeReady is the line a node prints on stdout once its device is up.
@@ -39,15 +45,16 @@ func init() {
 	if name == "" {
 		return
 	}
-	if err := runNode(name, os.Getenv(envMTU), os.Getenv(envUAPI)); err != nil {
+	if err := runNode(name, os.Getenv(envMTU), os.Getenv(envUAPI), os.Getenv(envSocket) != ""); err != nil {
 		fmt.Fprintf(os.Stderr, "wslmtu lab node %s: %v\n", name, err)
 		os.Exit(1)
 	}
 	os.Exit(0)
 }
 
-// runNode runs a wireguard-go device on a new tun until SIGTERM/SIGINT.
-func runNode(name, mtuText, uapi string) error {
+// runNode runs a wireguard-go device on a new tun until SIGTERM/SIGINT,
+// with a UAPI socket when socket is set.
+func runNode(name, mtuText, uapi string, socket bool) error {
 	mtu, err := strconv.Atoi(mtuText)
 	if err != nil {
 		return fmt.Errorf("bad %s %q: %w", envMTU, mtuText, err)
@@ -65,6 +72,15 @@ func runNode(name, mtuText, uapi string) error {
 	if err := dev.Up(); err != nil {
 		return fmt.Errorf("up: %w", err)
 	}
+	if socket {
+		// Listening before "ready", so the socket is there before the
+		// lab brings the interface up, as with wireguard-go and wg-quick.
+		ln, err := listenUAPI(name, dev)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	fmt.Println(nodeReady)
@@ -73,6 +89,30 @@ func runNode(name, mtuText, uapi string) error {
 	case <-dev.Wait():
 	}
 	return nil
+}
+
+// listenUAPI serves wgctrl's (and wg's) requests on the device's UAPI
+// socket, /var/run/wireguard/NAME.sock.
+func listenUAPI(name string, dev *device.Device) (net.Listener, error) {
+	f, err := ipc.UAPIOpen(name)
+	if err != nil {
+		return nil, fmt.Errorf("UAPI socket for %s: %w", name, err)
+	}
+	ln, err := ipc.UAPIListen(name, f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("UAPI listen for %s: %w", name, err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go dev.IpcHandle(c)
+		}
+	}()
+	return ln, nil
 }
 
 // wgKey is a Curve25519 key pair in the hex form the UAPI expects.
@@ -104,12 +144,19 @@ type nodeConfig struct {
 	endpoint   string // host:port, empty when the peer is learnt from handshakes
 	keepalive  int    // seconds, 0 for none
 	allowedIPs []string
+	// fwmark marks the node's UDP sockets, as tailscaled marks its own
+	// with 0x80000; 0 for none.
+	fwmark uint32
 }
 
 // uapi renders the config in wireguard-go's UAPI "set" format.
 func (c nodeConfig) uapi() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "private_key=%s\nlisten_port=%d\nreplace_peers=true\n", c.privateKey, c.listenPort)
+	fmt.Fprintf(&b, "private_key=%s\nlisten_port=%d\n", c.privateKey, c.listenPort)
+	if c.fwmark != 0 {
+		fmt.Fprintf(&b, "fwmark=%d\n", c.fwmark)
+	}
+	b.WriteString("replace_peers=true\n")
 	fmt.Fprintf(&b, "public_key=%s\n", c.peerPublic)
 	if c.endpoint != "" {
 		fmt.Fprintf(&b, "endpoint=%s\n", c.endpoint)
@@ -126,15 +173,21 @@ func (c nodeConfig) uapi() string {
 
 // node is a running WireGuard node process.
 type node struct {
+	name   string
+	netns  string
 	cmd    *exec.Cmd
 	stderr *tailBuffer
+	ready  chan error    // the first line of output, checked
 	done   chan struct{} // closed once cmd.Wait has returned
+	// socket is the node's UAPI socket, removed when it is killed (a
+	// killed node cannot remove it itself); "" for none.
+	socket string
 }
 
 // startNode re-executes the current binary inside netns (through
-// `ip netns exec`, which execs in place so the recorded PID is the node) and
-// waits until the node reports its tun and device are up.
-func startNode(netns, tunName string, mtu int, cfg nodeConfig, timeout time.Duration) (*node, error) {
+// `ip netns exec`, which execs in place so the recorded PID is the node).
+// It returns once the process runs; waitReady waits for its device.
+func startNode(netns, tunName string, mtu int, cfg nodeConfig, uapi bool) (*node, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
@@ -145,10 +198,17 @@ func startNode(netns, tunName string, mtu int, cfg nodeConfig, timeout time.Dura
 		envMTU+"="+strconv.Itoa(mtu),
 		envUAPI+"="+cfg.uapi(),
 	)
+	if uapi {
+		cmd.Env = append(cmd.Env, envSocket+"=1")
+	}
 	// Pdeathsig survives the exec of ip and of the node (neither is setuid),
 	// so a crashed parent does not leave nodes behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	n := &node{cmd: cmd, stderr: &tailBuffer{max: 4096}, done: make(chan struct{})}
+	n := &node{name: tunName, netns: netns, cmd: cmd, stderr: &tailBuffer{max: 4096},
+		ready: make(chan error, 1), done: make(chan struct{})}
+	if uapi {
+		n.socket = filepath.Join(uapiDir, tunName+".sock")
+	}
 	cmd.Stderr = n.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -161,26 +221,32 @@ func startNode(netns, tunName string, mtu int, cfg nodeConfig, timeout time.Dura
 		_ = cmd.Wait()
 		close(n.done)
 	}()
-	ready := make(chan error, 1)
 	go func() {
 		line, err := bufio.NewReader(stdout).ReadString('\n')
 		if err == nil && strings.TrimSpace(line) != nodeReady {
 			err = fmt.Errorf("unexpected output %q", line)
 		}
-		ready <- err
+		n.ready <- err
 		// Keep draining so a chatty node never blocks on a full pipe.
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
+	return n, nil
+}
+
+// waitReady waits until the node reports its tun and device are up, and
+// kills it if it does not.
+func (n *node) waitReady(timeout time.Duration) error {
+	var err error
 	select {
-	case err = <-ready:
+	case err = <-n.ready:
 	case <-time.After(timeout):
 		err = fmt.Errorf("not ready after %v", timeout)
 	}
 	if err != nil {
 		n.kill()
-		return nil, fmt.Errorf("node %s in %s: %v: %s", tunName, netns, err, strings.TrimSpace(n.stderr.String()))
+		return fmt.Errorf("node %s in %s: %v: %s", n.name, n.netns, err, strings.TrimSpace(n.stderr.String()))
 	}
-	return n, nil
+	return nil
 }
 
 func (n *node) pid() int { return n.cmd.Process.Pid }
@@ -189,6 +255,9 @@ func (n *node) pid() int { return n.cmd.Process.Pid }
 func (n *node) kill() {
 	_ = n.cmd.Process.Kill()
 	<-n.done
+	if n.socket != "" {
+		_ = os.Remove(n.socket)
+	}
 }
 
 // tailBuffer keeps the last max bytes written, for error messages.

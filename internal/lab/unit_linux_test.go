@@ -75,16 +75,60 @@ allowed_ip=fd7a:115c:a1e0::/64
 }
 
 func TestFirewallRulesDropFragmentsFromWSLOnly(t *testing.T) {
-	r := firewallRules()
-	for _, want := range []string{
+	common := []string{
 		"hook prerouting priority -450",
 		`iifname "wsl" ip frag-off & 0x3fff != 0 counter drop`,
 		`iifname "wsl" exthdr frag exists counter drop`,
-		`oifname "lan0" ip saddr 172.24.0.0/20 masquerade`,
-		`oifname "lan0" ip6 saddr fd00:5:1::/64 masquerade`,
-	} {
+		"type filter hook output priority 0",
+		`oifname "wsl" icmp type destination-unreachable icmp code frag-needed counter drop`,
+		`oifname "wsl" icmpv6 type packet-too-big counter drop`,
+	}
+	nat := []string{
+		`oifname { "lan0", "vpn0" } ip saddr 172.24.0.0/20 masquerade`,
+		`oifname { "lan0", "vpn0" } ip6 saddr fd00:5:1::/64 masquerade`,
+	}
+	r := firewallRules(true)
+	for _, want := range append(common, nat...) {
 		if !strings.Contains(r, want) {
-			t.Errorf("ruleset lacks %q:\n%s", want, r)
+			t.Errorf("NAT ruleset lacks %q:\n%s", want, r)
+		}
+	}
+	// Mirrored mode: the same drops, no NAT.
+	r = firewallRules(false)
+	for _, want := range common {
+		if !strings.Contains(r, want) {
+			t.Errorf("mirrored ruleset lacks %q:\n%s", want, r)
+		}
+	}
+	if strings.Contains(r, "masquerade") {
+		t.Errorf("mirrored ruleset has NAT:\n%s", r)
+	}
+}
+
+// The port tunnel's name must be a valid interface name, match the default
+// tunnel pattern wg*, and be what RemoveStale takes for a lab's socket.
+func TestPortTunnelNames(t *testing.T) {
+	name := portTunnelPrefix + "1a2b"
+	if len(name) > 15 || !strings.HasPrefix(name, "wg") {
+		t.Errorf("port tunnel name %q: want ≤ 15 characters starting wg", name)
+	}
+	if !staleUAPI.MatchString(name+".sock") || staleUAPI.MatchString("wg0.sock") {
+		t.Errorf("staleUAPI %s: must match %s.sock and only lab sockets", staleUAPI, name)
+	}
+	for _, n := range []string{"wslmtu-12-0badc0de-windows", "wslmtu-12-0badc0de-corp", "wslmtu-12-0badc0de-hyperv"} {
+		if !staleName.MatchString(n) {
+			t.Errorf("staleName does not match %s", n)
+		}
+	}
+}
+
+// Sources make detection say the lab's mode through wslinfo.
+func TestSourcesAnswerTheLabsMode(t *testing.T) {
+	for _, mirrored := range []bool{false, true} {
+		l := &Lab{opts: Options{Mirrored: mirrored}}
+		out, err := l.Sources().Run("wslinfo", "--networking-mode")
+		if want := l.NetworkingMode() + "\n"; err != nil || string(out) != want {
+			t.Errorf("mirrored %v: wslinfo says %q, %v; want %q", mirrored, out, err, want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,15 +9,20 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
+	"slices"
+	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
+
+	"github.com/wslmtu/wslmtu/detect"
+	"github.com/wslmtu/wslmtu/internal/config"
 )
 
 // Options for Run.
@@ -27,15 +33,21 @@ type Options struct {
 }
 
 // Run resolves host, finds the route towards it, and measures the path with
-// a real ICMP socket. The socket and the route lookup are made in the calling
-// goroutine's network namespace before anything else starts, so a caller may
-// run it on a thread locked into another namespace.
-func Run(ctx context.Context, host string, opts Options) (*Result, error) {
+// a real ICMP socket. cfg says which interfaces are tunnels and which is the
+// outer one, as for every other command. The socket and the route lookup are
+// made in the calling goroutine's network namespace before anything else
+// starts, so a caller may run it on a thread locked into another namespace.
+func Run(ctx context.Context, host string, cfg config.Config, opts Options) (*Result, error) {
+	if opts.Timeout != 0 {
+		if err := CheckTimeout(opts.Timeout); err != nil {
+			return nil, err
+		}
+	}
 	addr, err := resolve(ctx, host, opts.Family)
 	if err != nil {
 		return nil, err
 	}
-	t, err := TargetFor(host, addr)
+	t, err := TargetFor(host, addr, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +78,7 @@ func resolve(ctx context.Context, host string, family int) (netip.Addr, error) {
 		if (family == 4 && !a.Is4()) || (family == 6 && !a.Is6()) {
 			return netip.Addr{}, fmt.Errorf("%w: %s is not an IPv%d address", ErrBadHost, host, family)
 		}
-		return a, nil
+		return a, CheckAddr(host, a)
 	}
 	addrs, err := net.DefaultResolver.LookupNetIP(ctx, network, host)
 	if err != nil {
@@ -75,13 +87,31 @@ func resolve(ctx context.Context, host string, family int) (netip.Addr, error) {
 	if len(addrs) == 0 {
 		return netip.Addr{}, fmt.Errorf("%w: %q has no address", ErrBadHost, host)
 	}
-	return addrs[0].Unmap(), nil
+	// A name may resolve to a sinkhole (0.0.0.0) next to real addresses.
+	var first error
+	for _, a := range addrs {
+		err := CheckAddr(host, a.Unmap())
+		if err == nil {
+			return a.Unmap(), nil
+		}
+		first = cmp.Or(first, err)
+	}
+	return netip.Addr{}, first
 }
 
 // TargetFor looks up the route to addr (netlink RouteGet) and describes it.
-func TargetFor(host string, addr netip.Addr) (Target, error) {
+// A zone (fe80::1%eth0) makes the route leave through that interface.
+func TargetFor(host string, addr netip.Addr, cfg config.Config) (Target, error) {
 	t := Target{Host: host, Addr: addr}
-	routes, err := netlink.RouteGet(addr.AsSlice())
+	var opts netlink.RouteGetOptions
+	if zone := addr.Zone(); zone != "" {
+		link, err := zoneLink(zone)
+		if err != nil {
+			return t, fmt.Errorf("%w: %s: no interface %q for its zone", ErrBadHost, addr, zone)
+		}
+		opts.OifIndex = link.Attrs().Index
+	}
+	routes, err := netlink.RouteGetWithOptions(addr.WithZone("").AsSlice(), &opts)
 	if err != nil {
 		if errors.Is(err, unix.ENETUNREACH) || errors.Is(err, unix.EHOSTUNREACH) {
 			return t, fmt.Errorf("probe %s: no route to %s", host, addr)
@@ -97,28 +127,57 @@ func TargetFor(host string, addr netip.Addr) (Target, error) {
 		return t, fmt.Errorf("probe %s: interface %d of the route to %s: %w", host, r.LinkIndex, addr, err)
 	}
 	a := link.Attrs()
+	if r.Type == unix.RTN_BROADCAST {
+		return t, fmt.Errorf("%w: %s is the broadcast address of %s's subnet: a probe measures the path to one host", ErrBadHost, addr, a.Name)
+	}
 	t.Interface = a.Name
 	t.InterfaceMTU = a.MTU
 	t.RouteMTU = r.MTU
-	t.Tunnel = IsTunnel(link)
+	st, err := observe(cfg)
+	if err != nil {
+		return t, fmt.Errorf("probe %s: %w", host, err)
+	}
+	tunnelTarget(&t, st, a.Index)
 	return t, nil
 }
 
-// IsTunnel tells whether traffic through link gets wrapped into outer packets.
-func IsTunnel(link netlink.Link) bool {
-	name := link.Attrs().Name
-	if strings.HasPrefix(name, "tailscale") || strings.HasPrefix(name, "wg") {
-		return true
+func zoneLink(zone string) (netlink.Link, error) {
+	if n, err := strconv.Atoi(zone); err == nil {
+		return netlink.LinkByIndex(n)
 	}
-	if tt, ok := link.(*netlink.Tuntap); ok {
-		return tt.Mode == netlink.TUNTAP_MODE_TUN
+	return netlink.LinkByName(zone)
+}
+
+// observe is detect's view of this namespace's links and routes under cfg:
+// which interfaces are tunnels (the config's matcher, and kernel WireGuard
+// devices), of what kind, and which is the outer one. A config whose
+// patterns select the outer interface is refused here as everywhere else.
+func observe(cfg config.Config) (detect.State, error) {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return detect.State{}, err
 	}
-	switch link.Type() {
-	case "wireguard", "ipip", "gre", "ip6gre", "sit", "ip6tnl", "vti", "vti6", "vxlan", "geneve":
-		return true
+	defer h.Close()
+	snap, err := detect.Read(&detect.Kernel{H: h})
+	if err != nil {
+		return detect.State{}, err
 	}
-	// A tun device (wireguard-go's included) has no link-layer header.
-	return link.Attrs().EncapType == "none"
+	return detect.Derive(detect.Inputs{Snapshot: snap}, cfg)
+}
+
+// tunnelTarget marks t as going through a tunnel when the route's link is
+// one of st's tunnels, with its kind and the outer interface beneath it.
+func tunnelTarget(t *Target, st detect.State, linkIndex int) {
+	for _, l := range slices.Concat(st.Tunnels, st.DownTunnels) {
+		if l.Index != linkIndex {
+			continue
+		}
+		t.Tunnel, t.Spec = true, detect.SpecOf(l)
+		if st.Outer != nil {
+			t.Outer, t.OuterMTU = st.Outer.Name, st.Outer.MTU
+		}
+		return
+	}
 }
 
 // Conn is a Path over an ICMP socket: raw when allowed (root, CAP_NET_RAW),
@@ -215,6 +274,12 @@ func (c *Conn) Close() error {
 // Raw tells whether the socket is a raw one (else a ping socket).
 func (c *Conn) Raw() bool { return c.raw }
 
+// setDF sets what "DF" means for the next sends. IPv6 has no DF bit
+// (routers never fragment, only the sender does), so DF there is
+// IPV6_DONTFRAG: the kernel refuses a packet over the path MTU (EMSGSIZE)
+// instead of fragmenting it. Without DF it is WANT with DONTFRAG off, so the
+// kernel fragments locally to the path MTU it knows; DONT would send the
+// same fragments, and one setting for probe and lab alike is the point.
 func (c *Conn) setDF(df bool) error {
 	var serr error
 	err := c.rc.Control(func(fd uintptr) {
@@ -321,6 +386,29 @@ func (c *Conn) Send(ctx context.Context, probes []Probe, copies int) (Replies, e
 		got[p] = true
 	}
 	return Replies{Got: got, TooBig: tooBig}, nil
+}
+
+// Echo sends p every interval until one of its echoes comes back (nil) or
+// ctx is done (ctx's error, wrapped: nothing came back). A size the kernel
+// refuses to send (the route or a learned path MTU is smaller, with DF) is an
+// error wrapping unix.EMSGSIZE at once, as is any other send failure: those
+// are local, not a silent path. It is the one-size check the lab makes.
+func (c *Conn) Echo(ctx context.Context, p Probe, interval time.Duration) error {
+	for {
+		rctx, cancel := context.WithTimeout(ctx, interval)
+		rep, err := c.Send(rctx, []Probe{p}, 1)
+		cancel()
+		switch {
+		case err != nil:
+			return err
+		case rep.Got[p]:
+			return nil
+		case rep.TooBig[p]:
+			return fmt.Errorf("send %d-byte echo to %s: %w", p.Size, c.ip, unix.EMSGSIZE)
+		case ctx.Err() != nil:
+			return fmt.Errorf("no reply from %s: %w", c.ip, ctx.Err())
+		}
+	}
 }
 
 func (c *Conn) send(p Probe) error {

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -11,10 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/wslmtu/wslmtu/detect"
+	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
 func run(t *testing.T, args ...string) {
@@ -71,40 +74,52 @@ func waitReady(t *testing.T, ns, dev string) {
 	}
 }
 
-// probeIn runs Run with the socket and route lookup made inside namespace ns:
+// runIn runs Run with the socket and route lookup made inside namespace ns:
 // a socket stays in the namespace it was created in.
+func runIn(t *testing.T, ns, host string, timeout time.Duration) (res *Result, err error) {
+	t.Helper()
+	runtime.LockOSThread()
+	orig, e := netns.Get()
+	if e != nil {
+		t.Fatal(e)
+	}
+	defer orig.Close()
+	target, e := netns.GetFromName(ns)
+	if e != nil {
+		t.Fatal(e)
+	}
+	defer target.Close()
+	if e := netns.Set(target); e != nil {
+		t.Fatal(e)
+	}
+	defer func() {
+		// A thread left in the wrong namespace must die with the goroutine.
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	return Run(context.Background(), host, config.Default(), Options{Config: Config{Timeout: timeout}})
+}
+
+// probeIn is runIn where the probe must measure.
 func probeIn(t *testing.T, ns, host string, timeout time.Duration) *Result {
 	t.Helper()
-	var res *Result
-	var err error
-	func() {
-		runtime.LockOSThread()
-		orig, e := netns.Get()
-		if e != nil {
-			t.Fatal(e)
-		}
-		defer orig.Close()
-		target, e := netns.GetFromName(ns)
-		if e != nil {
-			t.Fatal(e)
-		}
-		defer target.Close()
-		if e := netns.Set(target); e != nil {
-			t.Fatal(e)
-		}
-		defer func() {
-			// A thread left in the wrong namespace must die with the goroutine.
-			if netns.Set(orig) == nil {
-				runtime.UnlockOSThread()
-			}
-		}()
-		res, err = Run(context.Background(), host, Options{Config: Config{Timeout: timeout}})
-	}()
+	res, err := runIn(t, ns, host, timeout)
 	if err != nil {
 		t.Fatalf("probe %s in %s: %v", host, ns, err)
 	}
 	t.Logf("probe %s in %s (%s, %d rounds):\n%s", host, ns, res.Elapsed.Round(time.Millisecond), res.Rounds, res)
 	return res
+}
+
+// probeErrIn is runIn where the probe must refuse.
+func probeErrIn(t *testing.T, ns, host string) error {
+	t.Helper()
+	res, err := runIn(t, ns, host, time.Second)
+	if err == nil {
+		t.Errorf("probe %s in %s measured instead of refusing:\n%s", host, ns, res)
+	}
+	return err
 }
 
 // Over a plain veth, the DF maximum is the MTU minus the headers, fragments
@@ -207,21 +222,112 @@ func TestRealRouter(t *testing.T) {
 	}
 }
 
-func TestIsTunnel(t *testing.T) {
+// The probe's tunnels are detect's, under the config: its patterns and
+// [[tunnel]] tables, and kernel WireGuard devices whatever their name, never
+// the outer interface; a tun device or vxlan outside the patterns is not one
+// (the old prefix list called every tun a tunnel). The kind comes along, and
+// the outer interface beneath.
+func TestTunnelTargetFromDetect(t *testing.T) {
+	links := []detect.Link{
+		{Name: "lo", Index: 1, Kind: "device", Up: true},
+		{Name: "eth0", Index: 2, MTU: 1280, Kind: "veth", Up: true},
+		{Name: "tailscale0", Index: 3, MTU: 1280, Kind: "tun", Up: true},
+		{Name: "wg1", Index: 4, MTU: 1420, Kind: "tun", Up: true},
+		{Name: "peer7", Index: 5, MTU: 1420, Kind: "wireguard", Up: true},
+		{Name: "utun3", Index: 6, MTU: 1500, Kind: "tun", Up: true},
+		{Name: "vx0", Index: 7, MTU: 1450, Kind: "vxlan", Up: true},
+		{Name: "zt3jnkd6ic", Index: 8, MTU: 2800, Kind: "tun", Up: true},
+		{Name: "gre1", Index: 9, MTU: 1476, Kind: "gre", Up: true},
+	}
+	routes := []detect.Route{{Family: 4, Table: detect.MainTable, Dst: "default", Gw: "172.24.0.1", LinkIndex: 2}}
+	cfg := config.Default()
+	cfg.TunnelSettings = []config.TunnelSpec{{Name: "gre1", Kind: tunnel.Other, Overhead: 24}}
+	st, err := detect.Derive(detect.Inputs{Snapshot: detect.Snapshot{Links: links, Routes: routes}}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
-		link netlink.Link
-		want bool
+		index    int
+		want     bool
+		wantKind tunnel.Kind
 	}{
-		{&netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: "tailscale0", EncapType: "none"}}, true},
-		{&netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: "wg0"}}, true},
-		{&netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: "utun3"}, Mode: netlink.TUNTAP_MODE_TUN}, true},
-		{&netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: "tap0", EncapType: "ether"}, Mode: netlink.TUNTAP_MODE_TAP}, false},
-		{&netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: "tun0", EncapType: "none"}}, true},
-		{&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0", EncapType: "ether"}}, false},
-		{&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: "vx0", EncapType: "ether"}}, true},
+		{1, false, ""}, {2, false, ""},
+		{3, true, tunnel.WireGuard}, {4, true, tunnel.WireGuard}, {5, true, tunnel.WireGuard},
+		{6, false, ""}, {7, false, ""},
+		{8, true, tunnel.ZeroTier}, {9, true, tunnel.Other},
 	} {
-		if got := IsTunnel(tc.link); got != tc.want {
-			t.Errorf("IsTunnel(%s %s) = %v, want %v", tc.link.Type(), tc.link.Attrs().Name, got, tc.want)
+		var tg Target
+		tunnelTarget(&tg, st, tc.index)
+		name := links[tc.index-1].Name
+		if tg.Tunnel != tc.want || tg.Spec.Kind != tc.wantKind {
+			t.Errorf("%s: tunnel %v kind %q, want %v %q", name, tg.Tunnel, tg.Spec.Kind, tc.want, tc.wantKind)
 		}
+		if tc.want && (tg.Outer != "eth0" || tg.OuterMTU != 1280) {
+			t.Errorf("%s: beneath %q %d, want eth0 1280", name, tg.Outer, tg.OuterMTU)
+		}
+	}
+	var gre Target
+	tunnelTarget(&gre, st, 9)
+	if gre.Spec.Overhead != 24 {
+		t.Errorf("gre1's [[tunnel]] overhead not taken: %+v", gre.Spec)
+	}
+}
+
+// Bad input is refused before any socket is opened (so without root), with
+// ErrBadHost or ErrBadTimeout and the value named.
+func TestRunRejectsBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		host    string
+		timeout time.Duration
+		family  int
+		want    error
+		says    string
+	}{
+		{"::", 0, 0, ErrBadHost, ":: is the unspecified address"},
+		{"0.0.0.0", 0, 0, ErrBadHost, "0.0.0.0 is the unspecified address"},
+		{"::ffff:0.0.0.0", 0, 0, ErrBadHost, "::ffff:0.0.0.0 is the unspecified address"},
+		{"0.1.2.3", 0, 0, ErrBadHost, "0.1.2.3 is in 0.0.0.0/8"},
+		{"224.0.0.1", 0, 0, ErrBadHost, "224.0.0.1 is a multicast address"},
+		{"239.255.255.250", 0, 0, ErrBadHost, "239.255.255.250 is a multicast address"},
+		{"ff02::1", 0, 0, ErrBadHost, "ff02::1 is a multicast address"},
+		{"255.255.255.255", 0, 0, ErrBadHost, "255.255.255.255 is the broadcast address"},
+		{"fe80::1", 0, 0, ErrBadHost, "fe80::1 is link-local without a zone: name the interface, e.g. fe80::1%eth0"},
+		{"fe80::1%wslmtu-nosuch", 0, 0, ErrBadHost, `no interface "wslmtu-nosuch"`},
+		{"10.0.0.1", 0, 6, ErrBadHost, "10.0.0.1 is not an IPv6 address"},
+		{"", 0, 0, ErrBadHost, "empty host name"},
+		{"127.0.0.1", time.Nanosecond, 0, ErrBadTimeout, "bad timeout 1ns: a round waits from 10ms to 30s"},
+		{"127.0.0.1", -time.Second, 0, ErrBadTimeout, "bad timeout -1s"},
+		{"127.0.0.1", time.Hour, 0, ErrBadTimeout, "bad timeout 1h0m0s"},
+	} {
+		res, err := Run(context.Background(), tc.host, config.Default(), Options{Config: Config{Timeout: tc.timeout}, Family: tc.family})
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("Run(%q, timeout %s) = %v, %v; want %v saying %q", tc.host, tc.timeout, res, err, tc.want, tc.says)
+		}
+	}
+}
+
+// The broadcast address of the route's subnet is only known from the route:
+// the kernel gives it type broadcast. A link-local address with its zone is
+// probed through that interface.
+func TestRunSubnetBroadcastAndZone(t *testing.T) {
+	netnstest.RequireRoot(t, "creates network namespaces")
+	a, b := newNS(t, "a"), newNS(t, "b")
+	veth(t, a, "a0", b, "b0", 1400, 1)
+	err := probeErrIn(t, a, "10.77.1.255")
+	if !errors.Is(err, ErrBadHost) || !strings.Contains(err.Error(), "10.77.1.255 is the broadcast address of a0's subnet") {
+		t.Errorf("subnet broadcast: %v", err)
+	}
+	out, err := exec.Command("ip", "-n", b, "-6", "-o", "addr", "show", "dev", "b0", "scope", "link").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(out)) // 2: b0    inet6 fe80::…/64 scope link …
+	if len(f) < 4 {
+		t.Fatalf("no link-local address on b0: %q", out)
+	}
+	ll := strings.Split(f[3], "/")[0]
+	res := probeIn(t, a, ll+"%a0", time.Second)
+	if res.Interface != "a0" || res.MaxDFPacket != 1400 || res.Verdict != VerdictOK {
+		t.Errorf("link-local %s%%a0: via %s, packet %d, verdict %s", ll, res.Interface, res.MaxDFPacket, res.Verdict)
 	}
 }

@@ -1,12 +1,15 @@
-package probe
+package probe_test
 
 import (
 	"context"
 	"testing"
 	"time"
 
+	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
 	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/probe"
+	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
 // TestE2ELab is the acceptance test of `wslmtu probe` on the WSL2 model:
@@ -21,20 +24,20 @@ func TestE2ELab(t *testing.T) {
 		name    string
 		ethMTU  int
 		payload int
-		verdict Verdict
+		verdict probe.Verdict
 	}{
-		{"broken-eth0-1280", 1280, 1188, VerdictFragmentsDropped},
-		{"fixed-eth0-1360", 1360, 1280 - 28, VerdictOK},
+		{"broken-eth0-1280", 1280, 1188, probe.VerdictFragmentsDropped},
+		{"fixed-eth0-1360", 1360, 1280 - 28, probe.VerdictOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			l := lab.NewForTest(t, lab.Options{EthMTU: tc.ethMTU, TunnelMTU: 1280})
 			for _, v6 := range []bool{false, true} {
 				peer := l.PeerTunnelIP(v6)
-				var res *Result
+				var res *probe.Result
 				start := time.Now()
 				err := l.DoWSL(func() (err error) {
-					res, err = Run(context.Background(), peer.String(), Options{Config: Config{Timeout: time.Second}})
+					res, err = probe.Run(context.Background(), peer.String(), config.Default(), probe.Options{Config: probe.Config{Timeout: time.Second}})
 					return err
 				})
 				took := time.Since(start)
@@ -48,9 +51,16 @@ func TestE2ELab(t *testing.T) {
 				if res.Verdict != tc.verdict {
 					t.Errorf("%s: verdict %s, want %s: %s", peer, res.Verdict, tc.verdict, res.Message)
 				}
+				if res.TunnelKind != tunnel.WireGuard || res.Outer != lab.EthName || res.OuterMTU != tc.ethMTU {
+					t.Errorf("tunnel kind %q beneath %s %d, want wireguard beneath %s %d", res.TunnelKind, res.Outer, res.OuterMTU, lab.EthName, tc.ethMTU)
+				}
+				// The lab's underlay is IPv4, whichever family the probe uses inside.
+				if wantWhy := "1216 = floor16(1280 − 60): WireGuard over an IPv4 underlay on eth0 (MTU 1280)"; tc.verdict == probe.VerdictFragmentsDropped && res.LimitWhy != wantWhy {
+					t.Errorf("%s: limit explained as %q, want %q", peer, res.LimitWhy, wantWhy)
+				}
 				if v6 {
 					// The padded inner limit is the same 1216 bytes; IPv6 headers are 20 more.
-					if tc.verdict == VerdictFragmentsDropped && res.MaxDFPacket != 1216 {
+					if tc.verdict == probe.VerdictFragmentsDropped && res.MaxDFPacket != 1216 {
 						t.Errorf("%s: largest DF packet %d, want 1216", peer, res.MaxDFPacket)
 					}
 					continue
@@ -58,7 +68,7 @@ func TestE2ELab(t *testing.T) {
 				if res.MaxDFPayload != tc.payload || !res.Exact {
 					t.Errorf("%s: payload %d (packet %d) exact=%v, want %d", peer, res.MaxDFPayload, res.MaxDFPacket, res.Exact, tc.payload)
 				}
-				if tc.verdict == VerdictFragmentsDropped {
+				if tc.verdict == probe.VerdictFragmentsDropped {
 					if res.MaxDFPacket != 1216 || res.FragmentsPassed {
 						t.Errorf("%s: packet %d fragments=%v, want 1216 and lost", peer, res.MaxDFPacket, res.FragmentsPassed)
 					}

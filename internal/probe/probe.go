@@ -10,6 +10,7 @@
 package probe
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
 // Probe is one kind of echo request: an ICMP payload size and whether the
@@ -52,27 +55,39 @@ type Target struct {
 	Host         string     // as the user wrote it
 	Addr         netip.Addr // resolved address
 	Interface    string     // outgoing interface of the route
-	Tunnel       bool       // the interface is a tunnel (tailscale0, wg*, a tun device)
+	Tunnel       bool       // the interface is a tunnel by the config's patterns (or a kernel WireGuard device)
 	InterfaceMTU int
 	RouteMTU     int // mtu metric of the route or a learned path MTU; 0 if none
+
+	// When Tunnel: the tunnel's kind, and the interface beneath it with its
+	// MTU (0 when not known), so a measured limit can be explained.
+	Spec     tunnel.Spec
+	Outer    string
+	OuterMTU int
 }
 
 // IPv6 tells whether the target is probed over IPv6.
 func (t Target) IPv6() bool { return t.Addr.Is6() && !t.Addr.Is4In6() }
 
-// headers is the IP header plus the ICMP echo header.
-func (t Target) headers() int {
+// icmpEchoHeader is the ICMP (and ICMPv6) echo header: type, code, checksum,
+// identifier, sequence number.
+const icmpEchoHeader = 8
+
+func (t Target) family() tunnel.Underlay {
 	if t.IPv6() {
-		return 40 + 8
+		return tunnel.IPv6
 	}
-	return 20 + 8
+	return tunnel.IPv4
 }
+
+// headers is the IP header plus the ICMP echo header.
+func (t Target) headers() int { return t.family().Header() + icmpEchoHeader }
 
 // maxPacket is the largest packet IP can express: the IPv4 total length is
 // 16 bits, and so is the IPv6 payload length (which excludes its header).
 func (t Target) maxPacket() int {
 	if t.IPv6() {
-		return 65535 + 40
+		return 65535 + tunnel.IPv6Header
 	}
 	return 65535
 }
@@ -97,10 +112,53 @@ type Config struct {
 const (
 	// DefaultTimeout is how long a round waits for replies.
 	DefaultTimeout = time.Second
-	defaultRounds  = 4
+	// MinTimeout and MaxTimeout bound Config.Timeout: a round shorter than
+	// a slow round trip calls a live host dead, and a probe is up to five
+	// rounds, so a longer one only makes a person wait for a dead host.
+	MinTimeout    = 10 * time.Millisecond
+	MaxTimeout    = 30 * time.Second
+	defaultRounds = 4
 	// maxBatch caps the sizes in one round; a 1500 MTU gives a step of 16.
 	maxBatch = 96
 )
+
+// CheckTimeout rejects a round timeout outside MinTimeout..MaxTimeout; the
+// error wraps ErrBadTimeout and names the value.
+func CheckTimeout(d time.Duration) error {
+	if d < MinTimeout || d > MaxTimeout {
+		return fmt.Errorf("%w %s: a round waits from %s to %s", ErrBadTimeout, d, MinTimeout, MaxTimeout)
+	}
+	return nil
+}
+
+// CheckAddr rejects an address that names no single host whose path could be
+// measured; the error wraps ErrBadHost and names the address (and host, when
+// the address came from a name). The broadcast address of a subnet takes the
+// route, so Run checks that one on the route it finds.
+func CheckAddr(host string, a netip.Addr) error {
+	a = a.Unmap()
+	what := ""
+	switch {
+	case !a.IsValid():
+		what = "not an IP address"
+	case a.IsUnspecified():
+		what = "the unspecified address: it names no host"
+	case a.IsMulticast():
+		what = "a multicast address: a probe measures the path to one host"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		what = "the broadcast address: a probe measures the path to one host"
+	case a.Is4() && a.As4()[0] == 0:
+		what = `in 0.0.0.0/8, "this network" (RFC 1122): it names no host`
+	case a.Is6() && a.IsLinkLocalUnicast() && a.Zone() == "":
+		what = fmt.Sprintf("link-local without a zone: name the interface, e.g. %s%%eth0", a)
+	default:
+		return nil
+	}
+	if _, err := netip.ParseAddr(host); err != nil && host != "" {
+		return fmt.Errorf("%w: %s resolves to %s, %s", ErrBadHost, host, a, what)
+	}
+	return fmt.Errorf("%w: %s is %s", ErrBadHost, cmp.Or(host, a.String()), what)
+}
 
 // progressAfter is "more than a moment"; a variable so tests need not wait.
 var progressAfter = 500 * time.Millisecond
@@ -147,6 +205,16 @@ type Result struct {
 	// send with DF (EMSGSIZE); 0 if it never did.
 	LocalLimitPacket int `json:"local_limit_packet,omitempty"`
 
+	// TunnelKind and Outer (with its MTU) are what LimitWhy was worked out
+	// from, when the route goes through a tunnel.
+	TunnelKind tunnel.Kind `json:"tunnel_kind,omitempty"`
+	Outer      string      `json:"outer,omitempty"`
+	OuterMTU   int         `json:"outer_mtu,omitempty"`
+	// LimitWhy is the tunnel arithmetic that predicts MaxDFPacket, e.g.
+	// "1216 = floor16(1280 − 60): WireGuard over an IPv4 underlay on eth0
+	// (MTU 1280)"; empty when the path carries the full MTU or nothing predicts it.
+	LimitWhy string `json:"limit_why,omitempty"`
+
 	// FragmentPayload is the size of the non-DF echo fragmented locally; 0
 	// when the interface needs no fragments (loopback) and none was tested.
 	FragmentPayload int  `json:"fragment_payload"`
@@ -182,6 +250,9 @@ func (r *Result) String() string {
 				approx = " (at least; rounds ran out)"
 			}
 			fmt.Fprintf(&b, "largest DF  payload %d bytes = %d-byte packet%s\n", r.MaxDFPayload, r.MaxDFPacket, approx)
+		}
+		if r.LimitWhy != "" {
+			fmt.Fprintf(&b, "explained   %s\n", r.LimitWhy)
 		}
 		if r.LocalLimitPacket > 0 {
 			fmt.Fprintf(&b, "local limit the kernel refuses DF packets over %d bytes (route or learned path MTU)\n", r.LocalLimitPacket)
@@ -259,10 +330,14 @@ func Search(ctx context.Context, p Path, t Target, cfg Config) (*Result, error) 
 		Host: t.Host, Address: t.Addr.String(), Family: "ipv4",
 		Interface: t.Interface, Tunnel: t.Tunnel,
 		InterfaceMTU: t.InterfaceMTU, RouteMTU: t.RouteMTU,
+		Outer: t.Outer, OuterMTU: t.OuterMTU,
 		MaxDFPayload: -1, FragmentPayload: frag.Size, Timeout: cfg.Timeout,
 	}
 	if t.IPv6() {
 		res.Family = "ipv6"
+	}
+	if t.Tunnel {
+		res.TunnelKind = t.Spec.Kind
 	}
 
 	// A lone small echo first: it costs one round trip on a live path, fills
@@ -406,19 +481,58 @@ func judge(r *Result, t Target) {
 		r.Message = fmt.Sprintf("no problem: the path carries the full MTU of %s (%d-byte packets)%s", r.Interface, limit, fragNote)
 	case t.Tunnel && !r.FragmentsPassed && r.FragmentPayload > 0:
 		r.Verdict = VerdictFragmentsDropped
-		r.Message = fmt.Sprintf("packets over %d bytes are lost without any error: %s (MTU %d) wraps them into outer packets that get fragmented, and the fragments are dropped between WSL and Windows (the WSL2 NAT fragment bug) — run `wslmtu fix`", r.MaxDFPacket, r.Interface, t.InterfaceMTU)
+		r.LimitWhy = explainLimit(r.MaxDFPacket, t)
+		r.Message = fmt.Sprintf("packets over %d bytes are lost without any error: %s (MTU %d) wraps them into outer packets that get fragmented, and the fragments are dropped between WSL and Windows (the WSL2 NAT fragment bug)%s — run `wslmtu fix`", r.MaxDFPacket, r.Interface, t.InterfaceMTU, andWhy(r.LimitWhy))
 	case t.Tunnel:
 		r.Verdict = VerdictBlackHole
-		r.Message = fmt.Sprintf("packets over %d bytes are lost without any error although fragments get through: the path beneath %s carries less than its MTU %d and says nothing — lower the tunnel MTU or raise the outer one (`wslmtu fix`)", r.MaxDFPacket, r.Interface, t.InterfaceMTU)
+		r.LimitWhy = explainLimit(r.MaxDFPacket, t)
+		r.Message = fmt.Sprintf("packets over %d bytes are lost without any error although fragments get through: the path beneath %s carries less than its MTU %d and says nothing%s — lower the tunnel MTU or raise the outer one (`wslmtu fix`)", r.MaxDFPacket, r.Interface, t.InterfaceMTU, andWhy(r.LimitWhy))
 	default:
 		r.Verdict = VerdictBlackHole
 		r.Message = fmt.Sprintf("packets over %d bytes are lost without any error: a link on the path carries less than the MTU %d of %s and sends no ICMP \"too big\" (a path MTU black hole)", r.MaxDFPacket, limit, r.Interface)
 	}
 }
 
+// andWhy appends an explanation as the message's next clause.
+func andWhy(why string) string {
+	if why == "" {
+		return ""
+	}
+	return "; " + why
+}
+
+// explainLimit names the tunnel arithmetic that predicts a measured largest
+// packet: WireGuard pads to 16 bytes, so over an outer MTU the largest inner
+// packet is floor16(outer − overhead), and the overhead tells the underlay.
+// It is "" when no underlay predicts the packet (the limit is elsewhere).
+func explainLimit(packet int, t Target) string {
+	if !t.Tunnel || t.OuterMTU <= 0 || packet <= 0 {
+		return ""
+	}
+	for _, u := range []tunnel.Underlay{tunnel.IPv4, tunnel.IPv6} {
+		inner, all := t.Spec.LargestInner(t.OuterMTU, t.InterfaceMTU, u)
+		if all || inner != packet {
+			continue
+		}
+		switch t.Spec.Kind {
+		case tunnel.WireGuard:
+			return fmt.Sprintf("%d = floor16(%d − %d): WireGuard over an %s underlay on %s (MTU %d)",
+				packet, t.OuterMTU, tunnel.WireGuardOverhead(u), u, t.Outer, t.OuterMTU)
+		case tunnel.Other:
+			return fmt.Sprintf("%d = %d − %d, the overhead the config gives %s, on %s (MTU %d)",
+				packet, t.OuterMTU, t.Spec.Overhead, t.Interface, t.Outer, t.OuterMTU)
+		}
+	}
+	return ""
+}
+
 // ErrBadHost is wrapped by Run's error when the host cannot be resolved or is
 // not usable: the fault is in the input, not the path.
 var ErrBadHost = errors.New("bad host")
+
+// ErrBadTimeout is wrapped by CheckTimeout's and Run's error for a round
+// timeout out of bounds.
+var ErrBadTimeout = errors.New("bad timeout")
 
 // ErrNoPermission is wrapped by Run's error when no ICMP socket can be opened.
 var ErrNoPermission = errors.New("needs root or CAP_NET_RAW, or allow ping sockets: sysctl net.ipv4.ping_group_range")

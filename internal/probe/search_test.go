@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
 // simPath is a path with a DF threshold, a local EMSGSIZE limit, optional
@@ -408,5 +410,82 @@ func TestGrid(t *testing.T) {
 	}
 	if g := grid(5, 6); g != nil {
 		t.Fatalf("grid(5,6) = %v", g)
+	}
+}
+
+// A tunnel's measured limit is explained by the tunnel arithmetic when it
+// matches: 1216 = floor16(1280 − 60) is WireGuard over an IPv4 underlay,
+// 1200 = floor16(1280 − 80) over IPv6; a limit nothing predicts is left
+// unexplained rather than guessed.
+func TestSearchExplainsLimit(t *testing.T) {
+	wg := tunnel.Spec{Kind: tunnel.WireGuard}
+	over := func(tg Target, outer int) Target {
+		tg.Spec, tg.Outer, tg.OuterMTU = wg, "eth0", outer
+		return tg
+	}
+	for _, tc := range []struct {
+		name string
+		sim  *simPath
+		tg   Target
+		want string
+	}{
+		{"ipv4-underlay", &simPath{maxDF: 1188}, over(target4("tailscale0", 1280, true), 1280),
+			"1216 = floor16(1280 − 60): WireGuard over an IPv4 underlay on eth0 (MTU 1280)"},
+		{"ipv4-underlay-probed-over-ipv6", &simPath{maxDF: 1168}, over(target6("tailscale0", 1280, true), 1280),
+			"1216 = floor16(1280 − 60): WireGuard over an IPv4 underlay on eth0 (MTU 1280)"},
+		{"ipv6-underlay", &simPath{maxDF: 1172}, over(target4("tailscale0", 1280, true), 1280),
+			"1200 = floor16(1280 − 80): WireGuard over an IPv6 underlay on eth0 (MTU 1280)"},
+		{"black-hole-with-fragments", &simPath{maxDF: 1188, fragOK: true}, over(target4("wg0", 1420, true), 1280),
+			"1216 = floor16(1280 − 60): WireGuard over an IPv4 underlay on eth0 (MTU 1280)"},
+		{"other-overhead", &simPath{maxDF: 1172}, func() Target {
+			tg := over(target4("gre1", 1400, true), 1280)
+			tg.Spec = tunnel.Spec{Kind: tunnel.Other, Overhead: 80}
+			return tg
+		}(), "1200 = 1280 − 80, the overhead the config gives gre1, on eth0 (MTU 1280)"},
+		{"limit-elsewhere", &simPath{maxDF: 1100}, over(target4("tailscale0", 1280, true), 1280), ""},
+		{"outer-unknown", &simPath{maxDF: 1188}, target4("tailscale0", 1280, true), ""},
+		{"zerotier", &simPath{maxDF: 1188}, func() Target {
+			tg := over(target4("zt0", 2800, true), 1280)
+			tg.Spec = tunnel.Spec{Kind: tunnel.ZeroTier}
+			return tg
+		}(), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := search(t, tc.sim, tc.tg)
+			if res.LimitWhy != tc.want {
+				t.Fatalf("LimitWhy %q, want %q (verdict %s)", res.LimitWhy, tc.want, res.Verdict)
+			}
+			if tc.want == "" {
+				return
+			}
+			if !strings.Contains(res.Message, "; "+tc.want+" — ") || !strings.Contains(res.String(), "explained   "+tc.want+"\n") {
+				t.Errorf("message or text lacks the explanation:\n%s", res)
+			}
+		})
+	}
+}
+
+func TestCheckAddrAcceptsHosts(t *testing.T) {
+	for _, s := range []string{"127.0.0.1", "::1", "100.64.0.2", "fd7a:115c:a1e0::2", "169.254.1.1", "fe80::1%eth0", "10.77.1.255", "::ffff:192.0.2.1"} {
+		if err := CheckAddr(s, netip.MustParseAddr(s)); err != nil {
+			t.Errorf("CheckAddr(%s): %v", s, err)
+		}
+	}
+	err := CheckAddr("sinkhole.example", netip.MustParseAddr("0.0.0.0"))
+	if !errors.Is(err, ErrBadHost) || !strings.Contains(err.Error(), "sinkhole.example resolves to 0.0.0.0, the unspecified address") {
+		t.Errorf("a name that resolves to 0.0.0.0: %v", err)
+	}
+}
+
+func TestCheckTimeoutBounds(t *testing.T) {
+	for _, d := range []time.Duration{MinTimeout, DefaultTimeout, MaxTimeout} {
+		if err := CheckTimeout(d); err != nil {
+			t.Errorf("CheckTimeout(%s): %v", d, err)
+		}
+	}
+	for _, d := range []time.Duration{0, time.Nanosecond, MinTimeout - 1, MaxTimeout + 1, -time.Second} {
+		if err := CheckTimeout(d); !errors.Is(err, ErrBadTimeout) || !strings.Contains(err.Error(), d.String()) {
+			t.Errorf("CheckTimeout(%s) = %v, want ErrBadTimeout naming it", d, err)
+		}
 	}
 }

@@ -18,6 +18,12 @@ const (
 
 var errLinuxOnly = errors.New("changing the host is supported on Linux only")
 
+// ErrLockTimeout marks a lock that stayed held for the whole timeout.
+var ErrLockTimeout = errors.New("lock timeout")
+
+// DefaultLockTimeout is how long a command waits for another wslmtu.
+const DefaultLockTimeout = 30 * time.Second
+
 func Open(dir, name string) (*Lock, error) { return nil, errLinuxOnly }
 
 func Acquire(dir, name string, timeout time.Duration, onWait func(holder string)) (*Lock, error) {

@@ -2,7 +2,8 @@
 // systemd: "run" does what the sandbox must allow the real agent to do
 // (netlink MTU change, iptables nft and legacy, the state dir), then behaves
 // like a Type=notify service with a watchdog; "install"/"uninstall" call
-// package systemd like the real CLI does. A config containing "fail" makes
+// package systemd like the real CLI does, "config --default" prints the
+// default config as the real one does. A config containing "fail" makes
 // "run" exit 2 (a bad config), to test rollbacks.
 package main
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/systemd"
 )
 
@@ -37,6 +39,12 @@ func main() {
 		err = systemd.Install(systemd.Options{IsWSL: func() bool { return assume }})
 	case "uninstall":
 		err = systemd.Uninstall(systemd.Options{})
+	case "config": // config --default [--assume-wsl], as install.sh calls it
+		cfg, set := config.Default(), []string{}
+		if len(os.Args) > 3 && os.Args[3] == "--assume-wsl" {
+			cfg.AssumeWSL, set = true, append(set, "assume_wsl")
+		}
+		fmt.Print(config.DefaultFile(cfg, set...))
 	default:
 		fmt.Fprintln(os.Stderr, "unknown command", os.Args[1])
 		os.Exit(2)

@@ -1,0 +1,125 @@
+package fix
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/wslmtu/wslmtu/detect"
+	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/fakekernel"
+)
+
+// wslSources are a WSL2 distro's kernel strings and files, with wslinfo
+// reporting mode (empty: no wslinfo) and the fake kernel's WireGuard devices.
+func wslSources(k *fakekernel.Kernel, mode string) detect.Sources {
+	src := detect.Sources{
+		Root: fstest.MapFS{
+			"proc/sys/kernel/osrelease":          {Data: []byte("5.15.167.4-microsoft-standard-WSL2\n")},
+			"proc/version":                       {Data: []byte("Linux version 5.15.167.4-microsoft-standard-WSL2 (root@f9c826d3017f) #1 SMP\n")},
+			"proc/sys/fs/binfmt_misc/WSLInterop": {Data: []byte("enabled\n")},
+		},
+		Getenv:    func(string) string { return "" },
+		WireGuard: k.WireGuard,
+	}
+	if mode != "" {
+		src.Run = func(name string, args ...string) ([]byte, error) { return []byte(mode + "\n"), nil }
+	}
+	return src
+}
+
+// observe is what fix sees of the fake kernel under cfg.
+func observe(t testing.TB, k *fakekernel.Kernel, mode string, cfg config.Config) detect.State {
+	t.Helper()
+	st, err := detect.Observe(wslSources(k, mode), k, cfg)
+	if err != nil {
+		t.Fatalf("observe: %v", err)
+	}
+	return st
+}
+
+// hostOn is a Host on the fake kernel with a fresh state directory and no iptables.
+func hostOn(t testing.TB, k *fakekernel.Kernel, mode string) Host {
+	t.Helper()
+	return Host{Sources: wslSources(k, mode), Links: k, Kernel: k, Store: Store{Dir: t.TempDir()}}
+}
+
+// changeText joins a plan's changes, one per line.
+func changeText(p Plan) string { return strings.Join(p.Changes(), "\n") }
+
+// world is a fake host with a state directory: plan, apply and revert as
+// fix does, the kernel recording every write.
+type world struct {
+	t     testing.TB
+	k     *fakekernel.Kernel
+	mode  string
+	cfg   config.Config
+	store Store
+}
+
+func newWorld(t testing.TB, k *fakekernel.Kernel, mode string, cfg config.Config) *world {
+	return &world{t: t, k: k, mode: mode, cfg: cfg, store: Store{Dir: t.TempDir()}}
+}
+
+func (w *world) record() Record {
+	w.t.Helper()
+	rec, _, err := w.store.LoadRecord()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return rec
+}
+
+func (w *world) plan() Plan {
+	w.t.Helper()
+	return NewPlan(observe(w.t, w.k, w.mode, w.cfg), w.record(), w.cfg)
+}
+
+// apply plans and applies, and returns the kernel writes it made.
+func (w *world) apply() []string {
+	w.t.Helper()
+	if _, _, err := Apply(w.plan(), w.record(), w.k, w.store); err != nil {
+		w.t.Fatalf("apply: %v", err)
+	}
+	return w.k.Writes()
+}
+
+func (w *world) revert() []string {
+	w.t.Helper()
+	snap, err := detect.Read(w.k)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	done, err := Revert(snap.State(), w.record(), w.k, w.store)
+	if err != nil {
+		w.t.Fatalf("revert: %v", err)
+	}
+	var out []string
+	for _, d := range done {
+		out = append(out, d.String())
+	}
+	return out
+}
+
+// dump is the fake kernel's whole state as text, for before/after compares.
+func dump(t testing.TB, k *fakekernel.Kernel) string {
+	t.Helper()
+	snap, err := detect.Read(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, l := range snap.Links {
+		b.WriteString(l.Name + " " + itoa(l.MTU) + "\n")
+	}
+	for _, r := range snap.Routes {
+		b.WriteString(r.String() + " mtu " + itoa(r.MTU) + "\n")
+	}
+	for _, r := range snap.Rules {
+		b.WriteString(detect.Tool(r.Family) + " rule " + r.String() + "\n")
+	}
+	return b.String()
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,422 @@
+// Package fakekernel is an in-memory kernel for tests that need no root:
+// links, routes and policy rules that detect can observe, fix can change
+// and the agent can follow through netwatch events. Every change, ours or
+// "somebody else's", emits the event the real kernel would, and the
+// changes the code under test makes are recorded as text, so a test
+// compares whole call lists (after tailscale's osrouter fakes).
+package fakekernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/wslmtu/wslmtu/detect"
+	"github.com/wslmtu/wslmtu/internal/netwatch"
+)
+
+// Kernel is the fake. The zero value is not usable; call New.
+type Kernel struct {
+	mu     sync.Mutex
+	links  map[int]detect.Link
+	routes []detect.Route
+	rules  []detect.Rule
+	subs   []*sub
+	writes []string
+	// failSubscribe makes the next n Subscribe calls fail.
+	failSubscribe int
+	subscribes    int
+	// wg are the WireGuard devices' marks and ports (wgctrl).
+	wg map[string]detect.WireGuardDevice
+	// readErr makes Links/Routes/Rules fail while set.
+	readErr error
+	// lastIndex is the last index given out: like the kernel's, indexes are
+	// never reused, so a recreated link is a new link.
+	lastIndex int
+}
+
+type sub struct {
+	ch   chan netwatch.Event
+	done <-chan struct{}
+}
+
+// New is an empty kernel with lo.
+func New() *Kernel {
+	k := &Kernel{links: map[int]detect.Link{}, wg: map[string]detect.WireGuardDevice{}}
+	k.links[1] = detect.Link{Name: "lo", Index: 1, MTU: 65536, Kind: "device", Up: true}
+	return k
+}
+
+// NewWSL is a kernel shaped like a WSL2 distro under NAT: eth0 (index 2)
+// with the default route via 172.28.0.1 and tailscale0 (index 3, a tun),
+// at the given MTUs.
+func NewWSL(ethMTU, tunnelMTU int) *Kernel {
+	k := New()
+	k.links[2] = detect.Link{Name: "eth0", Index: 2, MTU: ethMTU, Kind: "device", Up: true}
+	k.links[3] = detect.Link{Name: "tailscale0", Index: 3, MTU: tunnelMTU, Kind: "tun", Up: true, IPv6Addrs: 1}
+	k.routes = append(k.routes,
+		detect.Route{Family: 4, Table: detect.MainTable, Dst: "default", Gw: "172.28.0.1", LinkIndex: 2},
+		detect.Route{Family: 4, Table: detect.MainTable, Dst: "172.28.0.0/20", LinkIndex: 2},
+	)
+	return k
+}
+
+// --- what detect reads ---
+
+func (k *Kernel) Links() ([]detect.Link, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.readErr != nil {
+		return nil, k.readErr
+	}
+	out := make([]detect.Link, 0, len(k.links))
+	for _, l := range k.links {
+		out = append(out, l)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	return out, nil
+}
+
+func (k *Kernel) Routes() ([]detect.Route, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.readErr != nil {
+		return nil, k.readErr
+	}
+	return slices.Clone(k.routes), nil
+}
+
+func (k *Kernel) Rules() ([]detect.Rule, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.readErr != nil {
+		return nil, k.readErr
+	}
+	return slices.Clone(k.rules), nil
+}
+
+// WireGuard answers as wgctrl would for the devices given with SetWireGuard.
+func (k *Kernel) WireGuard(name string) (detect.WireGuardDevice, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	d, ok := k.wg[name]
+	return d, ok
+}
+
+// --- what fix writes (recorded) ---
+
+// SetMTU is the code under test writing an MTU.
+func (k *Kernel) SetMTU(l detect.Link, mtu int) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	idx := l.Index
+	if _, ok := k.links[idx]; !ok || idx == 0 {
+		idx = k.indexOf(l.Name)
+	}
+	cur, ok := k.links[idx]
+	if !ok {
+		return fmt.Errorf("interface %q not found", l.Name)
+	}
+	if mtu < 68 || mtu > 65535 {
+		return fmt.Errorf("%s: mtu %d: invalid argument", l.Name, mtu)
+	}
+	k.writes = append(k.writes, fmt.Sprintf("%s mtu %d", cur.Name, mtu))
+	cur.MTU = mtu
+	k.links[idx] = cur
+	k.emitLink(cur, false)
+	return nil
+}
+
+// SetRouteMTU is the code under test giving a route an MTU (0: none).
+func (k *Kernel) SetRouteMTU(r detect.Route, mtu int) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i, have := range k.routes {
+		if have.Same(r) {
+			k.writes = append(k.writes, fmt.Sprintf("route %s mtu %d", k.named(have), mtu))
+			k.routes[i].MTU = mtu
+			k.emitRoute(k.routes[i], false)
+			return nil
+		}
+	}
+	return fmt.Errorf("route %s: no such process", r)
+}
+
+func (k *Kernel) AddRoute(r detect.Route) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, have := range k.routes {
+		if have.Same(r) {
+			return fmt.Errorf("route %s: file exists", r)
+		}
+	}
+	k.writes = append(k.writes, "route add "+k.named(r))
+	k.routes = append(k.routes, r)
+	k.emitRoute(r, false)
+	return nil
+}
+
+func (k *Kernel) DeleteRoute(r detect.Route) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i, have := range k.routes {
+		if have.Same(r) {
+			k.writes = append(k.writes, "route del "+k.named(have))
+			k.routes = slices.Delete(k.routes, i, i+1)
+			k.emitRoute(have, true)
+			return nil
+		}
+	}
+	return fmt.Errorf("route %s: no such process", r)
+}
+
+func (k *Kernel) AddRule(r detect.Rule) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, have := range k.rules {
+		if have == r {
+			return fmt.Errorf("rule %s: file exists", r)
+		}
+	}
+	k.writes = append(k.writes, fmt.Sprintf("%s rule add %s", detect.Tool(r.Family), r))
+	k.rules = append(k.rules, r)
+	k.emitRules()
+	return nil
+}
+
+func (k *Kernel) DeleteRule(r detect.Rule) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i, have := range k.rules {
+		if have == r {
+			k.writes = append(k.writes, fmt.Sprintf("%s rule del %s", detect.Tool(r.Family), r))
+			k.rules = slices.Delete(k.rules, i, i+1)
+			k.emitRules()
+			return nil
+		}
+	}
+	return fmt.Errorf("rule %s: no such file or directory", r)
+}
+
+// Writes returns the changes the code under test made, in order, and
+// forgets them.
+func (k *Kernel) Writes() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	w := k.writes
+	k.writes = nil
+	return w
+}
+
+// --- what the test does as "somebody else" (WSL, tailscaled, a user) ---
+
+// Reset sets an interface's MTU as WSL or another tool would; not recorded.
+func (k *Kernel) Reset(name string, mtu int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	idx := k.indexOf(name)
+	l, ok := k.links[idx]
+	if !ok {
+		panic("fakekernel: no interface " + name)
+	}
+	l.MTU = mtu
+	k.links[idx] = l
+	k.emitLink(l, false)
+}
+
+// AddLink creates an interface (a new index when Index is 0).
+func (k *Kernel) AddLink(l detect.Link) detect.Link {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if l.Index == 0 {
+		for _, have := range k.links {
+			k.lastIndex = max(k.lastIndex, have.Index)
+		}
+		k.lastIndex++
+		l.Index = k.lastIndex
+	}
+	k.links[l.Index] = l
+	k.emitLink(l, false)
+	return l
+}
+
+// DeleteLink removes an interface and its routes, as the kernel does.
+func (k *Kernel) DeleteLink(name string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	idx := k.indexOf(name)
+	l, ok := k.links[idx]
+	if !ok {
+		return
+	}
+	delete(k.links, idx)
+	k.lastIndex = max(k.lastIndex, idx)
+	k.routes = slices.DeleteFunc(k.routes, func(r detect.Route) bool { return r.LinkIndex == idx })
+	k.emitLink(l, true)
+}
+
+// Rename renames an interface in place (the index stays).
+func (k *Kernel) Rename(from, to string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	idx := k.indexOf(from)
+	l := k.links[idx]
+	l.Name = to
+	k.links[idx] = l
+	k.emitLink(l, false)
+}
+
+// ReplaceRoute puts a route in place of the same one (or adds it), as WSL
+// does when it rewrites the default route on a Windows network change.
+func (k *Kernel) ReplaceRoute(r detect.Route) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i, have := range k.routes {
+		if have.Same(r) {
+			k.routes[i] = r
+			k.emitRoute(r, false)
+			return
+		}
+	}
+	k.routes = append(k.routes, r)
+	k.emitRoute(r, false)
+}
+
+// SetWireGuard makes a link answer wgctrl with a mark and a port.
+func (k *Kernel) SetWireGuard(name string, d detect.WireGuardDevice) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.wg[name] = d
+}
+
+// MTU is an interface's MTU now (0 when it does not exist).
+func (k *Kernel) MTU(name string) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.links[k.indexOf(name)].MTU
+}
+
+// Route returns the route that is the same as r, and whether there is one.
+func (k *Kernel) Route(r detect.Route) (detect.Route, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, have := range k.routes {
+		if have.Same(r) {
+			return have, true
+		}
+	}
+	return detect.Route{}, false
+}
+
+// FailReads makes Links, Routes and Rules fail with err (nil: succeed).
+func (k *Kernel) FailReads(err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.readErr = err
+}
+
+// --- the netwatch.Source ---
+
+// ErrOverflow is what a failed subscription reports, like ENOBUFS.
+var ErrOverflow = errors.New("netlink: no buffer space available (fake)")
+
+// Subscribe delivers every change made after it, until ctx is done or
+// Overflow is called.
+func (k *Kernel) Subscribe(ctx context.Context) (<-chan netwatch.Event, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.subscribes++
+	if k.failSubscribe > 0 {
+		k.failSubscribe--
+		return nil, errors.New("subscribing: operation not permitted (fake)")
+	}
+	s := &sub{ch: make(chan netwatch.Event, 4096), done: ctx.Done()}
+	k.subs = append(k.subs, s)
+	go func() {
+		<-ctx.Done()
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if i := slices.Index(k.subs, s); i >= 0 {
+			k.subs = slices.Delete(k.subs, i, i+1)
+			close(s.ch)
+		}
+	}()
+	return s.ch, nil
+}
+
+// Overflow ends every subscription with an error, as ENOBUFS does.
+func (k *Kernel) Overflow() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, s := range k.subs {
+		s.ch <- netwatch.Event{At: time.Now(), Err: ErrOverflow}
+		close(s.ch)
+	}
+	k.subs = nil
+}
+
+// FailSubscribe makes the next n Subscribe calls fail.
+func (k *Kernel) FailSubscribe(n int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.failSubscribe = n
+}
+
+// Subscribes counts the Subscribe calls so far.
+func (k *Kernel) Subscribes() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.subscribes
+}
+
+func (k *Kernel) emitLink(l detect.Link, gone bool) {
+	k.emit(netwatch.Event{At: time.Now(), Link: &l, Gone: gone})
+}
+
+func (k *Kernel) emitRoute(r detect.Route, gone bool) {
+	k.emit(netwatch.Event{At: time.Now(), Route: &r, Gone: gone})
+}
+
+func (k *Kernel) emitRules() { k.emit(netwatch.Event{At: time.Now(), Rules: true}) }
+
+// emit delivers to every subscriber; a full channel is an overflow, as a
+// full netlink socket buffer is.
+func (k *Kernel) emit(ev netwatch.Event) {
+	kept := k.subs[:0]
+	for _, s := range k.subs {
+		select {
+		case s.ch <- ev:
+			kept = append(kept, s)
+		default:
+			select {
+			case s.ch <- netwatch.Event{At: time.Now(), Err: ErrOverflow}:
+			default:
+				// Even the error does not fit: drop the oldest to make room.
+				<-s.ch
+				s.ch <- netwatch.Event{At: time.Now(), Err: ErrOverflow}
+			}
+			close(s.ch)
+		}
+	}
+	k.subs = kept
+}
+
+func (k *Kernel) indexOf(name string) int {
+	for idx, l := range k.links {
+		if l.Name == name {
+			return idx
+		}
+	}
+	return 0
+}
+
+func (k *Kernel) named(r detect.Route) string {
+	if l, ok := k.links[r.LinkIndex]; ok {
+		r.Dev = l.Name
+	}
+	return r.String()
+}

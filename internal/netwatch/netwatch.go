@@ -1,0 +1,40 @@
+// Package netwatch is the agent's window on the kernel: one small interface
+// that delivers link, route and rule changes and subscription failures, in
+// the spirit of tailscale's netmon and wireguard-go's tun.Device.Events.
+// Netlink (Linux) is the real one; internal/fakekernel is an in-memory one,
+// so the agent's decisions are tested without root.
+package netwatch
+
+import (
+	"context"
+	"time"
+
+	"github.com/wslmtu/wslmtu/detect"
+)
+
+// Event is one change, stamped when it was read from the kernel: the time
+// the agent's repair latency is measured from, even when the agent itself
+// was busy and read the event later.
+type Event struct {
+	At time.Time
+	// Link is set for RTM_NEWLINK and RTM_DELLINK (Gone).
+	Link *detect.Link
+	// Route is set for RTM_NEWROUTE and RTM_DELROUTE (Gone).
+	Route *detect.Route
+	// Rules is set when a policy rule was added or removed; the event does
+	// not say which, so the rules are read again.
+	Rules bool
+	Gone  bool
+	// Err is a failed subscription (ENOBUFS under a burst, a closed socket):
+	// it is the last event before the channel closes, and everything must be
+	// read again after subscribing anew.
+	Err error
+}
+
+// Source delivers the kernel's changes.
+type Source interface {
+	// Subscribe delivers changes until ctx is done or the subscription
+	// fails; then the channel is closed (after an Event carrying the error,
+	// when it failed).
+	Subscribe(ctx context.Context) (<-chan Event, error)
+}
