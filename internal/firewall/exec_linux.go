@@ -12,10 +12,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -168,8 +168,8 @@ func (e *Exec) NetFile(name string) (string, error) {
 }
 
 // Stamp implements Runner: the namespace's cookie and nf_tables generation,
-// asked over a netfilter netlink socket made inside the namespace
-// (NFT_MSG_GETGEN; no process).
+// tables and chains, asked over netfilter netlink sockets made inside the
+// namespace (no process).
 func (e *Exec) Stamp() (Stamp, error) {
 	var s Stamp
 	err := e.inNS(func() error {
@@ -177,81 +177,77 @@ func (e *Exec) Stamp() (Stamp, error) {
 		if err != nil {
 			return err
 		}
-		defer unix.Close(fd)
 		// Before Linux 5.14 there is no cookie: Cookie stays 0.
 		s.Cookie, _ = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
-		if s.Gen, err = nftGeneration(fd); err != nil {
+		unix.Close(fd)
+		if s.Gen, err = nftGeneration(); err != nil {
 			return err
 		}
-		if err := nftTables(fd, &s); err != nil {
+		if err := nftTables(&s); err != nil {
 			return err
 		}
-		return nftOurChains(fd, &s)
+		return nftOurChains(&s)
 	})
 	return s, err
 }
 
-// nfRequest sends one nf_tables request with an nfgenmsg for all families.
-func nfRequest(fd int, msg uint16, flags uint16) error {
-	req := make([]byte, unix.SizeofNlMsghdr+4) // nlmsghdr + nfgenmsg{family, version, res_id}
-	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
-	binary.NativeEndian.PutUint16(req[4:], unix.NFNL_SUBSYS_NFTABLES<<8|msg)
-	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST|flags)
-	binary.NativeEndian.PutUint32(req[8:], uint32(msg)+1) // sequence
-	return unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+// nfgenmsg is nf_tables' request header: every family, version 0.
+type nfgenmsg struct{}
+
+func (nfgenmsg) Len() int          { return 4 }
+func (nfgenmsg) Serialize() []byte { return []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0} }
+
+// nftRequest sends one nf_tables request in the calling thread's namespace
+// and returns the answers of type answer (a dump's parts up to its end).
+func nftRequest(msg, answer uint16, flags int) ([][]byte, error) {
+	req := nl.NewNetlinkRequest(int(unix.NFNL_SUBSYS_NFTABLES<<8|msg), flags)
+	req.AddData(nfgenmsg{})
+	return req.Execute(unix.NETLINK_NETFILTER, unix.NFNL_SUBSYS_NFTABLES<<8|answer)
 }
 
-// nfAnswers reads one answer, or every part of a dump up to NLMSG_DONE.
-func nfAnswers(fd int, dump bool) ([]syscall.NetlinkMessage, error) {
-	var out []syscall.NetlinkMessage
-	for {
-		// A buffer per read: the messages kept point into it.
-		buf := make([]byte, 32<<10)
-		n, _, err := unix.Recvfrom(fd, buf, 0)
-		if err != nil {
-			return nil, err
-		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range msgs {
-			switch m.Header.Type {
-			case unix.NLMSG_DONE:
-				return out, nil
-			case unix.NLMSG_ERROR:
-				if len(m.Data) >= 4 {
-					if code := int32(binary.NativeEndian.Uint32(m.Data)); code != 0 {
-						return nil, unix.Errno(-code)
-					}
-				}
-				if !dump {
-					return out, nil
-				}
-				continue
-			}
-			out = append(out, m)
-		}
-		if !dump && len(out) > 0 {
-			return out, nil
-		}
+// nftAttrs calls fn for each attribute of an answer (after its nfgenmsg).
+func nftAttrs(data []byte, fn func(typ uint16, v []byte)) {
+	if len(data) < 4 {
+		return
 	}
+	attrs, err := nl.ParseRouteAttr(data[4:])
+	if err != nil {
+		return
+	}
+	for _, a := range attrs {
+		fn(a.Attr.Type&^unix.NLA_F_NESTED, a.Value)
+	}
+}
+
+// nftGeneration asks NFT_MSG_GETGEN for NFTA_GEN_ID.
+func nftGeneration() (uint32, error) {
+	answers, err := nftRequest(unix.NFT_MSG_GETGEN, unix.NFT_MSG_NEWGEN, 0)
+	if err != nil || len(answers) == 0 {
+		return 0, fmt.Errorf("nf_tables generation: no answer (%v)", err)
+	}
+	gen, found := uint32(0), false
+	nftAttrs(answers[0], func(typ uint16, v []byte) {
+		if typ == unix.NFTA_GEN_ID && len(v) >= 4 {
+			gen, found = binary.BigEndian.Uint32(v), true // nf_tables attributes are big-endian
+		}
+	})
+	if !found {
+		return 0, errors.New("nf_tables generation: no NFTA_GEN_ID in the answer")
+	}
+	return gen, nil
 }
 
 // nftTables counts the tables of each family (NFT_MSG_GETTABLE, a dump).
-func nftTables(fd int, s *Stamp) error {
-	if err := nfRequest(fd, unix.NFT_MSG_GETTABLE, unix.NLM_F_DUMP); err != nil {
-		return fmt.Errorf("nf_tables tables: %w", err)
-	}
-	msgs, err := nfAnswers(fd, true)
+func nftTables(s *Stamp) error {
+	answers, err := nftRequest(unix.NFT_MSG_GETTABLE, unix.NFT_MSG_NEWTABLE, unix.NLM_F_DUMP)
 	if err != nil {
 		return fmt.Errorf("nf_tables tables: %w", err)
 	}
-	for _, m := range msgs {
-		if len(m.Data) == 0 {
+	for _, a := range answers {
+		if len(a) == 0 {
 			continue
 		}
-		switch m.Data[0] { // nfgenmsg.family
+		switch a[0] { // nfgenmsg.family
 		case unix.NFPROTO_IPV4:
 			s.IPv4Tables++
 		case unix.NFPROTO_IPV6:
@@ -263,20 +259,14 @@ func nftTables(fd int, s *Stamp) error {
 
 // nftOurChains looks for our chains in the mangle tables of both families
 // (NFT_MSG_GETCHAIN, a dump of every chain's table and name).
-func nftOurChains(fd int, s *Stamp) error {
-	if err := nfRequest(fd, unix.NFT_MSG_GETCHAIN, unix.NLM_F_DUMP); err != nil {
-		return fmt.Errorf("nf_tables chains: %w", err)
-	}
-	msgs, err := nfAnswers(fd, true)
+func nftOurChains(s *Stamp) error {
+	answers, err := nftRequest(unix.NFT_MSG_GETCHAIN, unix.NFT_MSG_NEWCHAIN, unix.NLM_F_DUMP)
 	if err != nil {
 		return fmt.Errorf("nf_tables chains: %w", err)
 	}
-	for _, m := range msgs {
-		if len(m.Data) < 4 {
-			continue
-		}
+	for _, a := range answers {
 		table, name := "", ""
-		attributes(m.Data[4:], func(typ uint16, v []byte) {
+		nftAttrs(a, func(typ uint16, v []byte) {
 			switch typ {
 			case unix.NFTA_CHAIN_TABLE:
 				table = strings.TrimRight(string(v), "\x00")
@@ -284,10 +274,10 @@ func nftOurChains(fd int, s *Stamp) error {
 				name = strings.TrimRight(string(v), "\x00")
 			}
 		})
-		if table != Mangle || (name != ChainIn && name != ChainOut) {
+		if len(a) == 0 || table != Mangle || (name != ChainIn && name != ChainOut) {
 			continue
 		}
-		switch m.Data[0] {
+		switch a[0] {
 		case unix.NFPROTO_IPV4:
 			s.IPv4Ours = true
 		case unix.NFPROTO_IPV6:
@@ -295,39 +285,4 @@ func nftOurChains(fd int, s *Stamp) error {
 		}
 	}
 	return nil
-}
-
-// attributes calls fn for each netlink attribute {len, type uint16; value},
-// each padded to 4 bytes.
-func attributes(a []byte, fn func(typ uint16, v []byte)) {
-	for len(a) >= 4 {
-		l, typ := int(binary.NativeEndian.Uint16(a)), binary.NativeEndian.Uint16(a[2:])&^unix.NLA_F_NESTED
-		if l < 4 || l > len(a) {
-			return
-		}
-		fn(typ, a[4:l])
-		a = a[min(len(a), (l+3)&^3):]
-	}
-}
-
-// nftGeneration sends NFT_MSG_GETGEN and reads NFTA_GEN_ID from the answer.
-func nftGeneration(fd int) (uint32, error) {
-	if err := nfRequest(fd, unix.NFT_MSG_GETGEN, 0); err != nil {
-		return 0, fmt.Errorf("nf_tables generation: %w", err)
-	}
-	msgs, err := nfAnswers(fd, false)
-	if err != nil || len(msgs) == 0 {
-		return 0, fmt.Errorf("nf_tables generation: no answer (%v)", err)
-	}
-	data := msgs[0].Data
-	gen, found := uint32(0), false
-	attributes(data[min(4, len(data)):], func(typ uint16, v []byte) {
-		if typ == unix.NFTA_GEN_ID && len(v) >= 4 {
-			gen, found = binary.BigEndian.Uint32(v), true
-		}
-	})
-	if found {
-		return gen, nil
-	}
-	return 0, errors.New("nf_tables generation: no NFTA_GEN_ID in the answer")
 }
