@@ -3,6 +3,7 @@ package fix
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -284,7 +285,20 @@ func clampInterfaces(st detect.State, cfg config.Config) []string {
 	if st.Outer != nil {
 		outer = st.Outer.Name
 	}
-	for _, pattern := range cfg.Tunnels {
+	// Clamping helps only where a tunnel's packets grow with the segment
+	// inside (not ZeroTier, which fills its UDP payloads whatever they carry).
+	clamps := func(spec tunnel.Spec) bool {
+		_, ok, _ := spec.ClampMSS(1500, tunnel.IPv4)
+		return ok
+	}
+	patterns := slices.Clone(cfg.Tunnels)
+	for _, t := range cfg.TunnelSettings {
+		patterns = append(patterns, t.Name)
+	}
+	for _, pattern := range patterns {
+		if !clamps(cfg.Spec(pattern, "")) {
+			continue
+		}
 		prefix, isPrefix := strings.CutSuffix(pattern, "*")
 		matchesOuter := false
 		if outer != "" {
@@ -297,10 +311,16 @@ func clampInterfaces(st detect.State, cfg config.Config) []string {
 			add(prefix + "+")
 		default:
 			for _, t := range st.Tunnels {
-				if ok, _ := path.Match(pattern, t.Name); ok {
+				if ok, _ := path.Match(pattern, t.Name); ok && clamps(detect.SpecOf(t)) {
 					add(t.Name)
 				}
 			}
+		}
+	}
+	// Kernel WireGuard devices are tunnels whatever their name.
+	for _, t := range st.Tunnels {
+		if t.Kind == "wireguard" && cfg.Pattern(t.Name) == "" && clamps(detect.SpecOf(t)) {
+			add(t.Name)
 		}
 	}
 	return names

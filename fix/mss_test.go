@@ -126,7 +126,7 @@ func TestPlanMSSVariants(t *testing.T) {
 		interfaces []string // of the IN rules, per family
 	}{
 		{"on top of raise-outer the MSS fits the raised eth0", mssTestState(1280, "tailscale0"), clampCfg(config.RaiseOuter),
-			1240, 1220, "eth0 1360 after the mtu change: floor16(1360 − 80) − 40", []string{"tailscale0", "wg+", "wt+", "zt+"}},
+			1240, 1220, "eth0 1360 after the mtu change: floor16(1360 − 80) − 40", []string{"tailscale0", "wg+", "wt+"}},
 		{"lower-tunnel leaves eth0, so the MSS follows eth0", mssTestState(1400, "tailscale0"), clampCfg(config.LowerTunnel, "tailscale0"),
 			1272, 1252, "eth0 1400: floor16(1400 − 80) − 40", []string{"tailscale0"}},
 		{"mss in the config is the IPv4 MSS, IPv6 gets 20 less", mssTestState(1280, "tailscale0"), override,
@@ -579,5 +579,19 @@ func TestCheckInSyncStartsNoProcessWhileNothingChanged(t *testing.T) {
 	fake.Set(BackendNFT, IPv4, regexp.MustCompile(`-A WSLMTU-IN [^\n]*\n`).ReplaceAllString(fake.Save(BackendNFT, IPv4), ""))
 	if m := check(); m.State != MSSDiffers || fake.Count("save") == 0 {
 		t.Errorf("after a change: state %q, started %q", m.State, fake.Calls())
+	}
+}
+
+// ZeroTier is never clamped (it fills its UDP payloads whatever the segment
+// size), and a kernel WireGuard device is, whatever its name.
+func TestClampInterfacesByKind(t *testing.T) {
+	k := fakekernel.NewWSL(1280, 1280)
+	k.AddLink(detect.Link{Name: "corp", MTU: 1420, Kind: "wireguard", Up: true})
+	k.AddLink(detect.Link{Name: "zt3jnkd6ic", MTU: 2800, Kind: "tun", Up: true})
+	cfg := config.Default()
+	cfg.MSSClamp = true
+	st := observe(t, k, "nat", cfg)
+	if got := clampInterfaces(st, cfg); !slices.Equal(got, []string{"tailscale0", "wg+", "wt+", "corp"}) {
+		t.Errorf("clamped on %q", got)
 	}
 }
