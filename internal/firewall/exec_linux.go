@@ -101,6 +101,14 @@ func (e *Exec) inNS(fn func() error) error {
 			return
 		}
 		defer orig.Close()
+		if orig.Equal(e.ns) {
+			// Already there: no setns, which the sandboxed unit (no
+			// CAP_SYS_ADMIN, RestrictNamespaces=yes) would refuse.
+			ferr := fn()
+			runtime.UnlockOSThread()
+			errc <- ferr
+			return
+		}
 		if err := netns.Set(e.ns); err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("entering %s: %w", e.path, err)
