@@ -89,7 +89,7 @@ type agent struct {
 	countersSaved time.Time
 	flush         *time.Timer
 
-	firewall *firewallWorker
+	firewall *latest[firewallJob]
 	// mssKey is the MSS part last sent to the firewall worker.
 	mssKey    string
 	mssTicker *time.Ticker
@@ -105,7 +105,7 @@ type agent struct {
 	assumed *detect.Environment
 	// metrics writes metrics_file; firewallOK is whether the firewall
 	// worker's last run went through (or had nothing to do).
-	metrics    *metricsWriter
+	metrics    *latest[metricsJob]
 	firewallOK atomic.Bool
 }
 
@@ -282,7 +282,7 @@ func (a *agent) drain(events <-chan netwatch.Event) bool {
 
 func (a *agent) stop() error {
 	a.Notify(daemon.SdNotifyStopping)
-	a.firewall.stop()
+	a.firewall.stop(firewallStopWait)
 	if a.cfg.RevertOnStop {
 		reverted, _, err := a.Host.Revert()
 		for _, r := range reverted {

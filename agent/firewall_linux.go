@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -14,94 +13,45 @@ import (
 	"github.com/wslmtu/wslmtu/fix"
 )
 
-// firewallWorker keeps the MSS rules in line on a goroutine of its own:
-// reading and writing iptables costs milliseconds, and an MTU repair must
-// never wait behind it. It takes the latest plan only: a burst of changes
-// costs one firewall run, not one per change.
-type firewallWorker struct {
-	mu   sync.Mutex
-	next *fix.Plan
+// firewallJob is a plan whose MSS part the firewall worker brings the
+// firewall in line with, and why.
+type firewallJob struct {
+	plan fix.Plan
 	why  string
-	wake chan struct{}
-	done chan struct{}
 }
 
-func startFirewall(ctx context.Context, a *agent) *firewallWorker {
-	w := &firewallWorker{wake: make(chan struct{}, 1), done: make(chan struct{})}
+// startFirewall keeps the MSS rules in line on a goroutine of its own:
+// reading and writing iptables costs milliseconds, and an MTU repair must
+// never wait behind it.
+func startFirewall(ctx context.Context, a *agent) *latest[firewallJob] {
 	host, log, ns, ok := a.Host, a.log, a.Netns, &a.firewallOK
-	go func() {
-		defer close(w.done)
-		if ns != nil {
-			// iptables runs as a child of this thread and inherits its
-			// namespace; the thread is never unlocked, so it ends with the
-			// goroutine instead of going back to the pool in the wrong one.
-			runtime.LockOSThread()
-			if err := netns.Set(*ns); err != nil {
-				log.Error("MSS clamping: cannot enter the network namespace", "error", err)
-				return
-			}
+	enter := func() bool {
+		if ns == nil {
+			return true
 		}
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-w.wake:
-			}
-			w.mu.Lock()
-			plan, why := w.next, w.why
-			w.next = nil
-			w.mu.Unlock()
-			if plan == nil {
-				continue
-			}
-			change, err := host.SyncMSS(plan)
-			ok.Store(err == nil || errors.Is(err, fix.ErrMSSUnavailable) && (plan.MSS == nil || !plan.MSS.Clamp))
-			switch {
-			case errors.Is(err, fix.ErrMSSUnavailable):
-				log.Warn(err.Error())
-			case err != nil:
-				log.Error("MSS clamping failed", "cause", why, "error", err)
-			case change != nil && len(change.Done) > 0:
-				log.Info("MSS rules", "change", change.String(), "cause", why)
-			}
+		// iptables runs as a child of this thread and inherits its
+		// namespace; the thread is never unlocked, so it ends with the
+		// goroutine instead of going back to the pool in the wrong one.
+		runtime.LockOSThread()
+		if err := netns.Set(*ns); err != nil {
+			log.Error("MSS clamping: cannot enter the network namespace", "error", err)
+			return false
 		}
-	}()
-	return w
-}
-
-// submit replaces whatever plan is waiting with this one.
-func (w *firewallWorker) submit(p fix.Plan, why string) {
-	// The worker fills in the MSS part's state and warnings: it gets a copy
-	// of its own.
-	if p.MSS != nil {
-		m := *p.MSS
-		p.MSS = &m
+		return true
 	}
-	p.Warnings = slices.Clone(p.Warnings)
-	p.Notes = slices.Clone(p.Notes)
-	w.mu.Lock()
-	w.next, w.why = &p, why
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
-
-// stop drops what is waiting and waits (a while) for a firewall run under
-// way to end, so the agent never exits in the middle of one. The worker ends
-// when the agent's context does.
-func (w *firewallWorker) stop() {
-	if w == nil {
-		return
-	}
-	w.mu.Lock()
-	w.next = nil
-	w.mu.Unlock()
-	select {
-	case <-w.done:
-	case <-time.After(firewallStopWait):
-	}
+	return startLatest(ctx, enter, func(j firewallJob) {
+		plan := j.plan
+		change, err := host.SyncMSS(&plan)
+		ok.Store(err == nil || errors.Is(err, fix.ErrMSSUnavailable) && (plan.MSS == nil || !plan.MSS.Clamp))
+		switch {
+		case errors.Is(err, fix.ErrMSSUnavailable):
+			log.Warn(err.Error())
+		case err != nil:
+			log.Error("MSS clamping failed", "cause", j.why, "error", err)
+		case change != nil && len(change.Done) > 0:
+			log.Info("MSS rules", "change", change.String(), "cause", j.why)
+		}
+	})
 }
 
 // firewallStopWait bounds the wait for a firewall run at stop: iptables
@@ -128,7 +78,15 @@ func (a *agent) sendFirewall(force bool) {
 	if force {
 		why = "check"
 	}
-	a.firewall.submit(p, why)
+	// The worker fills in the MSS part's state and warnings: it gets a
+	// copy of its own.
+	if p.MSS != nil {
+		m := *p.MSS
+		p.MSS = &m
+	}
+	p.Warnings = slices.Clone(p.Warnings)
+	p.Notes = slices.Clone(p.Notes)
+	a.firewall.submit(firewallJob{plan: p, why: why})
 }
 
 // armMSSResync runs the periodic rule check only while clamping is on, so an

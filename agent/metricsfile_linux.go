@@ -2,64 +2,33 @@ package agent
 
 import (
 	"context"
-	"sync"
 
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/metrics"
 )
 
-// metricsWriter writes metrics_file on a goroutine of its own, from the
-// latest snapshot handed to it: a repair never waits for the disk, and a
-// burst of changes costs one write (metrics.Write also skips a file whose
-// content would not change).
-type metricsWriter struct {
-	mu   sync.Mutex
+// metricsJob is a snapshot for the metrics file at path.
+type metricsJob struct {
 	path string
-	next *metrics.Snapshot
-	wake chan struct{}
-	done chan struct{}
+	s    metrics.Snapshot
 }
 
-func startMetrics(ctx context.Context, a *agent) *metricsWriter {
-	w := &metricsWriter{wake: make(chan struct{}, 1), done: make(chan struct{})}
+// startMetrics writes metrics_file on a goroutine of its own: a repair
+// never waits for the disk (metrics.Write also skips a file whose content
+// would not change).
+func startMetrics(ctx context.Context, a *agent) *latest[metricsJob] {
 	log := a.log
-	go func() {
-		defer close(w.done)
-		failed := ""
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-w.wake:
-			}
-			w.mu.Lock()
-			path, s := w.path, w.next
-			w.next = nil
-			w.mu.Unlock()
-			if s == nil || path == "" {
-				continue
-			}
-			_, err := metrics.Write(path, *s)
-			switch {
-			case err != nil && err.Error() != failed:
-				failed = err.Error()
-				log.Warn("cannot write the metrics file", "file", path, "error", err)
-			case err == nil:
-				failed = ""
-			}
+	failed := ""
+	return startLatest(ctx, nil, func(j metricsJob) {
+		_, err := metrics.Write(j.path, j.s)
+		switch {
+		case err != nil && err.Error() != failed:
+			failed = err.Error()
+			log.Warn("cannot write the metrics file", "file", j.path, "error", err)
+		case err == nil:
+			failed = ""
 		}
-	}()
-	return w
-}
-
-func (w *metricsWriter) submit(path string, s metrics.Snapshot) {
-	w.mu.Lock()
-	w.path, w.next = path, &s
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+	})
 }
 
 // publishMetrics hands the counters and the host as the agent sees it now
@@ -95,5 +64,5 @@ func (a *agent) publishMetrics() {
 		}
 		return
 	}
-	a.metrics.submit(a.cfg.MetricsFile, s)
+	a.metrics.submit(metricsJob{path: a.cfg.MetricsFile, s: s})
 }

@@ -32,7 +32,7 @@ func BenchmarkReconcile(b *testing.B) {
 		cancel()
 		b.Fatal(err)
 	}
-	defer func() { cancel(); a.firewall.stop() }()
+	defer func() { cancel(); a.firewall.stop(firewallStopWait) }()
 	eth0 := a.kernel.links[2]
 	for idx, l := range a.kernel.links {
 		if l.Name == "eth0" {

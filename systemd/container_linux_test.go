@@ -196,20 +196,7 @@ func TestAgentInContainer(t *testing.T) {
 	agentBuilt(t)
 	c := bootWithInstaller(t, goBuild(t, "./cmd/wslmtu"))
 
-	// The "WSL" network, all inside the container's own network namespace.
-	c.Run(t, "sh", "-c", "ip link add eth0 mtu 1280 type veth peer name hyperv0 mtu 1500 && "+
-		"ip addr add 172.20.0.2/24 dev eth0 && ip link set hyperv0 up && ip link set eth0 up && "+
-		"ip route add default via 172.20.0.1 dev eth0")
-	// No /dev/net/tun in the container: create the tun from the host, in its netns.
-	ns := []string{"nsenter", "-t", strconv.Itoa(c.PID), "-n", "--"}
-	for _, args := range [][]string{
-		{"ip", "tuntap", "add", "dev", "tailscale0", "mode", "tun"},
-		{"ip", "link", "set", "dev", "tailscale0", "mtu", "1280", "up"},
-	} {
-		if out, err := exec.Command(ns[0], append(ns[1:], args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v: %s", args, err, out)
-		}
-	}
+	c.AddWSLNetwork(t)
 
 	out := c.Run(t, "sh", "/root/src/install.sh", "--binary", "/root/wslmtu", "--assume-wsl")
 	t.Logf("install.sh:\n%s", out)

@@ -93,19 +93,7 @@ func TestDebPackageLifecycle(t *testing.T) {
 
 	c := nspawn.Boot(t)
 	t.Logf("container booted in %v", c.BootTime)
-	// A WSL-like network: eth0 1280 with the default route, tailscale0 1280.
-	c.Run(t, "sh", "-c", "ip link add eth0 mtu 1280 type veth peer name hyperv0 mtu 1500 && "+
-		"ip addr add 172.20.0.2/24 dev eth0 && ip link set hyperv0 up && ip link set eth0 up && "+
-		"ip route add default via 172.20.0.1 dev eth0")
-	ns := []string{"nsenter", "-t", strconv.Itoa(c.PID), "-n", "--"}
-	for _, args := range [][]string{
-		{"ip", "tuntap", "add", "dev", "tailscale0", "mode", "tun"},
-		{"ip", "link", "set", "dev", "tailscale0", "mtu", "1280", "up"},
-	} {
-		if out, err := exec.Command(ns[0], append(ns[1:], args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v: %s", args, err, out)
-		}
-	}
+	c.AddWSLNetwork(t)
 	for src, dst := range map[string]string{deb: "/root/wslmtu.deb", upgrade: "/root/wslmtu-upgrade.deb"} {
 		if err := c.CopyIn(src, dst); err != nil {
 			t.Fatal(err)

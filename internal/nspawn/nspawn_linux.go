@@ -290,6 +290,26 @@ func (c *Container) Run(t testing.TB, args ...string) string {
 	return string(out)
 }
 
+// AddWSLNetwork gives the container's network namespace the shape of a
+// WSL2 distro: eth0 at 1280 with the default route (a veth whose other end,
+// hyperv0, stays inside) and tailscale0, a tun at 1280. The container has
+// no /dev/net/tun, so the tun is made from the host, in its namespace.
+func (c *Container) AddWSLNetwork(t testing.TB) {
+	t.Helper()
+	c.Run(t, "sh", "-c", "ip link add eth0 mtu 1280 type veth peer name hyperv0 mtu 1500 && "+
+		"ip addr add 172.20.0.2/24 dev eth0 && ip link set hyperv0 up && ip link set eth0 up && "+
+		"ip route add default via 172.20.0.1 dev eth0")
+	ns := []string{"-t", strconv.Itoa(c.PID), "-n", "--"}
+	for _, args := range [][]string{
+		{"ip", "tuntap", "add", "dev", "tailscale0", "mode", "tun"},
+		{"ip", "link", "set", "dev", "tailscale0", "mtu", "1280", "up"},
+	} {
+		if out, err := exec.Command("nsenter", append(ns, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", args, err, out)
+		}
+	}
+}
+
 // CopyIn copies a host file into the container at dst (an absolute path
 // inside), keeping its permission bits.
 func (c *Container) CopyIn(src, dst string) error {
