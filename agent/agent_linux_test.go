@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -96,6 +98,74 @@ func TestAgentRestoresDeletedMSSRule(t *testing.T) {
 	}
 	if got := ns.MTU(t, "eth0"); got != 1280 {
 		t.Errorf("mtu_strategy off changed eth0 to %d", got)
+	}
+}
+
+// Item 5 of issue 11: our MSS chains went only with `fix`. Now a fresh agent
+// without clamping removes chains an earlier run left (with or without a
+// record), and a reload that turns clamping off removes them too.
+func TestAgentRemovesMSSChainsWhenClampingIsOff(t *testing.T) {
+	ns := netnstest.NewWSL(t, 1280, 1280)
+	mangle := func() string { return ns.Run(t, "iptables", "-t", "mangle", "-S") }
+	waitChains := func(want bool, what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for strings.Contains(mangle(), "WSLMTU-IN") != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: chains present = %v, want %v:\n%s", what, !want, want, mangle())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// Leftovers without a record: a crash, a lost state directory.
+	ns.Run(t, "iptables", "-t", "mangle", "-N", "WSLMTU-IN")
+	ns.Run(t, "iptables", "-t", "mangle", "-N", "WSLMTU-OUT")
+	ns.Run(t, "iptables", "-t", "mangle", "-I", "PREROUTING", "1", "-p", "tcp", "-j", "WSLMTU-IN")
+	ns.Run(t, "iptables", "-t", "mangle", "-A", "OUTPUT", "-p", "udp", "-j", "ACCEPT") // somebody else's
+	cfg := config.Default()
+	cfg.AssumeWSL = true
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "wslmtu.toml")
+	os.WriteFile(cfgPath, []byte("mss_clamp = false\n"), 0o644)
+	runInNamespace(t, ns, Options{Config: cfg, ConfigPath: cfgPath, ConfigSettle: 20 * time.Millisecond,
+		Overlay: func(c config.Config) (config.Config, error) { c.AssumeWSL = true; return c, c.Validate() },
+		Host:    fix.HostAt(ns.Handle, detect.HostSources(), filepath.Join(dir, "state"))})
+	waitChains(false, "a fresh agent without clamping")
+	if !strings.Contains(mangle(), "-A OUTPUT -p udp -j ACCEPT") {
+		t.Errorf("somebody else's rule went too:\n%s", mangle())
+	}
+	os.WriteFile(cfgPath, []byte("mss_clamp = true\n"), 0o644)
+	waitChains(true, "clamping turned on by a reload")
+	os.WriteFile(cfgPath, []byte("mss_clamp = false\n"), 0o644)
+	waitChains(false, "clamping turned off by a reload")
+}
+
+// Item 4 of issue 11: an outer interface not named eth* (renamed, with the
+// default route on it) is followed: a reset of it is repaired.
+func TestAgentFollowsARenamedOuterInterface(t *testing.T) {
+	ns := netnstest.NewWSL(t, 1280, 1280)
+	cfg := config.Default()
+	cfg.AssumeWSL = true
+	runInNamespace(t, ns, Options{Config: cfg, Host: fix.HostAt(ns.Handle, detect.HostSources(), t.TempDir())})
+	waitFor := func(link string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for ns.MTU(t, link) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s %d, want %d", link, ns.MTU(t, link), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitFor("eth0", 1360)
+	ns.Run(t, "ip", "link", "set", "eth0", "down")
+	ns.Run(t, "ip", "link", "set", "eth0", "name", "wan0")
+	ns.Run(t, "ip", "link", "set", "wan0", "up")
+	ns.Run(t, "ip", "route", "replace", "default", "via", "172.28.0.1", "dev", "wan0")
+	time.Sleep(50 * time.Millisecond)
+	for i := 0; i < 3; i++ {
+		ns.Run(t, "ip", "link", "set", "wan0", "mtu", "1280")
+		waitFor("wan0", 1360)
 	}
 }
 
