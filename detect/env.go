@@ -159,10 +159,6 @@ func networkingMode(src Sources, links []Link) (mode, evidence string) {
 	return ModeUnknown, fmt.Sprintf("no wslinfo; %d eth interface(s) and no loopback0: not a mode wslmtu can tell from the links", eths)
 }
 
-// ModeUsesNAT says whether a mode puts WSL behind a NAT that drops
-// fragments and copies the smallest Windows MTU into eth0.
-func ModeUsesNAT(mode string) bool { return mode == ModeNAT || mode == ModeConsomme }
-
 func readString(root fs.FS, name string) string {
 	if root == nil {
 		return ""

@@ -808,9 +808,6 @@ func (l *Lab) PeerTunnelIP(v6 bool) netip.Addr { return l.ts.PeerIP(v6) }
 // WSLTunnelIP is WSL's address inside tailscale0's tunnel.
 func (l *Lab) WSLTunnelIP(v6 bool) netip.Addr { return l.ts.WSLIP(v6) }
 
-// Tailscale is the tailscale0 tunnel, whose packets carry tailscaled's mark.
-func (l *Lab) Tailscale() *Tunnel { return l.ts }
-
 // PortTunnel is the tunnel known only by its listen port (Options.PortTunnel);
 // nil without it.
 func (l *Lab) PortTunnel() *Tunnel { return l.pt }

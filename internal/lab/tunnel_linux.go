@@ -39,13 +39,6 @@ func (l *Lab) newTunnel(name, peerName string, mtu, peerMTU, port, peerPort int,
 // Name is the tunnel's interface in WSL.
 func (t *Tunnel) Name() string { return t.name }
 
-// ListenPort is the WSL node's UDP port: the source port of its packets.
-func (t *Tunnel) ListenPort() int {
-	t.l.mu.Lock()
-	defer t.l.mu.Unlock()
-	return t.port
-}
-
 // MTU is the tunnel interface's MTU now, or 0 if it is missing.
 func (t *Tunnel) MTU() int {
 	mtu, _ := t.l.linkMTU(t.name)
