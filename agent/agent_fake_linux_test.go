@@ -46,6 +46,17 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+func (s *syncBuffer) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Len()
+}
+
+// Since returns a function that reads what was written after mark.
+func (s *syncBuffer) Since(mark int) func() string {
+	return func() string { return s.String()[mark:] }
+}
+
 type fakeAgent struct {
 	k      *fakekernel.Kernel
 	logs   *syncBuffer

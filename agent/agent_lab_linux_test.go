@@ -1,7 +1,6 @@
-package agent_test
+package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -16,46 +15,16 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/wslmtu/wslmtu/agent"
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
 )
 
-// lockedBuffer collects the agent's log from its goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lockedBuffer) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Len()
-}
-
-// Since returns a function that reads what was written after mark.
-func (l *lockedBuffer) Since(mark int) func() string {
-	return func() string { return l.String()[mark:] }
-}
-
 // labAgent is agent.Run against a lab's WSL namespace.
 type labAgent struct {
 	stateDir string
-	logs     *lockedBuffer
+	logs     *syncBuffer
 	stop     func() error
 }
 
@@ -64,7 +33,7 @@ type labAgent struct {
 func startAgent(t *testing.T, l *lab.Lab, cfg config.Config) *labAgent {
 	t.Helper()
 	ns, nl := l.WSLNetNSHandle(), l.WSLNetlink()
-	a := &labAgent{stateDir: t.TempDir(), logs: &lockedBuffer{}}
+	a := &labAgent{stateDir: t.TempDir(), logs: &syncBuffer{}}
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -72,7 +41,7 @@ func startAgent(t *testing.T, l *lab.Lab, cfg config.Config) *labAgent {
 		// mss_clamp is off and the state directory is fresh, so the agent
 		// never touches iptables, which would act on this goroutine's
 		// (the host's) namespace rather than the lab's.
-		done <- agent.Run(ctx, agent.Options{
+		done <- Run(ctx, Options{
 			Config: cfg,
 			Host:   fix.HostAt(nl, l.Sources(), a.stateDir),
 			Netns:  &ns,
@@ -151,7 +120,7 @@ func TestAgentInLab(t *testing.T) {
 	waitEth(t, l, 1480, 2*time.Second, "after eth0 was recreated at 1280")
 	transfersWork(t, l, "eth0 recreated")
 
-	if st, err := agent.ReadStatus(a.stateDir); err == nil && st.LastRepair != nil {
+	if st, err := ReadStatus(a.stateDir); err == nil && st.LastRepair != nil {
 		t.Logf("repairs: %d, last: %s", st.Repairs, st.LastRepair)
 	}
 
@@ -271,7 +240,7 @@ func TestAgentKeepsTheTunnelScopeInLab(t *testing.T) {
 	k.waitForSince(fmt.Sprintf("%s reconnected on port %d", pt.Name(), want.port), want, start, a.logs.Since(mark))
 	everythingWorks(t, l, "after the reconnect")
 
-	if st, err := agent.ReadStatus(a.stateDir); err == nil {
+	if st, err := ReadStatus(a.stateDir); err == nil {
 		t.Logf("repairs: %d (%v), last: %s", st.Repairs, st.RepairsBy, st.LastRepair)
 	}
 	if err := a.stop(); err != nil {
