@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -245,14 +247,9 @@ func (a *agent) loop(ctx context.Context, events <-chan netwatch.Event) error {
 			}
 		}
 		if len(a.pending) > 0 {
-			first := a.pending[0]
-			for _, c := range a.pending[1:] {
-				if c.at.Before(first.at) {
-					first.at = c.at // latency counts from the oldest event served
-				}
-			}
+			causes := slices.Clone(a.pending)
 			a.pending = a.pending[:0]
-			a.reconcile(first)
+			a.reconcile(causes...)
 		}
 	}
 }
@@ -419,7 +416,10 @@ func (a *agent) totalFights() int {
 // reconcile plans from the model and applies only what differs. It reads
 // nothing from the kernel unless an event said the model is incomplete
 // (rules changed, a link went down), and the firewall is left to its worker.
-func (a *agent) reconcile(c cause) {
+// causes are the events served, in order; each change is logged with the
+// one that called for it.
+func (a *agent) reconcile(causes ...cause) {
+	c := causes[0]
 	a.counters.Reconciles++
 	if err := a.lock.Lock(lockTimeout, nil); err != nil {
 		a.logFailure("cannot lock the state directory", err)
@@ -452,7 +452,7 @@ func (a *agent) reconcile(c cause) {
 	if c.what == "start" && plan.Refused != "" {
 		a.log.Warn("not applying: " + plan.Refused)
 	}
-	repaired := a.logChanges(c, changes, done)
+	repaired := a.logChanges(causes, changes, done)
 	if warnings := fmt.Sprint(plan.Warnings); c.what == "start" || warnings != a.warnings {
 		a.warnings = warnings
 		for _, w := range plan.Warnings {
@@ -491,14 +491,15 @@ func (a *agent) envNow() detect.Environment {
 
 // logChanges logs each write after it was made (never before: the log is
 // not on the way to the write) and counts repairs.
-func (a *agent) logChanges(c cause, changes []fix.Change, done time.Time) bool {
+func (a *agent) logChanges(causes []cause, changes []fix.Change, done time.Time) bool {
 	repaired := false
-	latency := done.Sub(c.at)
 	for _, ch := range changes {
 		if !ch.Wrote {
 			continue
 		}
 		repaired = true
+		c := causeOf(causes, ch)
+		latency := done.Sub(c.at)
 		what := ch.Link
 		if ch.Link != "" {
 			a.ownWrites[ch.Link] = ch.To
@@ -529,6 +530,22 @@ func (a *agent) logChanges(c cause, changes []fix.Change, done time.Time) bool {
 			"cause", c.what, "latency", latency.Round(time.Microsecond).String())
 	}
 	return repaired
+}
+
+// causeOf is the first event about what a change touched (its interface,
+// or a route), else the first event served: the log says why, and the
+// latency runs from that event to the write.
+func causeOf(causes []cause, ch fix.Change) cause {
+	prefix := ch.Link + " "
+	if ch.Link == "" {
+		prefix = "route "
+	}
+	for _, c := range causes {
+		if strings.HasPrefix(c.what, prefix) {
+			return c
+		}
+	}
+	return causes[0]
 }
 
 func repairKey(ch fix.Change) string {
