@@ -159,6 +159,12 @@ func (l *Lab) fetch(ctx context.Context, check string, server, client *space, ad
 
 // post POSTs the page from a client in client to a server in server at addr.
 func (l *Lab) post(ctx context.Context, check string, client, server *space, addr netip.Addr) Result {
+	return l.send(ctx, check, http.MethodPost, client, server, addr)
+}
+
+// send sends the page as the body of a method request from a client in
+// client to a server in server at addr.
+func (l *Lab) send(ctx context.Context, check, method string, client, server *space, addr netip.Addr) Result {
 	r := Result{Check: check}
 	ctx, cancel := withCheckTimeout(ctx)
 	defer cancel()
@@ -173,7 +179,7 @@ func (l *Lab) post(ctx context.Context, check string, client, server *space, add
 	}
 	defer srv.Close()
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+url+"/", bytes.NewReader(page))
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+url+"/", bytes.NewReader(page))
 	if err != nil {
 		return r.fail(err)
 	}

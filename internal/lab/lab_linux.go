@@ -125,6 +125,12 @@ type Options struct {
 	// fragments from WSL are dropped there too. Sources then makes
 	// detection say mirrored.
 	Mirrored bool
+	// ExternalTunnel starts no wireguard-go tailscale0: the caller runs
+	// the tunnel itself (a real tailscaled in WSLNetNS and PeerNetNS, see
+	// external_linux.go). The lab's tailscale0 checks (Download, Upload,
+	// Ping, RestartTunnel) then have no tunnel; Transfers takes the
+	// caller's tunnel addresses instead.
+	ExternalTunnel bool
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -286,10 +292,14 @@ func (l *Lab) middleRole() string {
 }
 
 func (l *Lab) tunnels() []*Tunnel {
-	if l.pt != nil {
-		return []*Tunnel{l.ts, l.pt}
+	var out []*Tunnel
+	if !l.opts.ExternalTunnel {
+		out = append(out, l.ts)
 	}
-	return []*Tunnel{l.ts}
+	if l.pt != nil {
+		out = append(out, l.pt)
+	}
+	return out
 }
 
 func (l *Lab) spaces() []*space {
