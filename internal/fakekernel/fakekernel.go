@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/wslmtu/wslmtu/detect"
@@ -178,21 +179,28 @@ func (k *Kernel) SetRouteMTU(r detect.Route, mtu int) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("route %s: no such process", r)
+	return fmt.Errorf("route %s: %w", r, syscall.ESRCH)
 }
 
 func (k *Kernel) AddRoute(r detect.Route) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, have := range k.routes {
-		if have.Same(r) {
-			return fmt.Errorf("route %s: file exists", r)
+		if have.Same(r) || sameIPv4Key(have, r) {
+			return fmt.Errorf("route %s: %w", r, syscall.EEXIST)
 		}
 	}
 	k.writes = append(k.writes, "route add "+k.named(r))
 	k.routes = append(k.routes, r)
 	k.emitRoute(r, false)
 	return nil
+}
+
+// sameIPv4Key: an IPv4 route's kernel key is its table, destination, tos
+// and metric, whatever its gateway; adding a second one without
+// NLM_F_APPEND fails with "file exists".
+func sameIPv4Key(a, b detect.Route) bool {
+	return a.Family == 4 && b.Family == 4 && a.Table == b.Table && a.Dst == b.Dst && a.Metric == b.Metric
 }
 
 func (k *Kernel) DeleteRoute(r detect.Route) error {
@@ -206,7 +214,7 @@ func (k *Kernel) DeleteRoute(r detect.Route) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("route %s: no such process", r)
+	return fmt.Errorf("route %s: %w", r, syscall.ESRCH)
 }
 
 func (k *Kernel) AddRule(r detect.Rule) error {
@@ -261,6 +269,15 @@ func (k *Kernel) Reset(name string, mtu int) {
 	l.MTU = mtu
 	k.links[idx] = l
 	k.emitLink(l, false)
+}
+
+// AppendRoute adds a route after any with the same kernel key, as
+// `ip route append` does (somebody else's change: not recorded as a write).
+func (k *Kernel) AppendRoute(r detect.Route) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.routes = append(k.routes, r)
+	k.emitRoute(r, false)
 }
 
 // AddLink creates an interface (a new index when Index is 0).
