@@ -349,8 +349,8 @@ type WindowsOutput struct {
 }
 
 // CheckWindows lists Windows' adapters and names the one WSL copies into
-// eth0 (the smallest connected one, in NAT mode). It is information: the
-// MTU check says whether that value hurts.
+// eth0 (the smallest connected one, WSL's own vEthernet included, in NAT
+// mode). It is information: the MTU check says whether that value hurts.
 func CheckWindows(out WindowsOutput) Check {
 	c := Check{Name: NameWindows}
 	if out.IPv4Err != nil {
