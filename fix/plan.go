@@ -218,6 +218,10 @@ func adoptTailscaledFix(p *Plan, st detect.State, rec Record, cfg config.Config)
 		return rec
 	}
 	if r, known := rec.Links[o.Name]; known && ours(o.MTU, r.Wrote) {
+		if r.SetBy != "" {
+			p.Notes = append(p.Notes, fmt.Sprintf("%s %d was set by %s's own WSL fix; %d is what Windows chose, and revert puts it back",
+				o.Name, r.Wrote, r.SetBy, r.Before))
+		}
 		return rec
 	}
 	rec = cloneRecord(rec)
