@@ -166,7 +166,7 @@ ip rule 5190: from all fwmark 0x80000/0xff0000 lookup main suppress_prefixlength
 	}
 }
 
-// Item 1 of issue 11: changing away from a strategy undoes what the old
+// Changing away from a strategy undoes what the old
 // one did where the new one would not have done it.
 func TestPlanStrategySwitchUndoesTheOld(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
@@ -198,7 +198,7 @@ func TestPlanStrategySwitchUndoesTheOld(t *testing.T) {
 	}
 }
 
-// Item 2 of issue 11: no plan feeds on its own output: repeated fixes with
+// No plan feeds on its own output: repeated fixes with
 // lower-tunnel keep the tunnel at one value.
 func TestPlanNeverFeedsOnItsOwnOutput(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
@@ -214,7 +214,7 @@ func TestPlanNeverFeedsOnItsOwnOutput(t *testing.T) {
 	}
 }
 
-// Item 3 of issue 11: revert only undoes values that are still wslmtu's.
+// Revert only undoes values that are still wslmtu's.
 func TestRevertLeavesAValueSomebodyElseSet(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
 	w := newWorld(t, k, "nat", scopeCfg(config.RaiseOuter, config.ScopeAll))
@@ -326,7 +326,7 @@ func TestPlanModesAndKinds(t *testing.T) {
 }
 
 // A tunnel pattern that selects the outer interface is refused before
-// anything is planned (item 2 of issue 11).
+// anything is planned.
 func TestObserveRefusesAPatternThatSelectsTheOuterInterface(t *testing.T) {
 	for _, pattern := range []string{"eth*", "eth0", "e?h0"} {
 		cfg := config.Default()

@@ -28,6 +28,7 @@ func (f fakeLinks) Links() ([]detect.Link, error) { return append([]detect.Link(
 func (f fakeLinks) Routes() ([]detect.Route, error) {
 	return []detect.Route{{Family: 4, Table: detect.MainTable, Dst: "default", Gw: "172.28.0.1", LinkIndex: f.defaultIndex}}, nil
 }
+
 // Rules are tailscaled's: its tailscale0 marks its packets.
 func (f fakeLinks) Rules() ([]detect.Rule, error) { return fakekernel.TailscaledRules(4), nil }
 
@@ -246,7 +247,7 @@ func TestRunReadsTheAgentsCounters(t *testing.T) {
 		remedy: "sudo ./install.sh (or `sudo systemctl start wslmtu`)"})
 }
 
-// Item 10 of issue 11: with a damaged revert record doctor recommended
+// With a damaged revert record doctor recommended
 // `wslmtu fix`, which then failed on it. It names the record and the way out.
 func TestRunDamagedRecord(t *testing.T) {
 	root := wslRoot("1")
