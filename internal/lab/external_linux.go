@@ -52,8 +52,10 @@ func (l *Lab) StartProcess(cmd *exec.Cmd) error {
 // at wslIP and the peer at peerIP: a GET and a PUT by the peer to a server
 // in WSL, and a GET and a PUT by WSL to a server in the peer. Each check is
 // named METHOD client→server. The page crosses WSL→peer, the direction
-// Hyper-V breaks, in the peer's GET and WSL's PUT; the other two carry it
-// peer→WSL, which the lab's eth0 refuses above its MTU (see Lab).
+// Hyper-V breaks, in the peer's GET and WSL's PUT. The other two carry it
+// peer→WSL, which Hyper-V leaves alone; the lab's eth0 refuses single
+// frames above its MTU but not GSO batches (see Lab), so while eth0 is too
+// small for the tunnel those two may cross or not.
 func (l *Lab) Transfers(tunnel string, wslIP, peerIP netip.Addr) []func(context.Context) Result {
 	name := func(method, from, to string) string {
 		return fmt.Sprintf("%s %s→%s over %s", method, from, to, tunnel)

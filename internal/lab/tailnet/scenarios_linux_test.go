@@ -71,8 +71,8 @@ func TestTailscaledRestartAndDownUp(t *testing.T) {
 
 // TestRevertOnStop: with revert_on_stop = true, stopping the agent puts
 // back everything as it was before it started: ip rule, ip -6 rule, every
-// table's routes, and eth0 at the MTU WSL set. The tunnel then hangs again
-// and the VPN path still works.
+// table's routes, and eth0 at the MTU WSL set. WSL→peer over the tunnel
+// then hangs again, and the VPN path still works.
 func TestRevertOnStop(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
@@ -95,7 +95,7 @@ func TestRevertOnStop(t *testing.T) {
 	if after, err := w.lab.RoutingDump(); err != nil || after != before {
 		t.Errorf("routing after the agent stopped (%v):\n%s\nbefore it started:\n%s", err, after, before)
 	}
-	w.checks(t, "agent stopped, all reverted", true, false)
+	w.checksBroken(t, "agent stopped, all reverted")
 }
 
 // logState runs the checks and only logs their results.

@@ -184,7 +184,7 @@ func (w *world) step(t *testing.T, what string, tunnel bool, do func()) {
 			w.latencies = append(w.latencies, fmt.Sprintf("%s: %v", what, lat))
 		}
 	}
-	w.checks(t, what, tunnel, true)
+	w.checks(t, what, tunnel)
 }
 
 func (w *world) settle(t *testing.T, what string, tunnel bool, start time.Time) bool {
@@ -205,8 +205,7 @@ func (w *world) settle(t *testing.T, what string, tunnel bool, start time.Time) 
 }
 
 // runChecks runs, concurrently, the four 55 kB transfers over tailscale0
-// (if tunnel), which come first, and the 55 kB upload to the server behind
-// the Windows VPN.
+// (if tunnel) and the 55 kB upload to the server behind the Windows VPN.
 func (w *world) runChecks(t *testing.T, tunnel bool) []lab.Result {
 	var checks []func(context.Context) lab.Result
 	if tunnel {
@@ -226,29 +225,49 @@ func (w *world) runChecks(t *testing.T, tunnel bool) []lab.Result {
 	return results
 }
 
-// checks runs the checks. With tunnelWorks they must all succeed; without
-// it the tunnel's must hang (the black hole) and the upload must succeed.
-func (w *world) checks(t *testing.T, stage string, tunnel, tunnelWorks bool) {
+// checks runs the checks; all must succeed.
+func (w *world) checks(t *testing.T, stage string, tunnel bool) {
 	t.Helper()
-	results := w.runChecks(t, tunnel)
-	n := len(results) - 1
+	w.judge(t, stage, w.runChecks(t, tunnel), func(lab.Result) string { return "ok" })
+}
+
+// checksBroken runs the checks on a WSL left as the black hole makes it:
+// the transfers whose data crosses WSL→peer must hang, and the upload to
+// the server behind the VPN must succeed. The other two transfers are not
+// judged: the lab's eth0 refuses single frames above its MTU but lets GSO
+// batches through, so whether they cross is up to how tailscaled batches.
+func (w *world) checksBroken(t *testing.T, stage string) {
+	t.Helper()
+	w.judge(t, stage, w.runChecks(t, true), func(r lab.Result) string {
+		switch {
+		case strings.HasPrefix(r.Check, "GET peer→WSL"), strings.HasPrefix(r.Check, "PUT WSL→peer"):
+			return "hung"
+		case strings.HasPrefix(r.Check, "corporate"):
+			return "ok"
+		}
+		return ""
+	})
+}
+
+// judge compares each result with want's "ok" or "hung" ("" for any) and
+// fails the test, with what the kernel holds, if one differs.
+func (w *world) judge(t *testing.T, stage string, results []lab.Result, want func(lab.Result) string) {
+	t.Helper()
 	bad := false
 	var b strings.Builder
-	for i, r := range results {
-		want := "ok"
-		if i < n && !tunnelWorks {
-			want = "hung"
-		}
+	for _, r := range results {
 		got := "ok"
 		if !r.OK {
 			got = "failed"
-			if r.Hung {
+			// A transfer cancelled at the deadline may end in the
+			// transport's EOF rather than a timeout: a hang all the same.
+			if r.Hung || r.Duration >= lab.CheckTimeout {
 				got = "hung"
 			}
 		}
 		note := ""
-		if got != want {
-			bad, note = true, "   <-- want "+want
+		if wr := want(r); wr != "" && got != wr {
+			bad, note = true, "   <-- want "+wr
 		}
 		fmt.Fprintf(&b, "\n  %s%s", r, note)
 	}
