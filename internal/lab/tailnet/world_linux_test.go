@@ -43,7 +43,7 @@ func newWorld(t *testing.T) *world {
 	logBuildOnce.Do(func() {
 		how := fmt.Sprintf("built in %v (cold)", w.bins.tailscaleBuild.Round(100*time.Millisecond))
 		if w.bins.tailscaleFromCached {
-			how = "from " + cacheRoot + " (warm)"
+			how = fmt.Sprintf("found in %s in %v (warm)", cacheRoot, w.bins.tailscaleBuild.Round(time.Millisecond))
 		}
 		t.Logf("tailscaled and tailscale %s %s; wslmtu built in %v", w.bins.version, how, w.bins.wslmtuBuild.Round(100*time.Millisecond))
 	})
