@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -110,7 +111,8 @@ func (a *agent) stop(t *testing.T) {
 var latencyRE = regexp.MustCompile(`\blatency=(\S+)`)
 
 // repairs are the agent's "repaired" log lines after byte mark, without
-// the time stamp, and the latencies they name.
+// the time stamp, and the latencies they name, once per repair (each line
+// of one repair names the repair's latency).
 func (a *agent) repairs(mark int) (lines []string, latencies []time.Duration) {
 	for _, line := range strings.Split(a.log.since(mark), "\n") {
 		i := strings.Index(line, "msg=repaired")
@@ -119,7 +121,7 @@ func (a *agent) repairs(mark int) (lines []string, latencies []time.Duration) {
 		}
 		lines = append(lines, line[i:])
 		if m := latencyRE.FindStringSubmatch(line); m != nil {
-			if d, err := time.ParseDuration(m[1]); err == nil {
+			if d, err := time.ParseDuration(m[1]); err == nil && !slices.Contains(latencies, d) {
 				latencies = append(latencies, d)
 			}
 		}
