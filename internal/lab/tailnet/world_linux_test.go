@@ -87,7 +87,11 @@ func (w *world) waitTunnel(t *testing.T) {
 // which reconnects by itself with a new tailscale0 at 1280.
 func (w *world) restartTailscaled(t *testing.T) {
 	t.Helper()
+	old := w.tunnelIndex(t)
 	w.wsl.stop(t)
+	if got := w.lab.TunnelMTU(); got != 0 {
+		t.Fatalf("tailscale0 (mtu %d) still exists after tailscaled stopped", got)
+	}
 	w.wsl.start(t)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -100,8 +104,20 @@ func (w *world) restartTailscaled(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Logf("tailscaled in WSL restarted, tailscale0 mtu %d", w.lab.TunnelMTU())
+	if idx := w.tunnelIndex(t); idx == old {
+		t.Fatalf("tailscale0 has its old ifindex %d after tailscaled restarted", idx)
+	}
+	t.Logf("tailscaled in WSL restarted, a new tailscale0 at mtu %d", w.lab.TunnelMTU())
 	w.waitTunnel(t)
+}
+
+func (w *world) tunnelIndex(t *testing.T) int {
+	t.Helper()
+	link, err := w.lab.WSLNetlink().LinkByName(lab.TunnelName)
+	if err != nil {
+		t.Fatalf("tailscale0 in WSL: %v", err)
+	}
+	return link.Attrs().Index
 }
 
 // pushWSL is WSL pushing a new smallest Windows adapter MTU: the Windows
