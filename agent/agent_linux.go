@@ -1,7 +1,3 @@
-// Package agent is the long-running loop behind `wslmtu run`: it follows the
-// kernel's link, route and rule events and re-applies the plan whenever
-// something (WSL, tailscaled, another tool) undoes it. It only decides when;
-// detect, fix.NewPlan and fix.Apply decide what.
 package agent
 
 import (

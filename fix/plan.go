@@ -1,6 +1,3 @@
-// Package fix turns an observation into an ordered plan of actions and
-// applies it. The planner is pure, so --dry-run, status, the agent's logs and
-// the tests all print the same words.
 package fix
 
 import (
