@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"sync"
@@ -37,6 +38,10 @@ type Kernel struct {
 	// lastIndex is the last index given out: like the kernel's, indexes are
 	// never reused, so a recreated link is a new link.
 	lastIndex int
+	// addrs are each link's addresses, by index (wsl.go).
+	addrs map[int][]addr
+	// boot counts VMRestart calls: the boot id's serial.
+	boot int
 }
 
 type sub struct {
@@ -46,14 +51,14 @@ type sub struct {
 
 // New is an empty kernel with lo.
 func New() *Kernel {
-	k := &Kernel{links: map[int]detect.Link{}, wg: map[string]detect.WireGuardDevice{}}
+	k := &Kernel{links: map[int]detect.Link{}, wg: map[string]detect.WireGuardDevice{}, addrs: map[int][]addr{}}
 	k.links[1] = detect.Link{Name: "lo", Index: 1, MTU: 65536, Kind: "device", Up: true}
 	return k
 }
 
 // NewWSL is a kernel shaped like a WSL2 distro under NAT: eth0 (index 2)
-// with the default route via 172.28.0.1 and tailscale0 (index 3, a tun),
-// at the given MTUs.
+// with 172.28.0.2/20 and the default route via 172.28.0.1, and tailscale0
+// (index 3, a tun), at the given MTUs.
 func NewWSL(ethMTU, tunnelMTU int) *Kernel {
 	k := New()
 	k.links[2] = detect.Link{Name: "eth0", Index: 2, MTU: ethMTU, Kind: "device", Up: true}
@@ -62,6 +67,7 @@ func NewWSL(ethMTU, tunnelMTU int) *Kernel {
 		detect.Route{Family: 4, Table: detect.MainTable, Dst: "default", Gw: "172.28.0.1", LinkIndex: 2},
 		detect.Route{Family: 4, Table: detect.MainTable, Dst: "172.28.0.0/20", LinkIndex: 2},
 	)
+	k.addrs[2] = []addr{{prefix: netip.MustParsePrefix("172.28.0.2/20")}}
 	return k
 }
 
@@ -125,9 +131,7 @@ func (k *Kernel) SetMTU(l detect.Link, mtu int) error {
 		return fmt.Errorf("%s: mtu %d: invalid argument", l.Name, mtu)
 	}
 	k.writes = append(k.writes, fmt.Sprintf("%s mtu %d", cur.Name, mtu))
-	cur.MTU = mtu
-	k.links[idx] = cur
-	k.emitLink(cur, false)
+	k.setMTULocked(idx, mtu)
 	return nil
 }
 
@@ -146,11 +150,15 @@ func (k *Kernel) SetRouteMTU(r detect.Route, mtu int) error {
 	return fmt.Errorf("route %s: no such process", r)
 }
 
+// AddRoute is `ip route add` (NLM_F_CREATE|NLM_F_EXCL): like the kernel,
+// it refuses a route whose table already has one to the same destination
+// with the same metric, whatever its gateway or device (IPv4's fib alias
+// key is prefix, tos and priority; IPv6 refuses EXCL at the same metric).
 func (k *Kernel) AddRoute(r detect.Route) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, have := range k.routes {
-		if have.Same(r) {
+		if sameKey(have, r) {
 			return fmt.Errorf("route %s: file exists", r)
 		}
 	}
@@ -219,13 +227,10 @@ func (k *Kernel) Reset(name string, mtu int) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	idx := k.indexOf(name)
-	l, ok := k.links[idx]
-	if !ok {
+	if _, ok := k.links[idx]; !ok {
 		panic("fakekernel: no interface " + name)
 	}
-	l.MTU = mtu
-	k.links[idx] = l
-	k.emitLink(l, false)
+	k.setMTULocked(idx, mtu)
 }
 
 // AddLink creates an interface (a new index when Index is 0).
@@ -254,6 +259,7 @@ func (k *Kernel) DeleteLink(name string) {
 		return
 	}
 	delete(k.links, idx)
+	delete(k.addrs, idx)
 	k.lastIndex = max(k.lastIndex, idx)
 	k.routes = slices.DeleteFunc(k.routes, func(r detect.Route) bool { return r.LinkIndex == idx })
 	k.emitLink(l, true)
