@@ -33,7 +33,7 @@ import (
 
 // Shapes of tailscale0.
 const (
-	marked   = "tailscaled"    // marks its sockets, has its own rules
+	marked   = "tailscaled"   // marks its sockets, has its own rules
 	unmarked = "wireguard-go" // no mark; wgctrl answers with its port
 )
 
@@ -222,7 +222,7 @@ func duplicates(k *fakekernel.Kernel) string {
 	routes, _ := k.Routes()
 	type routeKey struct {
 		family, table, link int
-		dst, gw            string
+		dst, gw             string
 	}
 	have := map[routeKey]bool{}
 	for _, r := range routes {
