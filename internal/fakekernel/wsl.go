@@ -20,11 +20,15 @@ import (
 //   - deleting a link's last IPv4 address sends RTM_DELADDR, RTM_DELROUTE for
 //     the address's own prefix route, and then flushes every other IPv4 route
 //     through the link, in every table, without a word;
-//   - an MTU below 1280 deletes the link's IPv6 addresses and routes;
+//   - an MTU below 1280 deletes the link's IPv6 routes and addresses (the
+//     fake has no link-local addresses, so an MTU back at 1280 brings
+//     nothing back; the kernel restores the link-local one and fe80::/64);
+//   - an IPv6 RTM_NEWADDR is sent from a work queue, so it may come after
+//     the events of later messages; the fake sends it at once;
 //   - RTM_NEWROUTE with NLM_F_CREATE alone inserts a second IPv4 route beside
 //     one that differs only in its metrics (an mtu), and is a silent no-op on
 //     an identical one; with NLM_F_REPLACE it replaces the first route of the
-//     same destination and metric, silently when nothing differs.
+//     same destination and metric, silently for IPv4 when nothing differs.
 
 // addr is one address on a link.
 type addr struct {
@@ -124,9 +128,20 @@ func (k *Kernel) MirroredAddressRefresh(name string) {
 	for _, r := range k.routes {
 		if r.Table == detect.MainTable && r.LinkIndex == idx {
 			r.MTU = 0
+			if r.Family == 6 && !r.IsDefault() {
+				r.Metric = 1024 // Windows' on-link prefix, sent with metric 0
+			}
 			windows = append(windows, r)
 		}
 	}
+	// In the order the lab sends them: on-link prefixes, then gateways, IPv4
+	// first.
+	sort.SliceStable(windows, func(i, j int) bool {
+		if windows[i].IsDefault() != windows[j].IsDefault() {
+			return !windows[i].IsDefault()
+		}
+		return windows[i].Family < windows[j].Family
+	})
 	for _, a := range k.sortedAddrsLocked(idx) {
 		family := familyOf(a.prefix)
 		var saved []detect.Route
@@ -542,6 +557,13 @@ func (k *Kernel) setMTULocked(idx, mtu int) {
 	if mtu >= tunnel.MinIPv6MTU {
 		return
 	}
+	// addrconf_ifdown: the routes first (rt6_disable_ip), then the addresses.
+	for _, r := range slices.Clone(k.routes) {
+		if r.Family == 6 && r.LinkIndex == idx {
+			k.routes = slices.DeleteFunc(k.routes, func(o detect.Route) bool { return o == r })
+			k.emitRoute(r, true)
+		}
+	}
 	for _, a := range k.sortedAddrsLocked(idx) {
 		if a.prefix.Addr().Is6() {
 			k.addrs[idx] = slices.DeleteFunc(k.addrs[idx], func(o addr) bool { return o.prefix == a.prefix })
@@ -550,12 +572,6 @@ func (k *Kernel) setMTULocked(idx, mtu int) {
 	}
 	l.IPv6Addrs = 0
 	k.links[idx] = l
-	for _, r := range slices.Clone(k.routes) {
-		if r.Family == 6 && r.LinkIndex == idx {
-			k.routes = slices.DeleteFunc(k.routes, func(o detect.Route) bool { return o == r })
-			k.emitRoute(r, true)
-		}
-	}
 }
 
 // sameKey: the same table entry as far as NLM_F_EXCL and NLM_F_REPLACE go
@@ -588,13 +604,14 @@ func (k *Kernel) wslCreateLocked(r detect.Route) {
 }
 
 // wslReplaceLocked is RTM_NEWROUTE with NLM_F_CREATE|NLM_F_REPLACE: the
-// first route of the key is replaced, silently if nothing differs.
+// first route of the key is replaced, silently for IPv4 if nothing
+// differs (IPv6 announces every replace).
 func (k *Kernel) wslReplaceLocked(r detect.Route) {
 	for i, have := range k.routes {
 		if !sameKey(have, r) {
 			continue
 		}
-		if have == r {
+		if have == r && r.Family == 4 {
 			return
 		}
 		k.routes[i] = r

@@ -92,8 +92,8 @@ func TestNATPush(t *testing.T) {
 		"new link eth0 mtu 1500 up true",
 		"new link eth0 mtu 1280 up true",
 		"new link eth0 mtu 1200 up true",
-		"del addr fd00::2/64 dev #2",
 		"del route fd00::/64 dev #2 metric 256",
+		"del addr fd00::2/64 dev #2",
 		"new link eth0 mtu 1280 up true")
 	if got := k.Addrs("eth0"); !slices.Equal(got, []string{"172.28.0.2/20"}) {
 		t.Errorf("eth0 addresses after 1200 and back: %q; IPv6 must not come back", got)
@@ -124,7 +124,8 @@ func TestMirroredAddressRefresh(t *testing.T) {
 		"del route fd00::/64 dev #2 metric 256",
 		"new addr fd00::2/64 dev #2",
 		"new route 172.28.0.0/20 dev #2",
-		"new route fd00::/64 dev #2 metric 256")
+		"new route fd00::/64 dev #2 metric 1024",
+		"new route default via fd00::1 dev #2 metric 1024")
 	if _, ok := k.Route(detect.Route{Family: 4, Table: 5200, Dst: "default", Gw: "172.28.0.1", LinkIndex: 2}); ok {
 		t.Error("table 5200's route survived the flush")
 	}
@@ -141,7 +142,9 @@ func TestMirroredAddressRefresh(t *testing.T) {
 		"new route default via 172.28.0.1 dev #2",
 		"del addr fd00::2/64 dev #2",
 		"new addr fd00::2/64 dev #2",
-		"new route 172.28.0.0/20 dev #2")
+		"new route 172.28.0.0/20 dev #2",
+		"new route fd00::/64 dev #2 metric 1024",
+		"new route default via fd00::1 dev #2 metric 1024")
 }
 
 // A consomme address change: the old address goes (with a silent flush),
