@@ -325,6 +325,28 @@ func (l *Lab) MirroredAddressRefresh() error {
 	return nil
 }
 
+// RewriteDefaultRoutes is WSL's route Update for eth0's default routes on
+// a Windows network change: each sent again with NLM_F_CREATE|NLM_F_REPLACE
+// and no metrics, so an mtu on it is stripped.
+func (l *Lab) RewriteDefaultRoutes() error {
+	dev, err := l.ethIndex()
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	gws := []netip.Addr{l.gw4}
+	l.mu.Unlock()
+	if l.opts.IPv6Underlay {
+		gws = append(gws, hvWSL6.Addr())
+	}
+	for _, gw := range gws {
+		if err := l.sendRoute(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, wslDefault(dev, gw)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ConsommeAddressChange is consomme's change of eth0's IPv4 address to p
 // (Interface::SetConfiguration: the old address deleted, which flushes
 // every IPv4 route through eth0 silently [kernel], the new one added as
