@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"slices"
@@ -406,4 +407,97 @@ func scopeRoutes(t *testing.T, l *Lab, k *fakekernel.Kernel, kernel func(int) []
 	step(t, "the tunnel scope's routes", kernel, fake,
 		func() error { return scope(fix.NetlinkKernel{H: l.WSLNetlink()}, labEth) }, func() error { return scope(k, ethIndexOf(k)) })
 	sameRoutes(t, "the tunnel scope's routes", l, k)
+}
+
+// A VM restart is a new kernel: the boot id Sources serve changes, eth0 is
+// back at the driver's 1500 with WSL's address and routes, and nothing
+// else of the old boot is there (rules, other tables, tunnels) until the
+// tunnel starts again, tailscaled's rules with it.
+func TestVMRestart(t *testing.T) {
+	t.Parallel()
+	l := NewForTest(t, Options{EthMTU: 1280, TunnelMTU: 1280})
+	bootID := func() string {
+		b, err := fs.ReadFile(l.Sources().Root, "proc/sys/kernel/random/boot_id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	boot1 := bootID()
+	if boot1 != l.BootID() || len(boot1) != 36 {
+		t.Fatalf("Sources serve boot id %q, the lab says %q", boot1, l.BootID())
+	}
+	// What an agent leaves behind when the VM stops under it.
+	if err := l.SetEthMTU(1360); err != nil {
+		t.Fatal(err)
+	}
+	leftover := netlink.NewRule()
+	leftover.Priority, leftover.Table = 5200, 5200
+	if err := l.WSLNetlink().RuleAdd(leftover); err != nil {
+		t.Fatal(err)
+	}
+	dev, _ := l.ethIndex()
+	if err := l.WSLNetlink().RouteAdd(&netlink.Route{LinkIndex: dev, Table: 5200, Gw: Gateway4.AsSlice()}); err != nil {
+		t.Fatal(err)
+	}
+	wslBefore := routingLines(t, l)
+
+	if err := l.VMRestart(); err != nil {
+		t.Fatal(err)
+	}
+	if boot2 := bootID(); boot2 == boot1 || boot2 != l.BootID() {
+		t.Errorf("boot id %q after the restart (before %q, the lab says %q)", boot2, boot1, l.BootID())
+	}
+	if got := l.EthMTU(); got != DriverMTU {
+		t.Errorf("eth0 %d after the restart, want %d", got, DriverMTU)
+	}
+	if got := l.TunnelMTU(); got != 0 {
+		t.Errorf("tailscale0 exists (mtu %d) before anything starts it", got)
+	}
+	want := `$ ip rule
+0:	from all lookup local
+32766:	from all lookup main
+32767:	from all lookup default
+$ ip route show table all
+default via 172.24.0.1 dev eth0 proto kernel onlink 
+172.24.0.0/20 dev eth0 proto kernel scope link src 172.24.0.2 `
+	if got := routingLines(t, l); got != want {
+		t.Errorf("after the restart:\n%s\nwant:\n%s\n(before it:\n%s)", got, want, wslBefore)
+	}
+	if err := l.RestartTunnel(1280); err != nil {
+		t.Fatal(err)
+	}
+	if got := routingLines(t, l); !strings.Contains(got, "5270:\tfrom all lookup 52") || !strings.Contains(got, "100.64.0.2 dev tailscale0 table 52") {
+		t.Errorf("tailscaled's rules and table 52 did not come with tailscale0:\n%s", got)
+	}
+	if r := l.Download(t.Context()); !r.OK {
+		t.Errorf("after the restart, eth0 1500: %s", r)
+	}
+}
+
+// routingLines is `ip rule` and the IPv4 routes of every table but local.
+func routingLines(t *testing.T, l *Lab) string {
+	t.Helper()
+	d, err := l.RoutingDump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	section := ""
+	for _, line := range strings.Split(d, "\n") {
+		if strings.HasPrefix(line, "$ ") {
+			section = line
+			if section == "$ ip rule" || section == "$ ip route show table all" {
+				out = append(out, line)
+			}
+			continue
+		}
+		switch {
+		case section == "$ ip rule":
+			out = append(out, line)
+		case section == "$ ip route show table all" && !strings.Contains(line, "table local") && strings.Contains(line, "."):
+			out = append(out, line)
+		}
+	}
+	return strings.TrimRight(strings.Join(out, "\n"), "\n")
 }
