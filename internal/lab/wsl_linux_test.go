@@ -272,8 +272,7 @@ func sameEvents(t *testing.T, step string, kernel, fake []string) {
 func fakeLike(t *testing.T, l *Lab) *fakekernel.Kernel {
 	t.Helper()
 	k := fakekernel.New()
-	eth := k.AddLink(detect.Link{Name: EthName, MTU: l.EthMTU(), Kind: "veth", Up: true})
-	_ = eth
+	k.AddLink(detect.Link{Name: EthName, MTU: l.EthMTU(), Kind: "veth", Up: true})
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
