@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"testing/fstest"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -517,7 +518,9 @@ const (
 	// TailscaleUnmarked is a bare wireguard-go device named tailscale0: no
 	// mark, no rules, a UAPI socket through which wgctrl reads its listen
 	// port. UAPI sockets live in the host's /var/run/wireguard, so labs of
-	// this shape run one at a time, and never beside a marked one.
+	// this shape run one at a time, and never beside a marked one: New
+	// waits (up to lockWait) until no other lab runs, so a test must not
+	// hold another lab while it builds one of these.
 	TailscaleUnmarked
 )
 
@@ -611,12 +614,20 @@ func lockTailscale0(shape TailscaleShape) (*os.File, error) {
 	if shape == TailscaleUnmarked {
 		how = unix.LOCK_EX
 	}
-	if err := unix.Flock(int(f.Fd()), how); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lab: lock %s: %w", uapiLockPath, err)
+	for deadline := time.Now().Add(lockWait); ; time.Sleep(20 * time.Millisecond) {
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("lab: lock %s for a %s tailscale0 (other labs run): %w", uapiLockPath, shape, err)
+		}
 	}
-	return f, nil
 }
+
+// lockWait bounds the wait for tailscale0's lock.
+const lockWait = 5 * time.Minute
 
 // bootRoot is the host's root with the lab's WSL boot id.
 type bootRoot struct {
