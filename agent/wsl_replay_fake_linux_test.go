@@ -68,7 +68,7 @@ type replayAgent struct {
 
 func newReplay(t *testing.T, mode, shape string, ethMTU, tunnelMTU int) *replay {
 	t.Helper()
-	r := &replay{t: t, k: fakekernel.NewWSL(ethMTU, tunnelMTU), mode: mode, shape: shape, w: ethMTU,
+	r := &replay{t: t, k: fakekernel.NewWSLUnmarked(ethMTU, tunnelMTU), mode: mode, shape: shape, w: ethMTU,
 		dir: filepath.Join(t.TempDir(), "state")}
 	r.tunnelShape()
 	return r
@@ -95,6 +95,15 @@ func (b bootFS) Open(name string) (fs.File, error) {
 		return fstest.MapFS{name: {Data: []byte(b.k.BootID() + "\n")}}.Open(name)
 	}
 	return b.MapFS.Open(name)
+}
+
+// ReadFile is MapFS's, which fs.ReadFile prefers to Open: it must serve the
+// boot id too.
+func (b bootFS) ReadFile(name string) ([]byte, error) {
+	if name == "proc/sys/kernel/random/boot_id" {
+		return []byte(b.k.BootID() + "\n"), nil
+	}
+	return b.MapFS.ReadFile(name)
 }
 
 func (r *replay) sources() detect.Sources {

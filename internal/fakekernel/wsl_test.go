@@ -212,7 +212,6 @@ func TestAddDefaultRoute(t *testing.T) {
 // addresses and routes, nothing else, a new boot id.
 func TestVMRestart(t *testing.T) {
 	k := NewWSL(1280, 1280)
-	k.AddTailscaledRules()
 	withScope(t, k)
 	k.Reset("eth0", 1360)
 	boot := k.BootID()
@@ -233,7 +232,6 @@ ip -4 route default via 172.28.0.1 dev eth0 table main`
 // scope in place use table 5200; without it the main route's mtu.
 func TestLookup(t *testing.T) {
 	k := NewWSL(1360, 1280)
-	k.AddTailscaledRules()
 	withScope(t, k)
 	p, err := k.Lookup(4, 0x80000, TailscaledPort, "192.168.50.2")
 	if err != nil || p.Rule != 5210 || p.MTU != 1280 {
