@@ -2,8 +2,10 @@ package netwatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"syscall"
 	"time"
 
@@ -15,9 +17,10 @@ import (
 	"github.com/wslmtu/wslmtu/detect"
 )
 
-// Netlink subscribes to the kernel's link, route and rule groups on one
-// socket, read by one goroutine that decodes and stamps each message: one
-// wake-up between the kernel and the agent, as few as a reactor can have.
+// Netlink subscribes to the kernel's link, route, rule and address groups
+// on one socket, read by one goroutine that decodes and stamps each
+// message: one wake-up between the kernel and the agent, as few as a
+// reactor can have. It is also a Dumper of the same namespace.
 type Netlink struct {
 	// NS is the namespace to follow; nil follows the caller's.
 	NS *netns.NsHandle
@@ -32,9 +35,10 @@ func (n Netlink) Subscribe(ctx context.Context) (<-chan Event, error) {
 		target = *n.NS
 	}
 	s, err := nl.SubscribeAt(target, netns.None(), unix.NETLINK_ROUTE,
-		unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV6_ROUTE, unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_IPV6_RULE)
+		unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV6_ROUTE, unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_IPV6_RULE,
+		unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR)
 	if err != nil {
-		return nil, fmt.Errorf("subscribing to link, route and rule changes: %w", err)
+		return nil, fmt.Errorf("subscribing to link, route, rule and address changes: %w", err)
 	}
 	size := n.BufferSize
 	if size == 0 {
@@ -97,9 +101,16 @@ func decode(m syscall.NetlinkMessage, at time.Time) (Event, bool) {
 		if !ok {
 			return Event{}, false
 		}
-		return Event{At: at, Route: &r, Gone: m.Header.Type == unix.RTM_DELROUTE}, true
+		gone := m.Header.Type == unix.RTM_DELROUTE
+		return Event{At: at, Route: &r, Gone: gone, Replace: !gone && m.Header.Flags&unix.NLM_F_REPLACE != 0}, true
 	case unix.RTM_NEWRULE, unix.RTM_DELRULE:
 		return Event{At: at, Rules: true}, true
+	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
+		a, ok := decodeAddr(m.Data)
+		if !ok {
+			return Event{}, false
+		}
+		return Event{At: at, Addr: &a, Gone: m.Header.Type == unix.RTM_DELADDR}, true
 	}
 	return Event{}, false
 }
@@ -150,6 +161,161 @@ func decodeRoute(data []byte) (detect.Route, bool) {
 		r.Dst = "default"
 	}
 	return r, true
+}
+
+// decodeAddr reads an RTM_*ADDR message: the link, the family and the
+// address with its prefix length (IFA_LOCAL, the interface's own address,
+// where IFA_ADDRESS is a point-to-point peer).
+func decodeAddr(data []byte) (Addr, bool) {
+	if len(data) < unix.SizeofIfAddrmsg {
+		return Addr{}, false
+	}
+	msg := nl.DeserializeIfAddrmsg(data)
+	a := Addr{LinkIndex: int(msg.Index)}
+	switch msg.Family {
+	case unix.AF_INET:
+		a.Family = 4
+	case unix.AF_INET6:
+		a.Family = 6
+	default:
+		return Addr{}, false
+	}
+	var local, address []byte
+	for rest := data[unix.SizeofIfAddrmsg:]; len(rest) >= unix.SizeofRtAttr; {
+		n := int(native.Uint16(rest[0:2]))
+		if n < unix.SizeofRtAttr || n > len(rest) {
+			return Addr{}, false
+		}
+		switch native.Uint16(rest[2:4]) {
+		case unix.IFA_LOCAL:
+			local = rest[unix.SizeofRtAttr:n]
+		case unix.IFA_ADDRESS:
+			address = rest[unix.SizeofRtAttr:n]
+		}
+		rest = rest[min(len(rest), (n+unix.RTA_ALIGNTO-1)&^(unix.RTA_ALIGNTO-1)):]
+	}
+	if local == nil {
+		local = address
+	}
+	ip, ok := netip.AddrFromSlice(local)
+	if !ok {
+		return Addr{}, false
+	}
+	if int(msg.Prefixlen) > ip.BitLen() {
+		return Addr{}, false
+	}
+	// The address itself, not its network: "172.28.5.2/20".
+	a.Prefix = netip.PrefixFrom(ip, int(msg.Prefixlen)).String()
+	return a, true
+}
+
+// Routes reads the routes of a table (0: every table) with one dump. The
+// kernel filters it by table when asked with NETLINK_GET_STRICT_CHK (Linux
+// 4.20 on), so reading wslmtu's own table costs the same with 100k routes
+// elsewhere; an older kernel sends every route and they are filtered here.
+func (n Netlink) Routes(table int, fn func(detect.Route)) error {
+	req := nl.NewNetlinkRequest(unix.RTM_GETROUTE, unix.NLM_F_DUMP)
+	msg := &nl.RtMsg{RtMsg: unix.RtMsg{Family: unix.AF_UNSPEC}}
+	if table > 0 && table < 256 {
+		msg.Table = uint8(table)
+	}
+	req.AddData(msg)
+	if table >= 256 {
+		req.AddData(nl.NewRtAttr(unix.RTA_TABLE, nl.Uint32Attr(uint32(table))))
+	}
+	return n.dump(req, func(m syscall.NetlinkMessage) {
+		if m.Header.Type != unix.RTM_NEWROUTE || len(m.Data) < unix.SizeofRtMsg {
+			return
+		}
+		if f := m.Data[0]; f != unix.AF_INET && f != unix.AF_INET6 {
+			return // multicast (ipmr) and MPLS routes of an unspecified-family dump
+		}
+		r, ok := decodeRoute(m.Data)
+		if ok && (table == 0 || r.Table == table) {
+			fn(r)
+		}
+	})
+}
+
+// Addrs reads every IPv4 and IPv6 address with one dump.
+func (n Netlink) Addrs(fn func(Addr)) error {
+	req := nl.NewNetlinkRequest(unix.RTM_GETADDR, unix.NLM_F_DUMP)
+	req.AddData(nl.NewIfAddrmsg(unix.AF_UNSPEC))
+	return n.dump(req, func(m syscall.NetlinkMessage) {
+		if m.Header.Type != unix.RTM_NEWADDR {
+			return
+		}
+		if a, ok := decodeAddr(m.Data); ok {
+			fn(a)
+		}
+	})
+}
+
+// ErrDumpInterrupted is a dump the kernel marked inconsistent (the table
+// changed while it was read): what was delivered may miss entries, so the
+// reader reads again.
+var ErrDumpInterrupted = errors.New("netlink dump interrupted by a concurrent change")
+
+// dump sends a dump request on a socket of its own in the namespace and
+// hands each reply to fn as it arrives: only one receive buffer is held at
+// a time, however long the dump.
+func (n Netlink) dump(req *nl.NetlinkRequest, fn func(syscall.NetlinkMessage)) error {
+	target := netns.None()
+	if n.NS != nil {
+		target = *n.NS
+	}
+	s, err := nl.GetNetlinkSocketAt(target, netns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
+	}
+	defer s.Close()
+	// Without strict checking the kernel ignores the table asked for; the
+	// replies are filtered by the caller either way.
+	_ = unix.SetsockoptInt(s.GetFd(), unix.SOL_NETLINK, unix.NETLINK_GET_STRICT_CHK, 1)
+	if err := s.Send(req); err != nil {
+		return fmt.Errorf("netlink dump request: %w", err)
+	}
+	pid, err := s.GetPid()
+	if err != nil {
+		return err
+	}
+	interrupted := false
+	for {
+		msgs, from, err := s.Receive()
+		if err != nil {
+			return fmt.Errorf("netlink dump: %w", err)
+		}
+		if from.Pid != nl.PidKernel {
+			continue
+		}
+		for _, m := range msgs {
+			if m.Header.Seq != req.Seq || m.Header.Pid != pid {
+				continue
+			}
+			if m.Header.Flags&unix.NLM_F_DUMP_INTR != 0 {
+				interrupted = true
+			}
+			switch m.Header.Type {
+			case unix.NLMSG_DONE, unix.NLMSG_ERROR:
+				var errno int32
+				if len(m.Data) >= 4 {
+					errno = int32(native.Uint32(m.Data[0:4]))
+				}
+				switch {
+				case errno == 0, syscall.Errno(-errno) == unix.ENOENT:
+					// ENOENT: the table asked for does not exist (yet).
+				default:
+					return fmt.Errorf("netlink dump: %w", syscall.Errno(-errno))
+				}
+				if interrupted {
+					return ErrDumpInterrupted
+				}
+				return nil
+			default:
+				fn(m)
+			}
+		}
+	}
 }
 
 var native = nl.NativeEndian()

@@ -29,6 +29,9 @@ type Event struct {
 	// without an RTM_DELROUTE, so an address event is the only word of it.
 	Addr *Addr
 	Gone bool
+	// Replace is set for an RTM_NEWROUTE that replaced a route in place
+	// (NLM_F_REPLACE): no route was added.
+	Replace bool
 	// Err is a failed subscription (ENOBUFS under a burst, a closed socket):
 	// it is the last event before the channel closes, and everything must be
 	// read again after subscribing anew.
@@ -40,6 +43,17 @@ type Addr struct {
 	LinkIndex int
 	Family    int    // 4 or 6
 	Prefix    string // e.g. "172.28.5.2/20"
+}
+
+// Dumper reads the kernel's routes and addresses one at a time, so a
+// reader keeps only what it acts on: a host may hold 100k routes in tables
+// that do not concern it.
+type Dumper interface {
+	// Routes calls fn for every unicast route of table (0: every table),
+	// IPv4 and IPv6.
+	Routes(table int, fn func(detect.Route)) error
+	// Addrs calls fn for every IPv4 and IPv6 address.
+	Addrs(fn func(Addr)) error
 }
 
 // Source delivers the kernel's changes.
