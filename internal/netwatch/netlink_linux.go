@@ -101,8 +101,7 @@ func decode(m syscall.NetlinkMessage, at time.Time) (Event, bool) {
 		if !ok {
 			return Event{}, false
 		}
-		gone := m.Header.Type == unix.RTM_DELROUTE
-		return Event{At: at, Route: &r, Gone: gone, Replace: !gone && m.Header.Flags&unix.NLM_F_REPLACE != 0}, true
+		return Event{At: at, Route: &r, Gone: m.Header.Type == unix.RTM_DELROUTE}, true
 	case unix.RTM_NEWRULE, unix.RTM_DELRULE:
 		return Event{At: at, Rules: true}, true
 	case unix.RTM_NEWADDR, unix.RTM_DELADDR:

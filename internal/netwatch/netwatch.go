@@ -29,9 +29,6 @@ type Event struct {
 	// without an RTM_DELROUTE, so an address event is the only word of it.
 	Addr *Addr
 	Gone bool
-	// Replace is set for an RTM_NEWROUTE that replaced a route in place
-	// (NLM_F_REPLACE): no route was added.
-	Replace bool
 	// Err is a failed subscription (ENOBUFS under a burst, a closed socket):
 	// it is the last event before the channel closes, and everything must be
 	// read again after subscribing anew.
