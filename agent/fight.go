@@ -56,7 +56,9 @@ func routeKey(r detect.Route) fightKey {
 	return fightKey{fightRoute, r.String()}
 }
 
-func ruleKey(r detect.Rule) fightKey { return fightKey{fightRule, detect.Tool(r.Family) + " rule " + r.String()} }
+func ruleKey(r detect.Rule) fightKey {
+	return fightKey{fightRule, detect.Tool(r.Family) + " rule " + r.String()}
+}
 
 // changeKey is what a change the agent made puts back.
 func changeKey(ch fix.Change) fightKey {
