@@ -37,6 +37,8 @@ type Kernel struct {
 	// lastIndex is the last index given out: like the kernel's, indexes are
 	// never reused, so a recreated link is a new link.
 	lastIndex int
+	// addrs are the links' addresses (addr.go).
+	addrs map[int][]string
 }
 
 type sub struct {
