@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"time"
 
@@ -48,6 +48,10 @@ func (n Netlink) Subscribe(ctx context.Context) (<-chan Event, error) {
 		s.Close()
 		return nil, fmt.Errorf("netlink receive buffer: %w", err)
 	}
+	c, err := newConn(s)
+	if err != nil {
+		return nil, err
+	}
 	out := make(chan Event, 1024)
 	stop := make(chan struct{})
 	go func() {
@@ -55,13 +59,14 @@ func (n Netlink) Subscribe(ctx context.Context) (<-chan Event, error) {
 		case <-ctx.Done():
 		case <-stop:
 		}
-		s.Close() // wakes the receive below
+		c.Close() // wakes the receive below
 	}()
 	go func() {
 		defer close(out)
 		defer close(stop)
+		buf := make([]byte, receiveBuffer)
 		for {
-			msgs, from, err := s.Receive()
+			msgs, err := c.receive(buf)
 			at := time.Now()
 			if err != nil {
 				if ctx.Err() == nil {
@@ -69,10 +74,7 @@ func (n Netlink) Subscribe(ctx context.Context) (<-chan Event, error) {
 				}
 				return
 			}
-			if from.Pid != nl.PidKernel {
-				continue
-			}
-			for _, m := range msgs {
+			for m := range messages(msgs) {
 				if ev, ok := decode(m, at); ok {
 					select {
 					case out <- ev:
@@ -84,6 +86,86 @@ func (n Netlink) Subscribe(ctx context.Context) (<-chan Event, error) {
 		}
 	}()
 	return out, nil
+}
+
+// receiveBuffer holds the largest message batch the kernel sends: a dump
+// reply is at most 32 KiB, a notification one message.
+const receiveBuffer = 64 << 10
+
+// conn is a netlink socket read through the runtime's poller into a buffer
+// the caller keeps: vishvananda/netlink's Receive allocates 64 KiB a call,
+// which under a burst of 100k route events was most of the agent's garbage.
+type conn struct {
+	f  *os.File
+	rc syscall.RawConn
+}
+
+// newConn takes over s's socket (s is closed; a duplicate stays open).
+func newConn(s *nl.NetlinkSocket) (*conn, error) {
+	fd, err := unix.Dup(s.GetFd())
+	s.Close()
+	if err != nil {
+		return nil, fmt.Errorf("netlink socket: %w", err)
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("netlink socket: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "netlink")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &conn{f: f, rc: rc}, nil
+}
+
+func (c *conn) Close() error { return c.f.Close() }
+
+// receive reads one batch of messages from the kernel into buf.
+func (c *conn) receive(buf []byte) ([]byte, error) {
+	for {
+		var n int
+		var from unix.Sockaddr
+		var rerr error
+		err := c.rc.Read(func(fd uintptr) bool {
+			n, from, rerr = unix.Recvfrom(int(fd), buf, 0)
+			return rerr != unix.EAGAIN
+		})
+		switch {
+		case err != nil:
+			return nil, err
+		case rerr == unix.EINTR:
+			continue
+		case rerr != nil:
+			return nil, rerr
+		}
+		if sa, ok := from.(*unix.SockaddrNetlink); !ok || sa.Pid != nl.PidKernel {
+			continue
+		}
+		return buf[:n], nil
+	}
+}
+
+// messages walks a batch: each message's data is a slice of the batch,
+// valid until the next receive (decode copies what it keeps).
+func messages(b []byte) func(yield func(syscall.NetlinkMessage) bool) {
+	return func(yield func(syscall.NetlinkMessage) bool) {
+		for len(b) >= unix.NLMSG_HDRLEN {
+			n := int(native.Uint32(b[0:4]))
+			if n < unix.NLMSG_HDRLEN || n > len(b) {
+				return
+			}
+			m := syscall.NetlinkMessage{Header: syscall.NlMsghdr{Len: uint32(n), Type: native.Uint16(b[4:6]),
+				Flags: native.Uint16(b[6:8]), Seq: native.Uint32(b[8:12]), Pid: native.Uint32(b[12:16])},
+				Data: b[unix.NLMSG_HDRLEN:n]}
+			if !yield(m) {
+				return
+			}
+			b = b[min(len(b), (n+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1)):]
+		}
+	}
 }
 
 func decode(m syscall.NetlinkMessage, at time.Time) (Event, bool) {
@@ -115,51 +197,64 @@ func decode(m syscall.NetlinkMessage, at time.Time) (Event, bool) {
 }
 
 // decodeRoute reads what detect.Route holds from an RTM_*ROUTE message;
-// vishvananda/netlink keeps its route decoder private.
+// vishvananda/netlink keeps its route decoder private. It allocates only
+// the strings it returns: a burst of 100k routes is decoded one by one.
 func decodeRoute(data []byte) (detect.Route, bool) {
 	if len(data) < unix.SizeofRtMsg {
 		return detect.Route{}, false
 	}
-	msg := nl.DeserializeRtMsg(data)
-	if msg.Flags&unix.RTM_F_CLONED != 0 || msg.Type != unix.RTN_UNICAST {
+	family, dstLen, table, typ := data[0], int(data[1]), data[4], data[7]
+	if native.Uint32(data[8:12])&unix.RTM_F_CLONED != 0 || typ != unix.RTN_UNICAST {
 		return detect.Route{}, false // a cached path MTU or a local/broadcast route
 	}
-	attrs, err := nl.ParseRouteAttr(data[msg.Len():])
-	if err != nil {
-		return detect.Route{}, false
-	}
-	r := detect.Route{Family: 4, Table: int(msg.Table), Dst: "default"}
-	if msg.Family == unix.AF_INET6 {
+	r := detect.Route{Family: 4, Table: int(table), Dst: "default"}
+	if family == unix.AF_INET6 {
 		r.Family = 6
 	}
-	for _, a := range attrs {
-		switch a.Attr.Type {
+	ok := eachAttr(data[unix.SizeofRtMsg:], func(typ uint16, v []byte) {
+		switch typ {
 		case unix.RTA_TABLE:
-			r.Table = int(native.Uint32(a.Value))
+			if len(v) >= 4 {
+				r.Table = int(native.Uint32(v))
+			}
 		case unix.RTA_DST:
-			r.Dst = (&net.IPNet{IP: net.IP(a.Value), Mask: net.CIDRMask(int(msg.Dst_len), 8*len(a.Value))}).String()
+			if ip, ok := netip.AddrFromSlice(v); ok && dstLen > 0 && dstLen <= ip.BitLen() {
+				r.Dst = netip.PrefixFrom(ip, dstLen).String()
+			}
 		case unix.RTA_GATEWAY:
-			r.Gw = net.IP(a.Value).String()
+			if ip, ok := netip.AddrFromSlice(v); ok {
+				r.Gw = ip.String()
+			}
 		case unix.RTA_OIF:
-			r.LinkIndex = int(native.Uint32(a.Value))
+			if len(v) >= 4 {
+				r.LinkIndex = int(native.Uint32(v))
+			}
 		case unix.RTA_PRIORITY:
-			r.Metric = int(native.Uint32(a.Value))
+			if len(v) >= 4 {
+				r.Metric = int(native.Uint32(v))
+			}
 		case unix.RTA_METRICS:
-			metrics, err := nl.ParseRouteAttr(a.Value)
-			if err != nil {
-				continue
-			}
-			for _, mt := range metrics {
-				if mt.Attr.Type == unix.RTAX_MTU {
-					r.MTU = int(native.Uint32(mt.Value))
+			eachAttr(v, func(typ uint16, v []byte) {
+				if typ == unix.RTAX_MTU && len(v) >= 4 {
+					r.MTU = int(native.Uint32(v))
 				}
-			}
+			})
 		}
+	})
+	return r, ok
+}
+
+// eachAttr walks netlink attributes; false when one is malformed.
+func eachAttr(b []byte, fn func(typ uint16, value []byte)) bool {
+	for len(b) >= unix.SizeofRtAttr {
+		n := int(native.Uint16(b[0:2]))
+		if n < unix.SizeofRtAttr || n > len(b) {
+			return false
+		}
+		fn(native.Uint16(b[2:4])&^unix.NLA_F_NESTED, b[unix.SizeofRtAttr:n])
+		b = b[min(len(b), (n+unix.RTA_ALIGNTO-1)&^(unix.RTA_ALIGNTO-1)):]
 	}
-	if msg.Dst_len == 0 {
-		r.Dst = "default"
-	}
-	return r, true
+	return true
 }
 
 // decodeAddr reads an RTM_*ADDR message: the link, the family and the
@@ -180,18 +275,16 @@ func decodeAddr(data []byte) (Addr, bool) {
 		return Addr{}, false
 	}
 	var local, address []byte
-	for rest := data[unix.SizeofIfAddrmsg:]; len(rest) >= unix.SizeofRtAttr; {
-		n := int(native.Uint16(rest[0:2]))
-		if n < unix.SizeofRtAttr || n > len(rest) {
-			return Addr{}, false
-		}
-		switch native.Uint16(rest[2:4]) {
+	ok := eachAttr(data[unix.SizeofIfAddrmsg:], func(typ uint16, v []byte) {
+		switch typ {
 		case unix.IFA_LOCAL:
-			local = rest[unix.SizeofRtAttr:n]
+			local = v
 		case unix.IFA_ADDRESS:
-			address = rest[unix.SizeofRtAttr:n]
+			address = v
 		}
-		rest = rest[min(len(rest), (n+unix.RTA_ALIGNTO-1)&^(unix.RTA_ALIGNTO-1)):]
+	})
+	if !ok {
+		return Addr{}, false
 	}
 	if local == nil {
 		local = address
@@ -267,27 +360,34 @@ func (n Netlink) dump(req *nl.NetlinkRequest, fn func(syscall.NetlinkMessage)) e
 	if err != nil {
 		return fmt.Errorf("netlink socket: %w", err)
 	}
-	defer s.Close()
 	// Without strict checking the kernel ignores the table asked for; the
 	// replies are filtered by the caller either way.
 	_ = unix.SetsockoptInt(s.GetFd(), unix.SOL_NETLINK, unix.NETLINK_GET_STRICT_CHK, 1)
 	if err := s.Send(req); err != nil {
+		s.Close()
 		return fmt.Errorf("netlink dump request: %w", err)
 	}
 	pid, err := s.GetPid()
 	if err != nil {
+		s.Close()
 		return err
 	}
+	c, err := newConn(s)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.f.SetReadDeadline(time.Now().Add(dumpTimeout)); err != nil {
+		return err
+	}
+	buf := make([]byte, receiveBuffer)
 	interrupted := false
 	for {
-		msgs, from, err := s.Receive()
+		msgs, err := c.receive(buf)
 		if err != nil {
 			return fmt.Errorf("netlink dump: %w", err)
 		}
-		if from.Pid != nl.PidKernel {
-			continue
-		}
-		for _, m := range msgs {
+		for m := range messages(msgs) {
 			if m.Header.Seq != req.Seq || m.Header.Pid != pid {
 				continue
 			}
@@ -316,5 +416,9 @@ func (n Netlink) dump(req *nl.NetlinkRequest, fn func(syscall.NetlinkMessage)) e
 		}
 	}
 }
+
+// dumpTimeout bounds a dump: the kernel answers at once, so a dump that
+// stalls is a kernel (or namespace) gone wrong, not a slow one.
+const dumpTimeout = 10 * time.Second
 
 var native = nl.NativeEndian()

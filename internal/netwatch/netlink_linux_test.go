@@ -3,12 +3,14 @@ package netwatch
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/wslmtu/wslmtu/detect"
@@ -156,6 +158,26 @@ func TestNetlinkDumps(t *testing.T) {
 	}
 	if got := read(4242); len(got) != 0 {
 		t.Errorf("a table that does not exist: %q", got)
+	}
+	// The decoder agrees with vishvananda/netlink's (what detect reads) on
+	// every unicast route of every table.
+	var ours, theirs []string
+	if err := n.Routes(0, func(r detect.Route) { ours = append(ours, fmt.Sprintf("%+v", r)) }); err != nil {
+		t.Fatal(err)
+	}
+	all, err := ns.Handle.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range all {
+		if r.Type == unix.RTN_UNICAST {
+			theirs = append(theirs, fmt.Sprintf("%+v", detect.RouteOf(r)))
+		}
+	}
+	slices.Sort(ours)
+	slices.Sort(theirs)
+	if !slices.Equal(ours, theirs) || len(ours) < 5 {
+		t.Errorf("decoded here:\n%s\nby vishvananda/netlink:\n%s", strings.Join(ours, "\n"), strings.Join(theirs, "\n"))
 	}
 	var addrs []string
 	if err := n.Addrs(func(a Addr) { addrs = append(addrs, a.Prefix) }); err != nil {
