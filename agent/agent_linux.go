@@ -671,12 +671,13 @@ func (a *agent) logChanges(causes []cause, changes []fix.Change, done time.Time)
 		repaired = true
 		c := causeOf(causes, ch)
 		latency := done.Sub(c.at)
-		r := Repair{Time: done, Interface: ch.Link, From: ch.Found, To: ch.To, Cause: c.what, Latency: latency}
+		what := ch.Link
 		if ch.Link != "" {
 			a.ownWrites[ch.Link] = ch.To
 		} else {
-			r = Repair{Time: done, Interface: ch.String(), Cause: c.what, Latency: latency}
+			what = ch.String()
 		}
+		r := Repair{Time: done, Interface: what, From: ch.Found, To: ch.To, Cause: c.what, Latency: latency}
 		a.counters.Repairs++
 		if a.counters.RepairsBy == nil {
 			a.counters.RepairsBy = map[string]int{}

@@ -21,10 +21,6 @@ type Repair struct {
 }
 
 func (r Repair) String() string {
-	if r.From == 0 && r.To == 0 { // a route or a rule: the change says it all
-		return fmt.Sprintf("%s, after %s, in %s (%s)", r.Interface, r.Cause,
-			r.Latency.Round(time.Microsecond), r.Time.Local().Format(time.DateTime))
-	}
 	return fmt.Sprintf("%s: mtu %d → %d after %s, in %s (%s)", r.Interface, r.From, r.To, r.Cause,
 		r.Latency.Round(time.Microsecond), r.Time.Local().Format(time.DateTime))
 }
@@ -37,17 +33,18 @@ type Counters struct {
 	Repairs    int       `json:"repairs"`
 	// RepairsBy counts repairs per interface (and "route …" / "rule …" for
 	// the tunnel scope's parts), for the metrics.
-	RepairsBy  map[string]int `json:"repairs_by,omitempty"`
-	LastRepair *Repair        `json:"last_repair,omitempty"`
-	Fights     int            `json:"fights"` // times something kept undoing a repair
+	RepairsBy   map[string]int `json:"repairs_by,omitempty"`
+	LastRepair  *Repair        `json:"last_repair,omitempty"`
+	Fights      int            `json:"fights"` // times something kept undoing a repair
+	Resubscribe int            `json:"resubscribes"`
+	Config      string         `json:"config"`
+	Stopped     time.Time      `json:"stopped,omitzero"`
+
 	// Fighting are the fights standing now: what something keeps undoing
 	// ("eth0 mtu", "route default via … dev eth0", "ip rule 5200: …").
 	Fighting []string `json:"fighting,omitempty"`
 	// Warnings are the plan's warnings standing now, as the agent logged them.
-	Warnings    []string  `json:"warnings,omitempty"`
-	Resubscribe int       `json:"resubscribes"`
-	Config      string    `json:"config"`
-	Stopped     time.Time `json:"stopped,omitzero"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 const countersFile = "agent.json"
