@@ -247,19 +247,23 @@ func TestFakeAgentLogsEachWarningOnce(t *testing.T) {
 // the mtu. Both the table and the mtu must come back.
 func TestFakeAgentRestoresTheScopeAfterASilentFlush(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
-	k.AddAddr("eth0", "172.28.0.2/20")
+	_ = k.AddAddr("eth0", "172.28.0.2/20") // unless NewWSL gave eth0 its address already
 	s := startStepped(t, k, config.Default())
 	if _, ok := k.Route(tableCopy); !ok {
 		t.Fatal("no table 5200 route after start")
 	}
 	k.Writes()
 	before := s.a.counters.Reconciles
-	k.DeleteAddr("eth0", "172.28.0.2/20")
+	if err := k.DeleteAddr("eth0", "172.28.0.2/20"); err != nil {
+		t.Fatal(err)
+	}
 	if _, ok := k.Route(tableCopy); ok {
 		t.Fatal("the fake did not flush table 5200")
 	}
 	s.step(time.Millisecond)
-	k.AddAddr("eth0", "172.28.0.2/20")
+	if err := k.AddAddr("eth0", "172.28.0.2/20"); err != nil {
+		t.Fatal(err)
+	}
 	s.step(time.Millisecond)
 	k.ReplaceRoute(mainDefault) // WSL: the default route again, no metrics
 	s.step(time.Millisecond)
@@ -277,7 +281,9 @@ func TestFakeAgentRestoresTheScopeAfterASilentFlush(t *testing.T) {
 	k.DeleteLink("eth0")
 	s.step(time.Millisecond)
 	eth := k.AddLink(detect.Link{Name: "eth0", MTU: 1280, Kind: "device", Up: true})
-	k.AddAddr("eth0", "172.28.0.2/20")
+	if err := k.AddAddr("eth0", "172.28.0.2/20"); err != nil {
+		t.Fatal(err)
+	}
 	newDefault := mainDefault
 	newDefault.LinkIndex = eth.Index
 	k.ReplaceRoute(newDefault)

@@ -1,6 +1,7 @@
 package fakekernel
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -13,31 +14,39 @@ import (
 // mirrored and consomme modes) and the kernel then flushes routes without
 // a route event, which is what these helpers replay.
 
-// AddAddr gives a link an address, as WSL does (RTM_NEWADDR); not recorded
-// as a write of the code under test.
-func (k *Kernel) AddAddr(link, prefix string) {
+// AddAddr adds an address (e.g. "172.28.0.2/20") to a link, as WSL does
+// (RTM_NEWADDR); not recorded as a write of the code under test.
+func (k *Kernel) AddAddr(name, prefix string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	a := k.addr(link, prefix)
+	a, err := k.addrOf(name, prefix)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(k.addrs[a.LinkIndex], prefix) {
+		return fmt.Errorf("address %s on %s: file exists", prefix, name)
+	}
 	if k.addrs == nil {
 		k.addrs = map[int][]string{}
 	}
-	if !slices.Contains(k.addrs[a.LinkIndex], prefix) {
-		k.addrs[a.LinkIndex] = append(k.addrs[a.LinkIndex], prefix)
-	}
+	k.addrs[a.LinkIndex] = append(k.addrs[a.LinkIndex], prefix)
 	k.emit(netwatch.Event{At: time.Now(), Addr: &a})
+	return nil
 }
 
-// DeleteAddr removes an address (RTM_DELADDR). As the kernel does, deleting
+// DeleteAddr deletes an address (RTM_DELADDR). As the kernel does, deleting
 // a link's last IPv4 address flushes every IPv4 route through it, in every
 // table, and sends no RTM_DELROUTE for them: the address event is all.
-func (k *Kernel) DeleteAddr(link, prefix string) {
+func (k *Kernel) DeleteAddr(name, prefix string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	a := k.addr(link, prefix)
+	a, err := k.addrOf(name, prefix)
+	if err != nil {
+		return err
+	}
 	have := k.addrs[a.LinkIndex]
 	if !slices.Contains(have, prefix) {
-		panic("fakekernel: " + link + " has no address " + prefix)
+		return fmt.Errorf("address %s on %s: cannot assign requested address", prefix, name)
 	}
 	have = slices.DeleteFunc(have, func(p string) bool { return p == prefix })
 	k.addrs[a.LinkIndex] = have
@@ -48,16 +57,21 @@ func (k *Kernel) DeleteAddr(link, prefix string) {
 		k.routes = slices.DeleteFunc(k.routes, func(r detect.Route) bool { return r.Family == 4 && r.LinkIndex == a.LinkIndex })
 	}
 	k.emit(netwatch.Event{At: time.Now(), Addr: &a, Gone: true})
+	return nil
 }
 
-func (k *Kernel) addr(link, prefix string) netwatch.Addr {
-	idx := k.indexOf(link)
-	if idx == 0 {
-		panic("fakekernel: no interface " + link)
+func (k *Kernel) addrOf(name, prefix string) (netwatch.Addr, error) {
+	p, err := netip.ParsePrefix(prefix)
+	if err != nil {
+		return netwatch.Addr{}, fmt.Errorf("address %q: %w", prefix, err)
+	}
+	idx := k.indexOf(name)
+	if _, ok := k.links[idx]; !ok {
+		return netwatch.Addr{}, fmt.Errorf("interface %q not found", name)
 	}
 	family := 6
-	if netip.MustParsePrefix(prefix).Addr().Is4() {
+	if p.Addr().Is4() {
 		family = 4
 	}
-	return netwatch.Addr{LinkIndex: idx, Family: family, Prefix: prefix}
+	return netwatch.Addr{LinkIndex: idx, Family: family, Prefix: prefix}, nil
 }
