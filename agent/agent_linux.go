@@ -470,7 +470,8 @@ func (a *agent) scheduleRetry(d time.Duration) {
 
 // reconcile plans from the model and applies only what differs. It reads
 // nothing from the kernel unless an event said the model is incomplete
-// (rules changed, a link went down), and the firewall is left to its worker.
+// (rules changed; a link went down or away, or lost an address, taking
+// routes with it), and the firewall is left to its worker.
 // causes are the events served, in order; each change is logged with the
 // one that called for it.
 func (a *agent) reconcile(causes ...cause) {

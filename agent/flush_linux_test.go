@@ -84,7 +84,7 @@ func waitScope(t *testing.T, ns *netnstest.NS, when string) {
 	}
 }
 
-// Issue 18 item 3 on real netlink, with the agent on its defaults: WSL
+// On real netlink, with the agent on its defaults: WSL
 // deletes and adds eth0's address (mirrored, consomme), and the kernel
 // flushes every IPv4 route through eth0 without a route event, table 5200
 // included; WSL then adds its default route again, without the mtu. The

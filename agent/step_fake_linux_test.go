@@ -121,11 +121,11 @@ func TestFakeAgentEchoesCostNoReconcile(t *testing.T) {
 	}
 }
 
-// Item 3 of the reliability round: 1,403 rewrites of the default route in
-// 3 s (WSL, a network manager) gave 1,403 INFO lines and no fight warning.
-// Every kind of repair has the one limiter: a burst is repaired and
-// logged, then one warning, repairs at a bounded rate without a line each,
-// the fight in the counters while it stands, and one line when it ends.
+// 1,403 rewrites of the default route in 3 s (WSL, a network manager) gave
+// 1,403 INFO lines and no fight warning. Every kind of repair has the one
+// limiter: a burst is repaired and logged, then one warning, repairs at a
+// bounded rate without a line each, the fight in the counters while it
+// stands, and one line when it ends.
 func TestFakeAgentLimitsEveryKindOfFight(t *testing.T) {
 	rule := detect.Rule{Family: 4, Priority: 5200, Mark: 0x80000, Mask: 0xff0000, Table: 5200, SuppressPrefixlen: -1}
 	for _, c := range []struct {
@@ -241,10 +241,10 @@ func TestFakeAgentLogsEachWarningOnce(t *testing.T) {
 	}
 }
 
-// Issue 18 item 3: deleting eth0's address (WSL in mirrored and consomme
-// modes) flushes every IPv4 route through eth0, table 5200 included,
-// without a route event; WSL then adds its default route again, without
-// the mtu. Both the table and the mtu must come back.
+// Deleting eth0's address (WSL in mirrored and consomme modes) flushes
+// every IPv4 route through eth0, table 5200 included, without a route
+// event; WSL then adds its default route again, without the mtu. Both the
+// table and the mtu must come back.
 func TestFakeAgentRestoresTheScopeAfterASilentFlush(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
 	_ = k.AddAddr("eth0", "172.28.0.2/20") // unless NewWSL gave eth0 its address already
