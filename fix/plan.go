@@ -494,6 +494,9 @@ func choosePolicy(base detect.State) (table, pref1, pref2 int) {
 		usedTables[r.Table] = true
 		usedPrefs[r.Priority] = true
 	}
+	for _, t := range base.OtherTables {
+		usedTables[t] = true
+	}
 	table = firstTable
 	for usedTables[table] {
 		table++

@@ -37,6 +37,17 @@ type Addr struct {
 	Prefix    string // e.g. "172.28.5.2/20"
 }
 
+// Dumper reads the kernel's routes and addresses one at a time, so a
+// reader keeps only what it acts on: a host may hold 100k routes in tables
+// that do not concern it.
+type Dumper interface {
+	// Routes calls fn for every unicast route of table (0: every table),
+	// IPv4 and IPv6.
+	Routes(table int, fn func(detect.Route)) error
+	// Addrs calls fn for every IPv4 and IPv6 address.
+	Addrs(fn func(Addr)) error
+}
+
 // Source delivers the kernel's changes.
 type Source interface {
 	// Subscribe delivers changes until ctx is done or the subscription
