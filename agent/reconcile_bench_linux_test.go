@@ -47,7 +47,7 @@ func BenchmarkReconcile(b *testing.B) {
 			b.Fatal(err)
 		}
 		a.kernel.link(eth0, false)
-		a.fights = map[string]*fight{} // measure repairs, not the rate limiter
+		a.fights = map[fightKey]*fight{} // measure repairs, not the rate limiter
 		b.StartTimer()
 		a.reconcile(cause{at: time.Now(), what: "bench"})
 	}

@@ -97,10 +97,16 @@ func Apply(p Plan, rec Record, k Kernel, store Store) (Record, []Change, error) 
 		dirty = true
 	}
 	// Policy first in the record: everything it will add, before adding.
+	// Putting back what the record holds already (a flushed table, a
+	// deleted rule) costs no disk write.
 	if added := policyAdditions(p); len(added.Rules)+len(added.Routes) > 0 {
-		rec.Policy = mergePolicy(rec.Policy, added)
-		if err := save(); err != nil {
-			return rec, nil, err
+		merged := mergePolicy(rec.Policy, added)
+		if rec.Policy == nil || merged.Table != rec.Policy.Table ||
+			!slices.Equal(merged.Rules, rec.Policy.Rules) || !slices.Equal(merged.Routes, rec.Policy.Routes) {
+			rec.Policy = merged
+			if err := save(); err != nil {
+				return rec, nil, err
+			}
 		}
 	}
 	var changes []Change

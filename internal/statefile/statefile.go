@@ -1,5 +1,3 @@
-// Package statefile keeps wslmtu's small files (the state directory's JSON,
-// /etc/wsl.conf) crash-safe, and serializes processes that change the host.
 package statefile
 
 import (
