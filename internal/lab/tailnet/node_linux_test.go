@@ -73,6 +73,8 @@ func (n *node) start(t *testing.T) {
 		"--port=41641", "--no-logs-no-support")
 	cmd.Env = append(os.Environ(),
 		"WSLMTU_LAB_RESOLV="+resolv,
+		// Else its log configuration goes to /var/lib/tailscale, logs or not.
+		"TS_LOGS_DIR="+n.dir,
 		"TS_NO_LOGS_NO_SUPPORT=true",
 		"TS_DISABLE_PORTMAPPER=1",
 		"TS_ASSUME_NETWORK_UP_FOR_TEST=1",
@@ -136,7 +138,9 @@ func (n *node) kill() {
 
 // cli runs the tailscale command against this node's tailscaled.
 func (n *node) cli(args ...string) (string, error) {
-	out, err := exec.Command(n.bins.cli, append([]string{"--socket=" + n.socket()}, args...)...).CombinedOutput()
+	cmd := exec.Command(n.bins.cli, append([]string{"--socket=" + n.socket()}, args...)...)
+	cmd.Env = append(os.Environ(), "TS_LOGS_DIR="+n.dir)
+	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
 
