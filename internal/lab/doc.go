@@ -4,7 +4,9 @@
 // WireGuard tunnel (wireguard-go) between wsl and peer. It exists so that e2e
 // tests and the cmd/wslmtu-lab demo can show the hang and the fix on any Linux
 // host (as root), and offers traffic checks (Download, Upload, Ping) that
-// report whether data crosses the tunnel or hangs.
+// report whether data crosses the tunnel or hangs. With ExternalTunnel the
+// caller runs tailscale0 itself: internal/lab/tailnet, a module of its own,
+// runs the real tailscaled there.
 //
 // The package only works on Linux; on other systems it is empty. It is a
 // test environment (NewForTest takes a testing.TB) that the demo links too.
