@@ -8,9 +8,7 @@ package metrics
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
 	"sort"
 	"time"
 
@@ -188,30 +186,22 @@ func render(g prometheus.Gatherer) ([]byte, error) {
 
 // Write puts the snapshot's metrics into the file at path, for
 // node_exporter's textfile collector, when they differ from what the file
-// holds; it reports whether it wrote. The file is replaced atomically
-// (prometheus.WriteToTextfile: a temporary file in the same directory,
-// renamed), so the collector never reads half of it, and an unchanged
-// snapshot leaves it alone (same inode, same mtime).
+// holds; it reports whether it wrote. client_golang gives the text (the
+// registry, then expfmt); the file is statefile's: replaced atomically, so
+// the collector never reads half of it, through descriptors, so nobody can
+// make root follow a link of theirs (client_golang's WriteToTextfile chmods
+// its temporary file by name), and refused in a directory others can write
+// without the sticky bit. An unchanged snapshot leaves the file alone (same
+// inode, same mtime). A path that holds something else than a regular file
+// (a directory, a FIFO) is an error, not replaced.
 func Write(path string, s Snapshot) (bool, error) {
-	reg, err := Registry(s)
+	text, err := Text(s)
 	if err != nil {
 		return false, err
 	}
-	text, err := render(reg)
+	wrote, err := statefile.ReplaceFileIfChanged(path, text, 0o644, false)
 	if err != nil {
-		return false, err
-	}
-	// A path that holds something else than a small regular file (a
-	// directory, a FIFO, somebody's big file) is an error, not overwritten.
-	old, err := statefile.ReadFile(path)
-	if err == nil && bytes.Equal(old, text) {
-		return false, nil
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("metrics_file: %w", err)
 	}
-	if err := prometheus.WriteToTextfile(path, reg); err != nil {
-		return false, err
-	}
-	return true, nil
+	return wrote, nil
 }

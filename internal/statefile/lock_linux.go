@@ -46,11 +46,19 @@ func Open(dir, name string) (*Lock, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o644)
+	// The lock file is opened like the files written beside it (see
+	// ReplaceFile): in a directory nobody else can rearrange, never through
+	// a symlink.
+	dirfd, err := openDir(dir, filepath.Join(dir, name))
 	if err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	return &Lock{f: f}, nil
+	defer unix.Close(dirfd)
+	fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("state directory: %w", &os.PathError{Op: "open", Path: filepath.Join(dir, name), Err: err})
+	}
+	return &Lock{f: os.NewFile(uintptr(fd), filepath.Join(dir, name))}, nil
 }
 
 // Acquire opens and takes the lock name in dir; see Lock.Lock.
