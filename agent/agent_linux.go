@@ -64,8 +64,8 @@ type Options struct {
 const (
 	mssResyncInterval = time.Minute
 	configSettle      = 100 * time.Millisecond
-	// lockTimeout bounds a wait for another wslmtu (a fix run holds the
-	// lock for milliseconds); the reconcile is retried after it.
+	// lockTimeout bounds the wait at start for another wslmtu (a fix run
+	// holds the lock for milliseconds).
 	lockTimeout = 10 * time.Second
 )
 
@@ -167,9 +167,18 @@ func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, er
 	if _, err := a.kernel.derive(a.envNow(), a.cfg); err != nil {
 		return nil, nil, err
 	}
-	if a.lock, err = statefile.Open(a.Host.Store.Dir, statefile.LinksLock); err != nil {
+	// The state directory's lock is the agent's for its whole life: a
+	// second agent, a fix or a revert is told at once who keeps the host.
+	if a.lock, err = statefile.Acquire(a.Host.Store.Dir, statefile.LinksLock, lockTimeout, func(holder string) {
+		a.log.Info("waiting for the state directory's lock", "holder", holder)
+	}); err != nil {
+		var held *statefile.HeldError
+		if errors.As(err, &held) {
+			err = fmt.Errorf("%s already keeps this host (it holds %s); one agent at a time: stop it first (sudo systemctl stop wslmtu)", held.Holder, held.Path)
+		}
 		return nil, nil, err
 	}
+	a.Host.LockHeld = true
 	a.record = recordCache{store: a.Host.Store}
 	a.firewallOK.Store(true)
 	a.firewall = startFirewall(ctx, a)
@@ -198,7 +207,7 @@ func stoppedTimer() *time.Timer {
 // loop handles events until ctx is done. Each burst of queued events is
 // drained, then reconciled once.
 func (a *agent) loop(ctx context.Context, events <-chan netwatch.Event) error {
-	defer a.lock.Close()
+	defer a.lock.Release()
 	defer a.mssTicker.Stop()
 	var watchdog <-chan time.Time
 	if interval, err := daemon.SdWatchdogEnabled(false); err == nil && interval > 0 {
@@ -421,20 +430,13 @@ func (a *agent) totalFights() int {
 func (a *agent) reconcile(causes ...cause) {
 	c := causes[0]
 	a.counters.Reconciles++
-	if err := a.lock.Lock(lockTimeout, nil); err != nil {
-		a.logFailure("cannot lock the state directory", err)
-		a.scheduleRetry(time.Second)
-		return
-	}
 	rec, err := a.record.load()
 	if err != nil {
-		a.lock.Unlock()
 		a.logFailure("the revert record cannot be used; changing nothing", err)
 		return
 	}
 	st, err := a.kernel.derive(a.envNow(), a.cfg)
 	if err != nil {
-		a.lock.Unlock()
 		a.logFailure("observing the host failed; changing nothing", err)
 		return
 	}
@@ -442,7 +444,6 @@ func (a *agent) reconcile(causes ...cause) {
 	rec, changes, err := fix.Apply(plan, rec, a.Host.Kernel, a.Host.Store)
 	done := time.Now()
 	a.record.set(rec)
-	a.lock.Unlock()
 	a.kernel.applied(changes)
 	a.kernel.outerIndex = 0
 	if st.Outer != nil {

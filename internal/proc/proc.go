@@ -86,18 +86,20 @@ func Agents(binary string) ([]int, error) {
 	return pids, nil
 }
 
-// Describe names a process for a message: "the agent (pid 42)",
-// "another wslmtu (pid 43: wslmtu fix)" or "pid 44 (vim)".
+// Describe names a process for a message, with its command line:
+// "the agent (pid 42: wslmtu run --state-dir /x)", "another wslmtu (pid
+// 43: wslmtu fix)" or "pid 44 (vim)".
 func Describe(pid int) string {
 	args := Args(pid)
 	switch {
 	case len(args) == 0:
 		return "pid " + strconv.Itoa(pid)
-	case IsAgentArgs(args):
-		return "the agent (pid " + strconv.Itoa(pid) + ")"
 	case strings.HasPrefix(filepath.Base(args[0]), "wslmtu"):
-		cmd := append([]string{filepath.Base(args[0])}, args[1:]...)
-		return "another wslmtu (pid " + strconv.Itoa(pid) + ": " + strings.Join(cmd, " ") + ")"
+		cmd := strings.Join(append([]string{filepath.Base(args[0])}, args[1:]...), " ")
+		if IsAgentArgs(args) {
+			return "the agent (pid " + strconv.Itoa(pid) + ": " + cmd + ")"
+		}
+		return "another wslmtu (pid " + strconv.Itoa(pid) + ": " + cmd + ")"
 	}
 	return "pid " + strconv.Itoa(pid) + " (" + filepath.Base(args[0]) + ")"
 }

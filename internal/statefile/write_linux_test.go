@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // A directory others can write to without the sticky bit is refused, with
@@ -32,7 +33,7 @@ func TestReplaceFileRefusesADirectoryOthersCanRearrange(t *testing.T) {
 		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 			t.Errorf("mode %v: created %v", mode, ents)
 		}
-		if _, err := Open(dir, LinksLock); !errors.As(err, &unsafe) {
+		if _, err := Acquire(dir, LinksLock, time.Millisecond, nil); !errors.As(err, &unsafe) {
 			t.Errorf("mode %v: the lock opened: %v", mode, err)
 		}
 	}
@@ -91,8 +92,8 @@ func TestReplaceFileNeverFollowsASymlink(t *testing.T) {
 
 	// The lock file is never opened through a symlink either.
 	os.Symlink(victim, filepath.Join(dir, LinksLock))
-	if l, err := Open(dir, LinksLock); err == nil {
-		l.Close()
+	if l, err := Acquire(dir, LinksLock, time.Millisecond, nil); err == nil {
+		l.Release()
 		t.Error("the lock opened through a symlink")
 	}
 }
