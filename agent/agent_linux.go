@@ -501,13 +501,10 @@ func (a *agent) logChanges(causes []cause, changes []fix.Change, done time.Time)
 		repaired = true
 		c := causeOf(causes, ch)
 		latency := done.Sub(c.at)
-		what := ch.Link
 		if ch.Link != "" {
 			a.ownWrites[ch.Link] = ch.To
-		} else {
-			what = ch.String()
 		}
-		r := Repair{Time: done, Interface: what, From: ch.Found, To: ch.To, Cause: c.what, Latency: latency}
+		r := newRepair(ch, c, done)
 		a.counters.Repairs++
 		if a.counters.RepairsBy == nil {
 			a.counters.RepairsBy = map[string]int{}
