@@ -86,13 +86,6 @@ func Apply(p Plan, rec Record, k Kernel, store Store) (Record, []Change, error) 
 		rec.Routes = slices.DeleteFunc(rec.Routes, func(rr RouteRecord) bool { return rr.Route.Same(r) })
 		dirty = true
 	}
-	// Policy first in the record: everything it will add, before adding.
-	if added := policyAdditions(p); len(added.Rules)+len(added.Routes) > 0 {
-		rec.Policy = mergePolicy(rec.Policy, added)
-		if err := save(); err != nil {
-			return rec, nil, err
-		}
-	}
 	var changes []Change
 	steps := p.steps()
 	fail := func(i int, err error) (Record, []Change, error) {
@@ -104,6 +97,15 @@ func Apply(p Plan, rec Record, k Kernel, store Store) (Record, []Change, error) 
 			err = errors.Join(err, save())
 		}
 		return rec, changes, &ApplyError{Pending: pending, Err: err}
+	}
+	// Policy first in the record: everything it will add, before adding.
+	// A record that cannot be saved (a full disk) leaves every step not
+	// done, and says so.
+	if added := policyAdditions(p); len(added.Rules)+len(added.Routes) > 0 {
+		rec.Policy = mergePolicy(rec.Policy, added)
+		if err := save(); err != nil {
+			return fail(0, err)
+		}
 	}
 	for i, s := range steps {
 		switch a := s.(type) {
