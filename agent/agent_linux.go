@@ -12,7 +12,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -59,6 +58,13 @@ type Options struct {
 	ConfigSettle time.Duration
 	// Version is the build's version, for the metrics' wslmtu_build_info.
 	Version string
+	// HealthHost is the host as the health check reads it (metrics_file,
+	// STATUS=): the same one as Host, on a netlink socket of its own so a
+	// dump never holds up a repair; nil uses Host.
+	HealthHost *fix.Host
+	// HealthInterval is how often the health check runs without a change
+	// of the agent's own; 0 means once a minute.
+	HealthInterval time.Duration
 }
 
 const (
@@ -105,10 +111,8 @@ type agent struct {
 	firewallPlan fix.Plan
 	// assumed is the environment with assume_wsl applied, told once.
 	assumed *detect.Environment
-	// metrics writes metrics_file; firewallOK is whether the firewall
-	// worker's last run went through (or had nothing to do).
-	metrics    *latest[metricsJob]
-	firewallOK atomic.Bool
+	// health judges the host afresh for metrics_file and STATUS=.
+	health *healthWorker
 }
 
 // cause is why a reconcile runs, with when the kernel reported it.
@@ -180,9 +184,8 @@ func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, er
 	}
 	a.Host.LockHeld = true
 	a.record = recordCache{store: a.Host.Store}
-	a.firewallOK.Store(true)
 	a.firewall = startFirewall(ctx, a)
-	a.metrics = startMetrics(ctx, a)
+	a.health = a.startHealth()
 	a.reload = a.watchConfig(ctx)
 
 	a.reconcile(cause{at: time.Now(), what: "start"})
