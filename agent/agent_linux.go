@@ -111,8 +111,10 @@ type agent struct {
 	firewallPlan fix.Plan
 	// assumed is the environment with assume_wsl applied, told once.
 	assumed *detect.Environment
-	// health judges the host afresh for metrics_file and STATUS=.
-	health *healthWorker
+	// health judges the host afresh for metrics_file and STATUS= (when
+	// statusWanted: under systemd, or a caller's Notify).
+	health       *healthWorker
+	statusWanted bool
 }
 
 // cause is why a reconcile runs, with when the kernel reported it.
@@ -138,6 +140,8 @@ func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, er
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	// The health check's status text is for a caller's Notify or systemd.
+	a.statusWanted = a.Notify != nil || os.Getenv("NOTIFY_SOCKET") != ""
 	if a.Notify == nil {
 		a.Notify = func(state string) { daemon.SdNotify(false, state) }
 	}

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/proc"
 	"github.com/wslmtu/wslmtu/internal/statefile"
 )
@@ -22,17 +21,6 @@ type Repair struct {
 	Change    string        `json:"change,omitempty"`
 	Cause     string        `json:"cause"`
 	Latency   time.Duration `json:"latency_ns"`
-}
-
-// newRepair is the repair ch made at done for the event c.
-func newRepair(ch fix.Change, c cause, done time.Time) Repair {
-	r := Repair{Time: done, Interface: repairKey(ch), Cause: c.what, Latency: done.Sub(c.at)}
-	if ch.Link != "" {
-		r.From, r.To = ch.Found, ch.To
-	} else {
-		r.Change = ch.String()
-	}
-	return r
 }
 
 func (r Repair) String() string {

@@ -147,7 +147,7 @@ func (a *agent) healthCheck(host fix.Host) func(healthJob) {
 		case err == nil:
 			failed = ""
 		}
-		if text != status && j.running {
+		if text != status && text != "" && j.running {
 			status = text
 			a.Notify("STATUS=" + text)
 		}
@@ -157,6 +157,9 @@ func (a *agent) healthCheck(host fix.Host) func(healthJob) {
 // checkHealth reads the host, writes the metrics file (when set) and
 // returns the unit's status text.
 func (a *agent) checkHealth(host fix.Host, j healthJob) (string, error) {
+	if j.cfg.MetricsFile == "" && !a.statusWanted {
+		return "", nil // nobody to tell: no read at all
+	}
 	r, err := host.Plan(j.cfg)
 	var damaged *fix.DamagedError
 	if err != nil && !errors.As(err, &damaged) {
