@@ -208,7 +208,7 @@ func TestFakeAgentCoalescesABurst(t *testing.T) {
 	}
 }
 
-// Item 6 of issue 11: the latency logged is from the event to the write, even
+// The latency logged is from the event to the write, even
 // when the agent could not read the event at once.
 func TestFakeAgentLatencyCountsFromTheEvent(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
@@ -252,7 +252,7 @@ func TestFakeAgentLimitsAFight(t *testing.T) {
 	}
 }
 
-// Item 4 of issue 11: an outer interface renamed away from eth* is still
+// An outer interface renamed away from eth* is still
 // followed (by its index).
 func TestFakeAgentFollowsARenamedOuterInterface(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
@@ -304,7 +304,7 @@ func TestFakeAgentFollowsATunnelOnANewPort(t *testing.T) {
 	})
 }
 
-// Item 1 of issue 11: a config rewritten in place (truncated first) is never
+// A config rewritten in place (truncated first) is never
 // acted on half-written; a missing file keeps the config in force; changing
 // away from a strategy undoes what the old one did.
 func TestFakeAgentReloadsOnlySettledConfigs(t *testing.T) {
@@ -359,7 +359,7 @@ func TestFakeAgentKeepsTheConfigOnABadEdit(t *testing.T) {
 	}
 }
 
-// Item 7 of issue 11: a reloaded state_dir is refused with a clear log line,
+// A reloaded state_dir is refused with a clear log line,
 // and the agent keeps its record where it was.
 func TestFakeAgentRefusesToMoveItsStateDir(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
@@ -417,7 +417,7 @@ func TestFakeAgentStopsWhileResubscribing(t *testing.T) {
 	}
 }
 
-// Item 6 of issue 11: the MTU repair never waits for the firewall. The
+// The MTU repair never waits for the firewall. The
 // firewall here takes two seconds to open; resets are repaired meanwhile.
 func TestFakeAgentMTURepairNeverWaitsForTheFirewall(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
@@ -440,7 +440,7 @@ func TestFakeAgentMTURepairNeverWaitsForTheFirewall(t *testing.T) {
 	_ = a
 }
 
-// Item 2 of issue 11: a pattern that selects the outer interface stops the
+// A pattern that selects the outer interface stops the
 // agent at start as bad input, changing nothing.
 func TestFakeAgentRefusesAPatternThatSelectsTheOuterInterface(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)

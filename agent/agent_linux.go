@@ -457,6 +457,12 @@ func (a *agent) reconcile(causes ...cause) {
 		a.kernel.outerIndex = st.Outer.Index
 	}
 	a.failed = ""
+	for name, lr := range plan.Adopt {
+		if err == nil {
+			a.log.Info("took over tailscaled's own WSL fix: what Windows chose is kept for every other packet, and revert puts it back",
+				"interface", name, "windows_chose", lr.Before, "tailscaled_set", lr.Wrote)
+		}
+	}
 	if c.what == "start" && plan.Refused != "" {
 		a.log.Warn("not applying: " + plan.Refused)
 	}

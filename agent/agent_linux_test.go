@@ -101,7 +101,7 @@ func TestAgentRestoresDeletedMSSRule(t *testing.T) {
 	}
 }
 
-// Item 5 of issue 11: our MSS chains went only with `fix`. Now a fresh agent
+// Our MSS chains went only with `fix`. Now a fresh agent
 // without clamping removes chains an earlier run left (with or without a
 // record), and a reload that turns clamping off removes them too.
 func TestAgentRemovesMSSChainsWhenClampingIsOff(t *testing.T) {
@@ -140,7 +140,7 @@ func TestAgentRemovesMSSChainsWhenClampingIsOff(t *testing.T) {
 	waitChains(false, "clamping turned off by a reload")
 }
 
-// Item 4 of issue 11: an outer interface not named eth* (renamed, with the
+// An outer interface not named eth* (renamed, with the
 // default route on it) is followed: a reset of it is repaired.
 func TestAgentFollowsARenamedOuterInterface(t *testing.T) {
 	ns := netnstest.NewWSL(t, 1280, 1280)

@@ -32,6 +32,19 @@ type Environment struct {
 	ModeEvidence   string   `json:"mode_evidence,omitempty"`   // how the mode was told
 	Note           string   `json:"note,omitempty"`            // why a WSL-looking host was not taken for WSL, and the like
 	Assumed        bool     `json:"assumed,omitempty"`         // --assume-wsl made a non-WSL host count as WSL
+	// BootID tells this kernel's boot from an earlier one: a WSL restart
+	// reboots the VM but keeps the distro's disk, and with it wslmtu's
+	// revert record, whose kernel values went with the old boot.
+	BootID string `json:"boot_id,omitempty"`
+}
+
+// BootID is the kernel's boot id (/proc/sys/kernel/random/boot_id), "" when
+// it cannot be read.
+func BootID(root fs.FS) string {
+	if root == nil {
+		return ""
+	}
+	return strings.TrimSpace(readString(root, "proc/sys/kernel/random/boot_id"))
 }
 
 // WSL1 kernels are Microsoft's NT emulation and say "Microsoft" with a capital;
@@ -48,7 +61,7 @@ var (
 func DetectEnvironment(src Sources, links []Link) Environment {
 	osrelease := strings.TrimSpace(readString(src.Root, "proc/sys/kernel/osrelease"))
 	version := strings.TrimSpace(readString(src.Root, "proc/version"))
-	env := Environment{Kernel: osrelease}
+	env := Environment{Kernel: osrelease, BootID: BootID(src.Root)}
 	if env.Kernel == "" {
 		env.Kernel = version
 	}

@@ -308,9 +308,13 @@ func patternError(cfg config.Config, l Link, why string) error {
 }
 
 // describeTunnel gives a tunnel its kind and finds how its packets are
-// recognised: a mark or port in its [[tunnel]] table, tailscaled's mark for
-// tailscale0, else what the WireGuard device reports (its fwmark, else its
-// listen port).
+// recognised, from evidence only, in this order: what the WireGuard device
+// itself says through wgctrl (its fwmark, else its listen port); for
+// tailscaled's device, tailscaled's own policy rules matching its mark (the
+// rules exist only where tailscaled marks its sockets); a [[tunnel]] table;
+// otherwise nothing, and the plan raises the outer interface for every
+// packet rather than scope it to rules that would match nothing. A name is
+// never evidence: a wireguard-go device called tailscale0 carries no mark.
 func describeTunnel(l Link, cfg config.Config, in Inputs) *TunnelInfo {
 	t := &TunnelInfo{Spec: cfg.Spec(l.Name, l.Kind), Pattern: cfg.Pattern(l.Name)}
 	if t.Pattern == "" {
@@ -320,37 +324,75 @@ func describeTunnel(l Link, cfg config.Config, in Inputs) *TunnelInfo {
 		t.Spec.Payload = in.ZeroTierPayload
 		t.Spec.Source = "zerotier-one's local.conf"
 	}
+	dev, readable := WireGuardDevice{}, false
+	if in.WireGuard != nil {
+		dev, readable = in.WireGuard(l.Name)
+	}
 	set, hasSetting := cfg.TunnelSetting(l.Name)
+	tailscaled := TailscaledRules(in.Rules)
 	switch {
+	case readable && dev.FwMark != 0:
+		t.Mark, t.Mask = dev.FwMark, 0xffffffff
+		t.IdentifiedBy = fmt.Sprintf("wgctrl: the device's fwmark is 0x%x", dev.FwMark)
+	case readable && dev.ListenPort != 0:
+		t.Port = dev.ListenPort
+		t.IdentifiedBy = fmt.Sprintf("wgctrl: the device has no fwmark and listens on udp port %d", dev.ListenPort)
+	case IsTailscale(l.Name) && len(tailscaled) > 0:
+		t.Mark, t.Mask = TailscaleMark.Value, TailscaleMark.Mask
+		t.IdentifiedBy = "tailscaled's rules at " + prefList(tailscaled) + " use it"
 	case hasSetting && set.FwMark != "":
 		m, _ := config.ParseMark(set.FwMark) // validated with the config
 		t.Mark, t.Mask = m.Value, m.Mask
-		t.IdentifiedBy = fmt.Sprintf("fwmark %s from [[tunnel]] name = %q", m, set.Name)
+		t.IdentifiedBy = fmt.Sprintf("[[tunnel]] name = %q sets fwmark = %q", set.Name, m)
 	case hasSetting && set.Port != 0:
 		t.Port = set.Port
-		t.IdentifiedBy = fmt.Sprintf("port %d from [[tunnel]] name = %q", set.Port, set.Name)
-	case strings.HasPrefix(l.Name, "tailscale"):
-		t.Mark, t.Mask = TailscaleMark.Value, TailscaleMark.Mask
-		t.IdentifiedBy = "tailscaled marks its own packets " + TailscaleMark.String()
+		t.IdentifiedBy = fmt.Sprintf("[[tunnel]] name = %q sets port = %d", set.Name, set.Port)
+	case readable:
+		t.Unidentified = "its WireGuard device has neither a fwmark nor a listen port"
+	case IsTailscale(l.Name):
+		t.Unidentified = "tailscaled's rules (fwmark " + TailscaleMark.String() + ", priority 5210–5270) are not in place, " +
+			"and wgctrl cannot read the device: nothing shows that its packets carry tailscaled's mark"
 	default:
-		dev, ok := WireGuardDevice{}, false
-		if in.WireGuard != nil {
-			dev, ok = in.WireGuard(l.Name)
-		}
-		switch {
-		case ok && dev.FwMark != 0:
-			t.Mark, t.Mask = dev.FwMark, 0xffffffff
-			t.IdentifiedBy = fmt.Sprintf("its WireGuard fwmark 0x%x (wgctrl)", dev.FwMark)
-		case ok && dev.ListenPort != 0:
-			t.Port = dev.ListenPort
-			t.IdentifiedBy = fmt.Sprintf("its WireGuard listen port %d (wgctrl)", dev.ListenPort)
-		case ok:
-			t.Unidentified = "its WireGuard device has neither a fwmark nor a listen port"
-		default:
-			t.Unidentified = "it is not a WireGuard device wslmtu can read (wgctrl)"
-		}
+		t.Unidentified = "it is not a WireGuard device wslmtu can read (wgctrl)"
 	}
 	return t
+}
+
+// IsTailscale says whether an interface name is tailscaled's (tailscale0,
+// or another --tun name starting with "tailscale").
+func IsTailscale(name string) bool { return strings.HasPrefix(name, "tailscale") }
+
+// Tailscaled's own rule priorities (wgengine/router/osrouter): 5210, 5230
+// and 5250 match its mark; 5270 looks up table 52.
+const (
+	TailscaledFirstPref = 5210
+	TailscaledLastPref  = 5270
+)
+
+// TailscaledRules are the rules that show tailscaled marks its packets:
+// fwmark 0x80000/0xff0000 at tailscaled's own priorities. wslmtu's rules use
+// the same mark below 5210, so they never count as evidence of themselves.
+func TailscaledRules(rules []Rule) []Rule {
+	var out []Rule
+	for _, r := range rules {
+		if r.Mark == TailscaleMark.Value && r.Mask == TailscaleMark.Mask &&
+			r.Priority >= TailscaledFirstPref && r.Priority <= TailscaledLastPref {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// prefList is "5210–5250" or "5210" for the rules' priorities.
+func prefList(rules []Rule) string {
+	lo, hi := rules[0].Priority, rules[0].Priority
+	for _, r := range rules {
+		lo, hi = min(lo, r.Priority), max(hi, r.Priority)
+	}
+	if lo == hi {
+		return fmt.Sprint(lo)
+	}
+	return fmt.Sprintf("%d–%d", lo, hi)
 }
 
 // ZeroTierPayload reads the physical path MTU zerotier-one's local.conf

@@ -13,6 +13,7 @@ import (
 type fakeNetlink struct {
 	links        []Link
 	defaultIndex int
+	rules        []Rule
 }
 
 func (f fakeNetlink) Links() ([]Link, error) { return f.links, nil }
@@ -22,7 +23,7 @@ func (f fakeNetlink) Routes() ([]Route, error) {
 	}
 	return []Route{{Family: 4, Table: MainTable, Dst: "default", Gw: "172.28.0.1", LinkIndex: f.defaultIndex}}, nil
 }
-func (f fakeNetlink) Rules() ([]Rule, error) { return nil, nil }
+func (f fakeNetlink) Rules() ([]Rule, error) { return f.rules, nil }
 
 func wslSources() Sources {
 	return Sources{Root: kernelFS(wsl2Release, wsl2Version, "run/WSL/1_interop"), Getenv: envOf(nil)}
@@ -114,7 +115,7 @@ func TestObserveTunnelKindsAndIdentification(t *testing.T) {
 		{Name: "zt3jnkd6ic", Index: 6, MTU: 2800, Kind: "tun", Up: true},
 		{Name: "wg-port", Index: 7, MTU: 1420, Kind: "tun", Up: true},
 		{Name: "vpn0", Index: 8, MTU: 1400, Kind: "tun", Up: true},
-	}, defaultIndex: 2}
+	}, defaultIndex: 2, rules: tailscaledRules(4)}
 	src := wslSources()
 	src.WireGuard = func(name string) (WireGuardDevice, bool) {
 		switch name {
@@ -172,6 +173,81 @@ func TestObserveTunnelKindsAndIdentification(t *testing.T) {
 				t.Errorf("vpn0 needs %d, want 1473", n)
 			}
 		}
+	}
+}
+
+// tailscaledRules are the rules tailscaled v1.x installs (osrouter).
+func tailscaledRules(family int) []Rule {
+	m := TailscaleMark
+	return []Rule{
+		{Family: family, Priority: 5210, Mark: m.Value, Mask: m.Mask, Table: MainTable, SuppressPrefixlen: -1},
+		{Family: family, Priority: 5230, Mark: m.Value, Mask: m.Mask, Table: 253, SuppressPrefixlen: -1},
+		{Family: family, Priority: 5250, Mark: m.Value, Mask: m.Mask, SuppressPrefixlen: -1, Other: true},
+		{Family: family, Priority: 5270, Table: 52, SuppressPrefixlen: -1},
+	}
+}
+
+// How a tunnel's packets are recognised comes from evidence, never from
+// its name: the device's own word (wgctrl) first, then tailscaled's own
+// rules for its device, then a [[tunnel]] table; otherwise it is
+// unidentified and says what is missing.
+func TestTunnelIdentifiedByEvidence(t *testing.T) {
+	ours := []Rule{ // wslmtu's own rules use tailscaled's mark below 5210
+		{Family: 4, Priority: 5190, Mark: 0x80000, Mask: 0xff0000, Table: MainTable, SuppressPrefixlen: 0},
+		{Family: 4, Priority: 5200, Mark: 0x80000, Mask: 0xff0000, Table: 5200, SuppressPrefixlen: -1},
+	}
+	for _, tc := range []struct {
+		name     string
+		rules    []Rule
+		wg       *WireGuardDevice
+		setting  *config.TunnelSpec
+		selector string
+		evidence string // in IdentifiedBy, or in Unidentified when selector is ""
+	}{
+		{name: "tailscale0 with no rules and no wgctrl", evidence: "tailscaled's rules (fwmark 0x80000/0xff0000, priority 5210–5270) are not in place"},
+		{name: "only wslmtu's own rules are no evidence", rules: ours, evidence: "are not in place"},
+		{name: "tailscaled's rules", rules: tailscaledRules(4), selector: "fwmark 0x80000/0xff0000", evidence: "tailscaled's rules at 5210–5250 use it"},
+		{name: "tailscaled's IPv6 rules", rules: tailscaledRules(6), selector: "fwmark 0x80000/0xff0000", evidence: "tailscaled's rules at 5210–5250"},
+		{name: "wireguard-go named tailscale0, no fwmark", rules: tailscaledRules(4), wg: &WireGuardDevice{ListenPort: 41641},
+			selector: "ipproto udp sport 41641", evidence: "wgctrl: the device has no fwmark and listens on udp port 41641"},
+		{name: "the device's fwmark wins", wg: &WireGuardDevice{FwMark: 0x1234, ListenPort: 41641},
+			selector: "fwmark 0x1234", evidence: "wgctrl: the device's fwmark is 0x1234"},
+		{name: "the device's port beats a [[tunnel]] mark", wg: &WireGuardDevice{ListenPort: 41641}, setting: &config.TunnelSpec{Name: "tailscale0", FwMark: "0x99"},
+			selector: "ipproto udp sport 41641", evidence: "wgctrl"},
+		{name: "a [[tunnel]] mark without other evidence", setting: &config.TunnelSpec{Name: "tailscale0", FwMark: "0x99"},
+			selector: "fwmark 0x99", evidence: `[[tunnel]] name = "tailscale0" sets fwmark = "0x99"`},
+		{name: "a readable device with neither", wg: &WireGuardDevice{}, evidence: "neither a fwmark nor a listen port"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nl := fakeNetlink{links: []Link{{Name: "lo", Index: 1}, {Name: "eth0", Index: 2, MTU: 1280},
+				{Name: "tailscale0", Index: 3, MTU: 1280, Kind: "tun", Up: true}}, defaultIndex: 2, rules: tc.rules}
+			src := wslSources()
+			src.WireGuard = func(string) (WireGuardDevice, bool) {
+				if tc.wg == nil {
+					return WireGuardDevice{}, false
+				}
+				return *tc.wg, true
+			}
+			cfg := config.Default()
+			if tc.setting != nil {
+				cfg.TunnelSettings = []config.TunnelSpec{*tc.setting}
+			}
+			st, err := Observe(src, nl, cfg)
+			if err != nil || len(st.Tunnels) != 1 {
+				t.Fatalf("%+v %v", st, err)
+			}
+			info := st.Tunnels[0].Tunnel
+			if got := info.Selector(); got != tc.selector {
+				t.Errorf("selector %q, want %q", got, tc.selector)
+			}
+			text := info.IdentifiedBy
+			if tc.selector == "" {
+				text = info.Unidentified
+			}
+			if !strings.Contains(text, tc.evidence) {
+				t.Errorf("evidence %q (unidentified %q), want it to say %q", info.IdentifiedBy, info.Unidentified, tc.evidence)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"syscall"
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/tunnel"
@@ -71,6 +72,15 @@ func Apply(p Plan, rec Record, k Kernel, store Store) (Record, []Change, error) 
 	}
 	rec = cloneRecord(rec)
 	dirty := false
+	if p.StaleRecord != "" {
+		rec, dirty = newRecord(), true
+	}
+	if p.BootID != "" && rec.BootID != p.BootID {
+		rec.BootID, dirty = p.BootID, true
+	}
+	for name, lr := range p.Adopt {
+		rec.Links[name], dirty = lr, true
+	}
 	save := func() error {
 		if err := store.SaveRecord(rec); err != nil {
 			return fmt.Errorf("saving the revert record: %w", err)
@@ -183,7 +193,9 @@ func applyRoute(rec *Record, a RouteAction, k Kernel, save func() error, dirty *
 			return fmt.Errorf("adding route %s: %w", a.Route, err)
 		}
 	case RouteDelete:
-		if err := k.DeleteRoute(a.Route); err != nil {
+		// Gone already is what a delete wants: deleting an address flushes
+		// the routes through it without a word (no RTM_DELROUTE).
+		if err := k.DeleteRoute(a.Route); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("deleting route %s: %w", a.Route, err)
 		}
 		if rec.Policy != nil {

@@ -69,7 +69,7 @@ func TestRevertOfALoweredTunnelSaysIPv6IsGone(t *testing.T) {
 	}
 }
 
-// Item 10 of issue 11: a record that is not one is an error naming the file,
+// A record that is not one is an error naming the file,
 // never silently an empty record; version 1 is migrated.
 func TestLoadRecordIsStrict(t *testing.T) {
 	for text, want := range map[string]string{

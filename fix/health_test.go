@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/fakekernel"
 )
@@ -45,5 +46,22 @@ func TestHealthSaysWhatIsNotInForce(t *testing.T) {
 	r.Plan.Refused = "this is not WSL"
 	if got := r.Health(); !got.Healthy || got.Managed || !strings.HasPrefix(got.String(), "not managed") {
 		t.Errorf("health of a host wslmtu does not manage: %s", got)
+	}
+}
+
+// A plan with nothing left to change while the kernel does not hold the
+// tunnel scope (doctor's outer scope check fails on it) is unhealthy too.
+func TestHealthReadsTheScopeFromTheKernel(t *testing.T) {
+	eth0 := detect.Link{Name: "eth0", Index: 2, MTU: 1360, Up: true}
+	st := detect.State{Outer: &eth0, Links: []detect.Link{eth0},
+		Routes: []detect.Route{{Family: 4, Table: detect.MainTable, Dst: "default", Gw: "172.28.0.1", LinkIndex: 2, Dev: "eth0"}}}
+	r := Report{State: st, Plan: Plan{Scope: config.ScopeTunnel, WindowsMTU: 1280}}
+	if got := r.Health().String(); got != "unhealthy: the tunnel scope is not in force although nothing is left to change" {
+		t.Errorf("health = %s", got)
+	}
+	st.Routes[0].MTU = 1280
+	r.State = st
+	if got := r.Health(); !got.Healthy {
+		t.Errorf("with the route at 1280: %s", got)
 	}
 }

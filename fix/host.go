@@ -2,6 +2,7 @@ package fix
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
@@ -148,6 +149,17 @@ func (h Host) Revert() (done []Reverted, found bool, err error) {
 	rec, found, err := h.Store.LoadRecord()
 	if err != nil {
 		return nil, found, err
+	}
+	if boot := detect.BootID(h.Sources.Root); rec.FromOtherBoot(boot) {
+		// A WSL restart rebooted the kernel: the MTUs, routes, rules and
+		// chains the record names went with it, and the values there now
+		// are WSL's and other programs'. Putting "before" values back would
+		// only undo them.
+		if err := h.Store.SaveRecord(Record{BootID: boot}); err != nil {
+			return nil, found, fmt.Errorf("clearing the revert record: %w", err)
+		}
+		return []Reverted{{Text: fmt.Sprintf("the revert record is from an earlier boot (boot id %s, now %s): "+
+			"what it held went with that kernel, so nothing is put back; the record is cleared", rec.BootID, boot)}}, found, nil
 	}
 	done, mssErr := h.RevertFirewall()
 	if mssErr == nil {

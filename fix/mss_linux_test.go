@@ -183,7 +183,7 @@ func TestMSSAgainstRealIPTables(t *testing.T) {
 	}
 }
 
-// Issue 11 item 10: revert puts back exactly what was there, whole saves
+// Revert puts back exactly what was there, whole saves
 // compared (not just the mangle table), counters aside. With nf_tables that
 // includes deleting the mangle table our chains brought along; a legacy
 // table cannot be deleted, so from a namespace that had none, legacy keeps
@@ -244,7 +244,7 @@ func withEmptyMangle(saves string) string {
 	return regexp.MustCompile(`(?m)^(## .*\n)`).ReplaceAllString(saves, "${1}"+mangle)
 }
 
-// Issue 11 item 5: chains of ours without any record (a crash, a lost
+// Chains of ours without any record (a crash, a lost
 // state directory) are removed when clamping is off; nobody else's rules go.
 func TestLeftoverChainsGoWhenClampingIsOff(t *testing.T) {
 	needBackend(t, BackendNFT)

@@ -183,7 +183,7 @@ func TestPlanMSSOffOrImpossible(t *testing.T) {
 	}
 }
 
-// Issue 11 item 8: an outer MTU too small for any MSS a peer must accept
+// An outer MTU too small for any MSS a peer must accept
 // (536) is refused with the reason, not turned into --set-mss -40 or 72.
 func TestPlanMSSRefusesAnMSSBelowTheMinimum(t *testing.T) {
 	tests := []struct {
@@ -390,7 +390,7 @@ func TestHostFixRecordsRepairsAndReverts(t *testing.T) {
 	}
 }
 
-// Issue 11 item 5: our chains go when clamping is off, recorded or not.
+// Our chains go when clamping is off, recorded or not.
 func TestHostTurningClampOffRemovesOurRules(t *testing.T) {
 	for _, leftover := range []bool{false, true} {
 		name := "recorded"

@@ -115,6 +115,16 @@ type Plan struct {
 	// MSS is the clamping part; nil when mss_clamp is off and nothing of
 	// ours is left in the firewall.
 	MSS *MSSPlan `json:"mss,omitempty"`
+	// BootID is the kernel boot the plan was made in; Apply stamps it on
+	// the record.
+	BootID string `json:"-"`
+	// StaleRecord says why the revert record was not used: it was written
+	// in an earlier boot, whose kernel values are gone. Apply starts a new one.
+	StaleRecord string `json:"stale_record,omitempty"`
+	// Adopt are values somebody else set that wslmtu takes over as if it had
+	// written them: tailscaled's own WSL fix, whose 1360 must not be taken
+	// for what Windows chose. Apply records them; nothing is written.
+	Adopt map[string]LinkRecord `json:"adopt,omitempty"`
 }
 
 // Empty means the host is as it should be.
@@ -167,6 +177,14 @@ func NewPlan(st detect.State, rec Record, cfg config.Config) Plan {
 		p.Notes = append(p.Notes, st.Env.Note)
 		return p
 	}
+	p.BootID = st.Env.BootID
+	if rec.FromOtherBoot(st.Env.BootID) {
+		p.StaleRecord = fmt.Sprintf("the revert record is from an earlier boot (boot id %s, now %s): "+
+			"what it held went with that kernel, so it is not used and a new one is started", rec.BootID, st.Env.BootID)
+		p.Notes = append(p.Notes, p.StaleRecord)
+		rec = newRecord()
+	}
+	rec = adoptTailscaledFix(&p, st, rec, cfg)
 	base := Baseline(st, rec)
 	t := planTargets(&p, base, rec, cfg)
 	diffLinks(&p, st, rec, t)
@@ -176,6 +194,52 @@ func NewPlan(st detect.State, rec Record, cfg config.Config) Plan {
 	}
 	planMSS(&p, st, cfg)
 	return p
+}
+
+// tailscaled's own WSL fix (fixupWSLMTU in tailscale's
+// wgengine/router/osrouter) sets eth0 from exactly 1280 to 1360, for every
+// packet, once per tailscaled start.
+const (
+	tailscaledFixFrom = 1280
+	tailscaledFixTo   = 1360
+)
+
+// adoptTailscaledFix recognises tailscaled's own WSL fix: eth0 at exactly
+// 1360 while tailscaled is present (its interface or its rules) and the
+// value is not one wslmtu wrote. Taken for what Windows chose, 1360 would
+// leave every packet at 1360 and break a Windows VPN path; so 1280 is the
+// baseline, and the record says so, so revert puts 1280 back.
+func adoptTailscaledFix(p *Plan, st detect.State, rec Record, cfg config.Config) Record {
+	o := st.Outer
+	if chosen, _ := chooseStrategy(cfg.MTUStrategy, st.Env.NetworkingMode); chosen == config.StrategyOff {
+		return rec // MTUs are left alone, tailscaled's too
+	}
+	if o == nil || o.Name != "eth0" || o.MTU != tailscaledFixTo || !tailscaledPresent(st) {
+		return rec
+	}
+	if r, known := rec.Links[o.Name]; known && ours(o.MTU, r.Wrote) {
+		if r.SetBy != "" {
+			p.Notes = append(p.Notes, fmt.Sprintf("%s %d was set by %s's own WSL fix; %d is what Windows chose, and revert puts it back",
+				o.Name, r.Wrote, r.SetBy, r.Before))
+		}
+		return rec
+	}
+	rec = cloneRecord(rec)
+	lr := LinkRecord{Before: tailscaledFixFrom, Wrote: tailscaledFixTo, SetBy: "tailscaled"}
+	rec.Links[o.Name] = lr
+	p.Adopt = map[string]LinkRecord{o.Name: lr}
+	p.Notes = append(p.Notes, fmt.Sprintf("%s %d is tailscaled's own WSL fix (at start it raises eth0 from exactly %d to %d, for every packet): "+
+		"%d is taken as what Windows chose, and revert puts it back", o.Name, o.MTU, tailscaledFixFrom, tailscaledFixTo, tailscaledFixFrom))
+	return rec
+}
+
+func tailscaledPresent(st detect.State) bool {
+	for _, l := range st.Links {
+		if detect.IsTailscale(l.Name) {
+			return true
+		}
+	}
+	return len(detect.TailscaledRules(st.Rules)) > 0
 }
 
 // targets are the values the host should hold, from the baseline.
@@ -350,18 +414,34 @@ func scopeToTunnels(p *Plan, base detect.State, outer detect.Link, target int, t
 	pol := &PolicyRecord{Table: table}
 	t.routeMTU = map[detect.Route]int{}
 	families := map[int]bool{}
+	first := map[detect.Route]detect.Route{} // by the kernel's key: one route per key is used
 	for _, r := range defaults {
+		key := r
+		key.MTU = 0
+		if r.Family == 4 {
+			k := detect.Route{Family: 4, Table: r.Table, Dst: r.Dst, Metric: r.Metric}
+			if f, dup := first[k]; dup {
+				// `ip route append`: the kernel uses the first of routes
+				// with one key, and giving this one an mtu by replace
+				// would rewrite the first.
+				p.Notes = append(p.Notes, fmt.Sprintf("route %s has the metric of %s, which the kernel uses first: left alone while that one is there", r, f))
+				continue
+			}
+			first[k] = r
+		}
 		switch {
-		case r.MTU != 0:
-			p.Notes = append(p.Notes, fmt.Sprintf("route %s has an mtu of its own (%d): left alone", r, r.MTU))
-			continue
 		case r.Family == 6 && w < tunnel.MinIPv6MTU:
 			p.Notes = append(p.Notes, fmt.Sprintf("route %s: IPv6 needs an mtu of at least %d, more than %d: left alone", r, tunnel.MinIPv6MTU, w))
 			continue
+		case r.MTU != 0 && r.MTU < w:
+			t.routeMTU[key] = r.MTU
+			p.Notes = append(p.Notes, fmt.Sprintf("route %s has an mtu of its own (%d), below what Windows chose (%d): kept", r, r.MTU, w))
+		case r.MTU == w:
+			t.routeMTU[key] = w
+			p.Notes = append(p.Notes, fmt.Sprintf("route %s already has mtu %d, what Windows chose: kept", r, w))
+		default:
+			t.routeMTU[key] = w
 		}
-		key := r
-		key.MTU = 0
-		t.routeMTU[key] = w
 		copyRoute := r
 		copyRoute.Table, copyRoute.MTU = table, 0
 		pol.Routes = append(pol.Routes, copyRoute)
@@ -601,8 +681,18 @@ type step interface{ String() string }
 // steps orders the changes so no packet ever sees a raised MTU it should
 // not: rules, our table and route MTUs go in before an interface is raised,
 // and come out after it is lowered.
+//
+// Our table's stale routes go out before its new ones go in: a gateway
+// change gives the new copy the kernel key of the old one (table, default,
+// metric), and adding it first fails with "file exists" on every plan.
 func (p Plan) steps() []step {
 	var first, links, last []step
+	adds := slices.ContainsFunc(p.Routes, func(r RouteAction) bool { return r.Op == RouteAdd })
+	for _, r := range p.Routes {
+		if r.Op == RouteDelete && adds {
+			first = append(first, r)
+		}
+	}
 	for _, r := range p.Rules {
 		if r.Add {
 			first = append(first, r)
@@ -612,6 +702,7 @@ func (p Plan) steps() []step {
 	}
 	for _, r := range p.Routes {
 		switch {
+		case r.Op == RouteDelete && adds:
 		case r.Op == RouteAdd, r.Op == RouteSetMTU && r.To != 0:
 			first = append(first, r)
 		default:

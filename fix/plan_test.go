@@ -62,7 +62,7 @@ func TestPlanTable(t *testing.T) {
 		{"lower-tunnel 1500 nothing to do", wslState(1500, tun("wg0", 1420)), withStrategy(config.LowerTunnel), "", ""},
 		{"lower-tunnel never raises a tunnel", wslState(1500, tun("tailscale0", 1280)), withStrategy(config.LowerTunnel), "", ""},
 		{"off", wslState(1280, tun("tailscale0", 1280)), withStrategy(config.StrategyOff), "", ""},
-		// Item 8 of issue 11: eth0 68 with lower-tunnel planned tailscale0 → -12.
+		// Eth0 68 with lower-tunnel planned tailscale0 → -12.
 		{"lower-tunnel below the kernel's minimum is refused", wslState(68, tun("tailscale0", 1280)), withStrategy(config.LowerTunnel),
 			"", "cannot lower tailscale0 to -12: the kernel allows no mtu below 68"},
 		{"lower-tunnel refuses ZeroTier", wslState(1280, tun("zt3jnkd6ic", 2800)), withStrategy(config.LowerTunnel),

@@ -22,9 +22,12 @@ const RecordVersion = 2
 // kernel still holds what wslmtu wrote: someone else's later value is
 // theirs, revert leaves it alone, and plans start from it.
 type Record struct {
-	Version int                   `json:"version"`
-	Links   map[string]LinkRecord `json:"links"`
-	Routes  []RouteRecord         `json:"routes,omitempty"`
+	Version int `json:"version"`
+	// BootID is the boot of the kernel the record's values were written
+	// to; a record from another boot describes a kernel that is gone.
+	BootID string                `json:"boot_id,omitempty"`
+	Links  map[string]LinkRecord `json:"links"`
+	Routes []RouteRecord         `json:"routes,omitempty"`
 	// Policy is the tunnel scope's rules and table, when wslmtu added them.
 	Policy *PolicyRecord `json:"policy,omitempty"`
 	// MSS is set once wslmtu has created its chains, before it does.
@@ -37,6 +40,9 @@ type Record struct {
 type LinkRecord struct {
 	Before int `json:"before"`
 	Wrote  int `json:"wrote"`
+	// SetBy names who set Wrote when it was not wslmtu: "tailscaled" for
+	// its own WSL fix, taken over so revert puts back what Windows chose.
+	SetBy string `json:"set_by,omitempty"`
 }
 
 // RouteRecord is one route's own MTU before wslmtu gave it one (0: none)
@@ -53,6 +59,12 @@ type PolicyRecord struct {
 	Table  int            `json:"table"`
 	Rules  []detect.Rule  `json:"rules"`
 	Routes []detect.Route `json:"routes"`
+}
+
+// FromOtherBoot says whether the record was written under another boot of
+// the kernel than bootID (both known): its values are not this kernel's.
+func (r Record) FromOtherBoot(bootID string) bool {
+	return r.BootID != "" && bootID != "" && r.BootID != bootID
 }
 
 // Empty says whether the record holds nothing to revert.
@@ -141,6 +153,7 @@ func parseRecord(data []byte) (Record, error) {
 		rec := newRecord()
 		var v2 struct {
 			Version int                   `json:"version"`
+			BootID  string                `json:"boot_id"`
 			Links   map[string]LinkRecord `json:"links"`
 			Routes  []RouteRecord         `json:"routes"`
 			Policy  *PolicyRecord         `json:"policy"`
@@ -157,7 +170,7 @@ func parseRecord(data []byte) (Record, error) {
 				return Record{}, fmt.Errorf("%s: mtu %d → %d is impossible", name, l.Before, l.Wrote)
 			}
 		}
-		rec.Links, rec.Routes, rec.Policy, rec.MSS = v2.Links, v2.Routes, v2.Policy, v2.MSS
+		rec.Links, rec.Routes, rec.Policy, rec.MSS, rec.BootID = v2.Links, v2.Routes, v2.Policy, v2.MSS, v2.BootID
 		return rec, nil
 	case *head.Version > RecordVersion:
 		return Record{}, fmt.Errorf("version %d was written by a newer wslmtu (this one reads up to %d)", *head.Version, RecordVersion)

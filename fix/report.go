@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/wslmtu/wslmtu/detect"
+	"github.com/wslmtu/wslmtu/internal/config"
 )
 
 // DescribeState renders an observation in the README's words.
@@ -77,7 +78,7 @@ func TunnelWords(t detect.Link) string {
 		}
 		switch {
 		case t.Tunnel.Identified():
-			s += "; its packets: " + t.Tunnel.Selector() + " (" + t.Tunnel.IdentifiedBy + ")"
+			s += "; its packets: " + t.Tunnel.Selector() + " (evidence: " + t.Tunnel.IdentifiedBy + ")"
 		case t.Tunnel.Unidentified != "":
 			s += "; its packets cannot be told apart: " + t.Tunnel.Unidentified
 		}
@@ -99,8 +100,9 @@ type Health struct {
 }
 
 // Health: healthy when what the config asks for is in force: nothing to
-// change, the revert record usable, and the MSS rules in place when
-// clamping is asked for (an impossible clamp is not in force either).
+// change, the tunnel scope in force as the kernel holds it, the revert
+// record usable, and the MSS rules in place when clamping is asked for (an
+// impossible clamp is not in force either).
 func (r Report) Health() Health {
 	if r.Plan.Refused != "" {
 		return Health{Healthy: true}
@@ -113,6 +115,11 @@ func (r Report) Health() Health {
 		h.Problems = append(h.Problems, "1 change pending")
 	} else if n > 1 {
 		h.Problems = append(h.Problems, fmt.Sprintf("%d changes pending", n))
+	}
+	// Read from the kernel: a planner that thinks all is done while the
+	// scope is not in force is a fault too (doctor's outer scope check).
+	if _, ok := ScopeInForce(r.State, r.Plan); !ok && len(r.Plan.Changes()) == 0 {
+		h.Problems = append(h.Problems, "the tunnel scope is not in force although nothing is left to change")
 	}
 	switch m := r.Plan.MSS; {
 	case m.NeedsChange() && !m.Clamp:
@@ -158,6 +165,16 @@ func (r Report) String() string {
 	for _, line := range strings.Split(strings.TrimRight(r.Plan.String(), "\n"), "\n") {
 		fmt.Fprintf(&b, "  %s\n", line)
 	}
+	if lines, ok := ScopeInForce(r.State, r.Plan); len(lines) > 0 {
+		word := "in force"
+		if !ok {
+			word = "NOT in force"
+		}
+		fmt.Fprintf(&b, "outer scope %s (read from the kernel):\n", word)
+		for _, l := range lines {
+			fmt.Fprintf(&b, "  %s\n", l)
+		}
+	}
 	return b.String()
 }
 
@@ -185,4 +202,83 @@ func (r Report) Outcome() string {
 		fmt.Fprintln(&b, "note:", n)
 	}
 	return b.String()
+}
+
+// ScopeInForce reads, from what the kernel holds (never from what the plan
+// intended), whether the tunnel scope is in force: every default route
+// through the outer interface keeps at most what Windows chose, and each
+// raised tunnel's packets have their rules and their route without the mtu.
+// Each line says one fact; ok is false when any is missing.
+func ScopeInForce(st detect.State, p Plan) (lines []string, ok bool) {
+	if st.Outer == nil || p.Scope != config.ScopeTunnel || p.WindowsMTU == 0 {
+		return nil, true
+	}
+	ok = true
+	w, outer := p.WindowsMTU, *st.Outer
+	for _, r := range st.DefaultRoutes(outer.Index) {
+		eff, src := r.MTU, "its own mtu"
+		if eff == 0 {
+			eff, src = outer.MTU, outer.Name+"'s mtu"
+		}
+		if eff > w {
+			ok = false
+			lines = append(lines, fmt.Sprintf("route %s: packets leave at up to %d (%s), above what Windows chose (%d)", r, eff, src, w))
+		} else {
+			lines = append(lines, fmt.Sprintf("route %s: packets leave at up to %d (%s)", r, eff, src))
+		}
+	}
+	for _, t := range st.Tunnels {
+		if detect.SpecOf(t).Need(t.MTU) <= w || !t.Tunnel.Identified() {
+			continue
+		}
+		for _, family := range []int{4, 6} {
+			if !hasDefault(st, outer.Index, family) {
+				continue
+			}
+			sel := selectorRule(t.Tunnel, family)
+			rule, found := findTableRule(st.Rules, sel)
+			switch {
+			case !found:
+				ok = false
+				lines = append(lines, fmt.Sprintf("%s: no %s rule sends its packets (%s) to a table of their own", t.Name, detect.Tool(family), t.Tunnel.Selector()))
+			case !tableHasDefault(st, rule.Table, outer.Index, family):
+				ok = false
+				lines = append(lines, fmt.Sprintf("%s: %s rule %s, but table %d holds no default route through %s", t.Name, detect.Tool(family), rule, rule.Table, outer.Name))
+			default:
+				lines = append(lines, fmt.Sprintf("%s: its packets (%s) take table %d, %s at %d", t.Name, t.Tunnel.Selector(), rule.Table, outer.Name, outer.MTU))
+			}
+		}
+	}
+	return lines, ok
+}
+
+func hasDefault(st detect.State, index, family int) bool {
+	for _, r := range st.DefaultRoutes(index) {
+		if r.Family == family {
+			return true
+		}
+	}
+	return false
+}
+
+// findTableRule finds a rule with the selector that looks up a table other
+// than main (the second of the scope's two rules).
+func findTableRule(rules []detect.Rule, sel detect.Rule) (detect.Rule, bool) {
+	for _, r := range rules {
+		if r.Family == sel.Family && r.Mark == sel.Mark && r.Mask == sel.Mask && r.IPProto == sel.IPProto && r.Sport == sel.Sport &&
+			r.Table != detect.MainTable && r.Table != 0 && r.SuppressPrefixlen < 0 && !r.Other &&
+			r.Priority < detect.TailscaledFirstPref {
+			return r, true
+		}
+	}
+	return detect.Rule{}, false
+}
+
+func tableHasDefault(st detect.State, table, index, family int) bool {
+	for _, r := range st.Routes {
+		if r.Table == table && r.IsDefault() && r.LinkIndex == index && r.Family == family && (r.MTU == 0 || r.MTU >= st.Outer.MTU) {
+			return true
+		}
+	}
+	return false
 }

@@ -69,12 +69,20 @@ ip rule 5200: from all ipproto udp sport 51820 lookup 5200: add (wg0's own packe
 route default via 172.28.0.1 dev eth0 table 5200: add (the default route without an mtu, for wg0's own packets)
 route default via 172.28.0.1 dev eth0: mtu 1280 (what Windows chose; only wg0's own packets use 1500)
 eth0: mtu 1280 → 1500 (wg0 1420 + 80 WireGuard/IPv6 overhead)`, ""},
-		{"a [[tunnel]] mark wins over wgctrl", wgKernel(1280, 1420, portDev), configured,
+		{"the device's own port beats a [[tunnel]] mark (the device is what marks or not)", wgKernel(1280, 1420, portDev), configured,
+			`ip rule 5190: from all ipproto udp sport 51820 lookup main suppress_prefixlength 0: add (wg0's own packets skip the main table's default route)
+ip rule 5200: from all ipproto udp sport 51820 lookup 5200: add (wg0's own packets take the default route without the mtu, in table 5200)
+route default via 172.28.0.1 dev eth0 table 5200: add (the default route without an mtu, for wg0's own packets)
+route default via 172.28.0.1 dev eth0: mtu 1280 (what Windows chose; only wg0's own packets use 1500)
+eth0: mtu 1280 → 1500 (wg0 1420 + 80 WireGuard/IPv6 overhead)`, ""},
+		{"a [[tunnel]] mark where wgctrl cannot read the device", wgKernel(1280, 1420, nil), configured,
 			`ip rule 5190: from all fwmark 0x4000/0xc000 lookup main suppress_prefixlength 0: add (wg0's own packets skip the main table's default route)
 ip rule 5200: from all fwmark 0x4000/0xc000 lookup 5200: add (wg0's own packets take the default route without the mtu, in table 5200)
 route default via 172.28.0.1 dev eth0 table 5200: add (the default route without an mtu, for wg0's own packets)
 route default via 172.28.0.1 dev eth0: mtu 1280 (what Windows chose; only wg0's own packets use 1500)
 eth0: mtu 1280 → 1500 (wg0 1420 + 80 WireGuard/IPv6 overhead)`, ""},
+		{"tailscale0 without tailscaled's rules: its name is no evidence", fakekernel.NewWSLUnmarked(1280, 1280), config.Default(), raiseOnly,
+			`tailscale0's own packets cannot be recognised (tailscaled's rules (fwmark 0x80000/0xff0000, priority 5210–5270) are not in place`},
 		{"unidentified: scope all for this case, with the key that fixes it", wgKernel(1280, 1420, nil), config.Default(),
 			"eth0: mtu 1280 → 1500 (wg0 1420 + 80 WireGuard/IPv6 overhead)",
 			`wg0's own packets cannot be recognised (it is not a WireGuard device wslmtu can read (wgctrl)); eth0 is raised for all packets (outer_scope "all" for this case); name them in a [[tunnel]] table (name = "wg0" with fwmark = "0x…" or port = N)`},
@@ -158,7 +166,7 @@ ip rule 5190: from all fwmark 0x80000/0xff0000 lookup main suppress_prefixlength
 	}
 }
 
-// Item 1 of issue 11: changing away from a strategy undoes what the old
+// Changing away from a strategy undoes what the old
 // one did where the new one would not have done it.
 func TestPlanStrategySwitchUndoesTheOld(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
@@ -190,7 +198,7 @@ func TestPlanStrategySwitchUndoesTheOld(t *testing.T) {
 	}
 }
 
-// Item 2 of issue 11: no plan feeds on its own output: repeated fixes with
+// No plan feeds on its own output: repeated fixes with
 // lower-tunnel keep the tunnel at one value.
 func TestPlanNeverFeedsOnItsOwnOutput(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
@@ -206,7 +214,7 @@ func TestPlanNeverFeedsOnItsOwnOutput(t *testing.T) {
 	}
 }
 
-// Item 3 of issue 11: revert only undoes values that are still wslmtu's.
+// Revert only undoes values that are still wslmtu's.
 func TestRevertLeavesAValueSomebodyElseSet(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
 	w := newWorld(t, k, "nat", scopeCfg(config.RaiseOuter, config.ScopeAll))
@@ -318,7 +326,7 @@ func TestPlanModesAndKinds(t *testing.T) {
 }
 
 // A tunnel pattern that selects the outer interface is refused before
-// anything is planned (item 2 of issue 11).
+// anything is planned.
 func TestObserveRefusesAPatternThatSelectsTheOuterInterface(t *testing.T) {
 	for _, pattern := range []string{"eth*", "eth0", "e?h0"} {
 		cfg := config.Default()

@@ -52,7 +52,7 @@ func agentProcesses(c *nspawn.Container) string {
 	return strings.TrimSpace(string(out))
 }
 
-// TestDebPackageLifecycle is issue 15's acceptance: the .deb installs in a
+// TestDebPackageLifecycle is the package's acceptance test: the .deb installs in a
 // booted Debian, the agent runs under the packaged unit; an upgrade keeps an
 // edited config and restarts the agent; dpkg -r stops it and removes the
 // binary and the unit but keeps the config and the fixes; dpkg -P removes

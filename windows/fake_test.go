@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,17 @@ type fakeRunner struct {
 	calls   []string
 	// hook, if set, runs instead of the table for commands it claims.
 	hook func(ctx context.Context, cmdline string) (out []byte, err error, handled bool)
+	// interfaces answers IPInterfaces (the fake is the InterfaceTable too,
+	// so one call list shows the order of everything the host was asked).
+	interfaces    []IPInterface
+	interfacesErr error
+}
+
+func (f *fakeRunner) IPInterfaces() ([]IPInterface, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "GetIpInterfaceTable(AF_UNSPEC)")
+	return slices.Clone(f.interfaces), f.interfacesErr
 }
 
 type fakeAnswer struct {

@@ -9,20 +9,20 @@ import (
 // Format writes the human-readable `wslmtu.exe status`.
 func (h HostStatus) Format(w io.Writer) {
 	fmt.Fprintln(w, "Connected Windows adapters:")
-	for _, list := range [][]Adapter{h.IPv4, h.IPv6} {
-		for _, a := range list {
-			if !a.Connected() || a.IsLoopback() {
-				continue
-			}
-			mark := ""
-			switch {
-			case a.IsWSLAdapter():
-				mark = "  (WSL's own adapter, not counted)"
-			case h.Outer != nil && a.Name == h.Outer.Adapter.Name && a.Family == h.Outer.Adapter.Family:
-				mark = "  <- sets eth0"
-			}
-			fmt.Fprintf(w, "  %-4s  %-36s MTU %d%s\n", a.Family, a.Name, a.MTU, mark)
+	for _, a := range h.Interfaces {
+		// The loopback counts (WSL does not leave it out) but its MTU,
+		// 4294967295, never wins, so listing it only adds noise.
+		if !a.Connected || (a.Loopback && (h.Outer == nil || a.MTU != h.Outer.MTU)) {
+			continue
 		}
+		mark := ""
+		if h.Outer != nil && a.MTU == h.Outer.MTU {
+			mark = "  <- sets eth0"
+		}
+		if a.IsWSLAdapter() {
+			mark += "  (WSL's own adapter; it counts too)"
+		}
+		fmt.Fprintf(w, "  %-4s  %-36s MTU %d%s\n", a.Family, a.Name, a.MTU, mark)
 	}
 	if h.Outer != nil {
 		fmt.Fprintf(w, "eth0: %s (NAT mode; mirrored mode works differently)\n", h.Outer.Reason)

@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-func TestFormatStatus(t *testing.T) {
-	h, err := Status(context.Background(), hostFake(t))
+func TestWindowsFormatStatus(t *testing.T) {
+	r := hostFake(t)
+	h, err := Status(context.Background(), r, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,10 +19,10 @@ func TestFormatStatus(t *testing.T) {
 	want := `Connected Windows adapters:
   ipv4  Ethernet                             MTU 1500
   ipv4  Tailscale                            MTU 1280  <- sets eth0
-  ipv4  vEthernet (WSL (Hyper-V firewall))   MTU 1500  (WSL's own adapter, not counted)
+  ipv4  vEthernet (WSL (Hyper-V firewall))   MTU 1500  (WSL's own adapter; it counts too)
   ipv6  Ethernet                             MTU 1500
-  ipv6  Tailscale                            MTU 1280
-  ipv6  vEthernet (WSL (Hyper-V firewall))   MTU 1500  (WSL's own adapter, not counted)
+  ipv6  Tailscale                            MTU 1280  <- sets eth0
+  ipv6  vEthernet (WSL (Hyper-V firewall))   MTU 1500  (WSL's own adapter; it counts too)
 eth0: Tailscale (MTU 1280) is the smallest connected adapter: WSL copies it into eth0 (NAT mode; mirrored mode works differently)
       a tunnel inside WSL crosses it unfragmented up to MTU 1200
 Distros:

@@ -157,8 +157,13 @@ func FuzzParseSubinterfaces(f *testing.F) {
 			return
 		}
 		a := c.Adapter
-		if !a.Connected() || a.IsLoopback() || a.IsWSLAdapter() || c.MTU != a.MTU {
+		if !a.Connected || c.MTU != a.MTU || c.MTU == 0xffffffff {
 			t.Fatalf("chose %+v (mtu %d)", a, c.MTU)
+		}
+		for _, o := range adapters {
+			if o.Connected() && o.MTU < c.MTU {
+				t.Fatalf("chose %s at %d over connected %s at %d", a.Name, c.MTU, o.Name, o.MTU)
+			}
 		}
 		for _, o := range c.Considered {
 			if o.MTU < c.MTU {

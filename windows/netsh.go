@@ -5,8 +5,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-
-	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
 // Adapter is one row of `netsh interface ipv4|ipv6 show subinterfaces`.
@@ -19,8 +17,7 @@ type Adapter struct {
 	Family          string `json:"family,omitempty"` // "ipv4" or "ipv6", set by the caller that knows
 }
 
-// Connected reports whether Windows counts the adapter as connected, the
-// condition WSL uses when it picks eth0's MTU.
+// Connected reports whether netsh shows the adapter as connected.
 func (a Adapter) Connected() bool { return a.MediaSenseState == 1 }
 
 // ParseSubinterfaces parses the output of
@@ -103,70 +100,26 @@ func firstLine(s string) string {
 }
 
 // IsLoopback reports the software loopback, which netsh shows with MTU
-// 4294967295 and which WSL never considers.
+// 4294967295.
 func (a Adapter) IsLoopback() bool {
 	return a.MTU == 0xffffffff || strings.HasPrefix(a.Name, "Loopback Pseudo-Interface")
 }
 
-// IsWSLAdapter reports WSL's own Hyper-V adapter ("vEthernet (WSL)", or
-// "vEthernet (WSL (Hyper-V firewall))" on newer builds): it is the far end of
-// eth0, not an uplink, so it does not take part in the choice.
-func (a Adapter) IsWSLAdapter() bool {
-	return strings.HasPrefix(a.Name, "vEthernet (WSL")
+// IPInterface is the row as the IP interface table has it. netsh's media
+// sense state stands in for the table's Connected flag.
+func (a Adapter) IPInterface() IPInterface {
+	return IPInterface{Name: a.Name, Family: a.Family, MTU: a.MTU, Connected: a.Connected(), Loopback: a.IsLoopback()}
 }
 
-// OuterChoice is the answer to "which Windows adapter sets eth0's MTU".
-type OuterChoice struct {
-	Adapter Adapter `json:"adapter"`
-	// MTU WSL pushes into eth0 in NAT mode.
-	MTU uint32 `json:"mtu"`
-	// Reason is one sentence for status output and logs.
-	Reason string `json:"reason"`
-	// Considered lists the adapters that took part, for -v output.
-	Considered []Adapter `json:"considered,omitempty"`
-}
-
-// TunnelMTUFits is the largest WireGuard tunnel MTU inside WSL whose
-// encapsulated packets cross this eth0 without fragmentation over an IPv4 or
-// an IPv6 underlay.
-func (c OuterChoice) TunnelMTUFits() int {
-	mtu, _, _ := tunnel.Spec{Kind: tunnel.WireGuard}.LargestTunnelMTU(int(c.MTU))
-	return mtu
-}
-
-// ChooseOuter decides which adapter WSL (NAT mode) copies into eth0: the
-// smallest MTU among connected adapters of either family, leaving out the
-// loopback and WSL's own vEthernet adapter. On a tie the first one listed
-// wins, which puts IPv4 (passed first) ahead of IPv6.
-func ChooseOuter(adapters ...[]Adapter) (OuterChoice, error) {
-	var considered []Adapter
-	best := -1
-	for _, list := range adapters {
-		for _, a := range list {
-			if !a.Connected() || a.IsLoopback() || a.IsWSLAdapter() {
-				continue
-			}
-			considered = append(considered, a)
-			if best < 0 || a.MTU < considered[best].MTU {
-				best = len(considered) - 1
-			}
+// ChooseOuter applies WSL's rule (MinimumConnected) to netsh's lists, for
+// the Linux side, which can reach Windows only through netsh.exe over WSL
+// interop. Give each list's Family first.
+func ChooseOuter(lists ...[]Adapter) (OuterChoice, error) {
+	var rows []IPInterface
+	for _, l := range lists {
+		for _, a := range l {
+			rows = append(rows, a.IPInterface())
 		}
 	}
-	if best < 0 {
-		return OuterChoice{}, fmt.Errorf("no connected adapter besides loopback and vEthernet (WSL): WSL keeps eth0 at its default (1500)")
-	}
-	a := considered[best]
-	c := OuterChoice{Adapter: a, MTU: a.MTU, Considered: considered}
-	others := 0
-	for i, o := range considered {
-		if i != best && o.Name != a.Name {
-			others++
-		}
-	}
-	if others == 0 {
-		c.Reason = fmt.Sprintf("%s (MTU %d) is the only connected adapter: WSL copies it into eth0", a.Name, a.MTU)
-	} else {
-		c.Reason = fmt.Sprintf("%s (MTU %d) is the smallest connected adapter: WSL copies it into eth0", a.Name, a.MTU)
-	}
-	return c, nil
+	return MinimumConnected(rows)
 }

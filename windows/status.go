@@ -11,7 +11,6 @@ import (
 // Program names are given with .exe so the same calls work on Windows and
 // from inside WSL through interop, where Windows programs need the suffix.
 const (
-	netshExe  = "netsh.exe"
 	wslExe    = "wsl.exe"
 	pktmonExe = "pktmon.exe"
 	// agentBin is the Linux binary inside the distro; wsl.exe runs it with
@@ -39,13 +38,13 @@ type AgentStatus struct {
 
 // HostStatus is everything `wslmtu.exe status` shows.
 type HostStatus struct {
-	IPv4    []Adapter     `json:"ipv4"`
-	IPv6    []Adapter     `json:"ipv6,omitempty"`
-	Outer   *OuterChoice  `json:"outer,omitempty"`
-	Distros []Distro      `json:"distros"`
-	Running []string      `json:"running"`
-	Agents  []AgentStatus `json:"agents"`
-	Notes   []string      `json:"notes,omitempty"` // things that could not be read, and why
+	// Interfaces is Windows' IP interface table, both families.
+	Interfaces []IPInterface `json:"interfaces"`
+	Outer      *OuterChoice  `json:"outer,omitempty"`
+	Distros    []Distro      `json:"distros"`
+	Running    []string      `json:"running"`
+	Agents     []AgentStatus `json:"agents"`
+	Notes      []string      `json:"notes,omitempty"` // things that could not be read, and why
 }
 
 // Unhealthy reports whether any agent reported a problem.
@@ -58,38 +57,23 @@ func (h HostStatus) Unhealthy() bool {
 	return false
 }
 
-// Status gathers the host's view: adapter MTUs for both families, the
-// adapter that sets eth0, the distros, and the agent's own status from every
-// running WSL2 distro. Only a failing `netsh interface ipv4` is an error;
-// everything else is noted and the rest is still reported.
-func Status(ctx context.Context, r Runner) (HostStatus, error) {
+// Status gathers the host's view: the IP interfaces of both families as WSL
+// reads them, the adapter that sets eth0, the distros, and the agent's own
+// status from every running WSL2 distro. Only an unreadable interface table
+// is an error; everything else is noted and the rest is still reported.
+func Status(ctx context.Context, r Runner, t InterfaceTable) (HostStatus, error) {
 	var h HostStatus
-	out, err := r.Run(ctx, netshExe, "interface", "ipv4", "show", "subinterfaces")
-	if err != nil {
-		return h, fmt.Errorf("read adapter MTUs: %w", err)
+	var err error
+	if h.Interfaces, err = t.IPInterfaces(); err != nil {
+		return h, fmt.Errorf("read the IP interface table: %w", err)
 	}
-	if h.IPv4, err = ParseSubinterfaces(out); err != nil {
-		return h, err
-	}
-	for i := range h.IPv4 {
-		h.IPv4[i].Family = "ipv4"
-	}
-	// IPv6 may be unbound from every adapter; that is not a failure.
-	if out, err := r.Run(ctx, netshExe, "interface", "ipv6", "show", "subinterfaces"); err != nil {
-		h.Notes = append(h.Notes, "IPv6 adapters: "+err.Error())
-	} else if h.IPv6, err = ParseSubinterfaces(out); err != nil {
-		h.Notes = append(h.Notes, "IPv6 adapters: "+err.Error())
-	}
-	for i := range h.IPv6 {
-		h.IPv6[i].Family = "ipv6"
-	}
-	if c, err := ChooseOuter(h.IPv4, h.IPv6); err != nil {
+	if c, err := MinimumConnected(h.Interfaces); err != nil {
 		h.Notes = append(h.Notes, err.Error())
 	} else {
 		h.Outer = &c
 	}
 
-	out, err = r.Run(ctx, wslExe, "--list", "--verbose")
+	out, err := r.Run(ctx, wslExe, "--list", "--verbose")
 	if err != nil {
 		h.Notes = append(h.Notes, "WSL distros: "+strings.TrimSpace(firstLine(errorText(out, err))))
 		return h, nil

@@ -3,16 +3,15 @@ package windows
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
 
 func hostFake(t *testing.T) *fakeRunner {
-	return &fakeRunner{answers: map[string]fakeAnswer{
-		"netsh.exe interface ipv4 show subinterfaces": {out: fixture(t, "netsh_ipv4_tailscale.txt")},
-		"netsh.exe interface ipv6 show subinterfaces": {out: fixture(t, "netsh_ipv6_tailscale.txt")},
-		"wsl.exe --list --verbose":                    {out: fixture(t, "wsl_list_verbose.txt")},
-		"wsl.exe --list --running --quiet":            {out: fixture(t, "wsl_list_running_quiet.txt")},
+	return &fakeRunner{interfaces: tailscaleHost(), answers: map[string]fakeAnswer{
+		"wsl.exe --list --verbose":         {out: fixture(t, "wsl_list_verbose.txt")},
+		"wsl.exe --list --running --quiet": {out: fixture(t, "wsl_list_running_quiet.txt")},
 		"wsl.exe --distribution Ubuntu-24.04 --user root -- wslmtu status --json": {
 			out: []byte(`{"eth0":{"mtu":1280},"healthy":false}` + "\n"), err: exitErr(3, "")},
 		"wsl.exe --distribution Debian --user root -- wslmtu status --json": {
@@ -20,15 +19,14 @@ func hostFake(t *testing.T) *fakeRunner {
 	}}
 }
 
-func TestStatus(t *testing.T) {
+func TestWindowsStatus(t *testing.T) {
 	r := hostFake(t)
-	h, err := Status(context.Background(), r)
+	h, err := Status(context.Background(), r, r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameCalls(t, r.Calls(), []string{
-		"netsh.exe interface ipv4 show subinterfaces",
-		"netsh.exe interface ipv6 show subinterfaces",
+		"GetIpInterfaceTable(AF_UNSPEC)",
 		"wsl.exe --list --verbose",
 		"wsl.exe --list --running --quiet",
 		"wsl.exe --distribution Ubuntu-24.04 --user root -- wslmtu status --json",
@@ -58,15 +56,14 @@ func TestStatus(t *testing.T) {
 	}
 }
 
-func TestStatusTolerates(t *testing.T) {
+func TestWindowsStatusTolerates(t *testing.T) {
 	r := hostFake(t)
-	r.answers["netsh.exe interface ipv6 show subinterfaces"] = fakeAnswer{err: exitErr(1, "IPv6 is not installed")}
 	r.answers["wsl.exe --list --running --quiet"] = fakeAnswer{out: fixture(t, "wsl_list_none_running.txt"), err: exitErr(-1, "")}
-	h, err := Status(context.Background(), r)
+	h, err := Status(context.Background(), r, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Outer == nil || len(h.Notes) != 1 || !strings.Contains(h.Notes[0], "IPv6") {
+	if h.Outer == nil || len(h.Notes) != 0 {
 		t.Errorf("notes %q outer %+v", h.Notes, h.Outer)
 	}
 	for _, a := range h.Agents {
@@ -82,14 +79,23 @@ func TestStatusTolerates(t *testing.T) {
 
 	r = hostFake(t)
 	r.answers["wsl.exe --list --verbose"] = fakeAnswer{out: fixture(t, "wsl_list_no_distros.txt"), err: exitErr(-1, "")}
-	h, err = Status(context.Background(), r)
+	h, err = Status(context.Background(), r, r)
 	if err != nil || len(h.Distros) != 0 || len(h.Notes) == 0 {
 		t.Errorf("no distros: %+v %v", h, err)
 	}
 
 	r = hostFake(t)
-	r.answers["netsh.exe interface ipv4 show subinterfaces"] = fakeAnswer{err: exitErr(1, "netsh broke")}
-	if _, err := Status(context.Background(), r); err == nil || !strings.Contains(err.Error(), "netsh broke") {
-		t.Errorf("netsh ipv4 failure must be an error: %v", err)
+	r.interfaces, r.interfacesErr = nil, errors.New("GetIpInterfaceTable: Access is denied.")
+	if _, err := Status(context.Background(), r, r); err == nil || !strings.Contains(err.Error(), "IP interface table: GetIpInterfaceTable: Access is denied.") {
+		t.Errorf("an unreadable interface table must be an error naming it: %v", err)
+	}
+	sameCalls(t, r.Calls(), []string{"GetIpInterfaceTable(AF_UNSPEC)"})
+
+	// Every adapter down: no adapter sets eth0, and the note says why.
+	r = hostFake(t)
+	r.interfaces = []IPInterface{lo("ipv4"), lo("ipv6"), row(12, "Wi-Fi", "ipv4", 1500, false)}
+	h, err = Status(context.Background(), r, r)
+	if err != nil || h.Outer != nil || len(h.Notes) != 1 || !strings.Contains(h.Notes[0], "only Loopback Pseudo-Interface 1 is connected") {
+		t.Errorf("loopback only: outer %+v notes %q err %v", h.Outer, h.Notes, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -38,5 +39,26 @@ func TestGoInstallable(t *testing.T) {
 	got := strings.Fields(string(goCmd(t, "list", "-f", "{{.Name}} {{.ImportPath}} {{.Target}}", ".")))
 	if len(got) != 3 || got[0] != "main" || got[1] != "github.com/wslmtu/wslmtu/cmd/wslmtu" || filepath.Base(got[2]) != "wslmtu" {
 		t.Errorf("go list: %q, want package main github.com/wslmtu/wslmtu/cmd/wslmtu installing as wslmtu", got)
+	}
+}
+
+// The Windows binary reads the IP interface table through winipcfg; the
+// Linux binary must not link it (nor anything Windows-only).
+func TestWindowsIPHelperOnlyInTheWindowsBinary(t *testing.T) {
+	const winipcfg = "golang.zx2c4.com/wireguard/windows/tunnel/winipcfg"
+	deps := func(goos string) []string {
+		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "list", "-deps", ".")
+		cmd.Env = append(cmd.Environ(), "GOOS="+goos, "GOARCH=amd64", "CGO_ENABLED=0")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("GOOS=%s go list -deps: %v", goos, err)
+		}
+		return strings.Fields(string(out))
+	}
+	if !slices.Contains(deps("windows"), winipcfg) {
+		t.Errorf("the Windows build does not import %s: `wslmtu.exe status` no longer reads the table WSL reads", winipcfg)
+	}
+	if slices.Contains(deps("linux"), winipcfg) {
+		t.Errorf("the Linux build imports %s", winipcfg)
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/wslmtu/wslmtu/internal/statefile"
 )
 
-// Regression tests for issue 11 ("the agent never does harm"), through the
+// Regression tests for "the agent never does harm", through the
 // CLI as users run it, in a throwaway namespace shaped like WSL. Each names
 // the item it covers.
 

@@ -13,7 +13,7 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show which Windows adapter sets WSL's eth0 MTU, the distros, and the agent in each",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, err := windows.Status(cmd.Context(), windows.ExecRunner{})
+			h, err := windows.Status(cmd.Context(), windows.ExecRunner{}, windows.IPHelper{})
 			if err != nil {
 				return failureErr(err)
 			}

@@ -78,7 +78,7 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 		{"bad tunnel", "tunnels = [\"a b\"]\n", `wslmtu.toml:1: tunnels: "a b" is not an interface name`},
 		{"empty tunnels", "tunnels = []\n", "wslmtu.toml:1: tunnels: must name at least one"},
 		{"log format", "log_format = \"xml\"\n", `wslmtu.toml:1: log_format: unknown log format "xml" (allowed: text, json)`},
-		// Item 10 of issue 11: keys were matched case-insensitively, so a
+		// Keys were matched case-insensitively, so a
 		// later MSS_CLAMP = true won over mss_clamp = false.
 		{"key case", "mss_clamp = false\nMSS_CLAMP = true\n", `wslmtu.toml:2: unknown key "MSS_CLAMP": keys are lowercase (mss_clamp)`},
 		// Item 2: a pattern that selects lo would lower it and delete ::1.
@@ -124,7 +124,7 @@ func TestReloadMissingFileIsAnError(t *testing.T) {
 	}
 }
 
-// Item 9 and 10 of issue 11: a FIFO hung, /dev/zero ran out of memory, and a
+// A FIFO hung, /dev/zero ran out of memory, and a
 // dangling symlink was taken as the defaults.
 func TestLoadRefusesWhatIsNotAConfigFile(t *testing.T) {
 	dir := t.TempDir()

@@ -348,8 +348,8 @@ type WindowsOutput struct {
 }
 
 // CheckWindows lists Windows' adapters and names the one WSL copies into
-// eth0 (the smallest connected one, in NAT mode). It is information: the
-// MTU check says whether that value hurts.
+// eth0 (the smallest connected one, WSL's own vEthernet included, in NAT
+// mode). It is information: the MTU check says whether that value hurts.
 func CheckWindows(out WindowsOutput) Check {
 	c := Check{Name: NameWindows}
 	if out.IPv4Err != nil {
@@ -444,11 +444,27 @@ func CheckScope(st detect.State, cfg config.Config, p fix.Plan) Check {
 		c.Status = OK
 		c.Detail = fmt.Sprintf("%s %d carries the tunnels: nothing is raised, every packet keeps what Windows chose", st.Outer.Name, st.Outer.MTU)
 	default:
+		// Read from the kernel, not from the plan: a route with an mtu of its
+		// own, a flushed table or a missing rule shows here as it is.
+		lines, ok := fix.ScopeInForce(st, p)
 		c.Status = OK
 		c.Detail = fmt.Sprintf("every packet but the tunnels' own keeps %d, what Windows chose", p.WindowsMTU)
+		switch {
+		case !ok && !p.Empty():
+			c.Status = Warn
+			c.Detail = fmt.Sprintf("the tunnel scope is not in force yet (the plan's changes are pending): every packet but the tunnels' own is to keep %d, what Windows chose", p.WindowsMTU)
+			c.Remedy = "sudo wslmtu fix (or start the agent: sudo systemctl start wslmtu)"
+		case !ok:
+			c.Status = Fail
+			c.Detail = fmt.Sprintf("the tunnel scope is not in force although nothing is left to change: other packets may leave above %d, what Windows chose, or the tunnels' own below what they need", p.WindowsMTU)
+			c.Remedy = "report this with `wslmtu status --json`; `sudo wslmtu fix --mtu-strategy raise-outer --outer-scope all` raises eth0 for every packet meanwhile"
+		}
+		if len(lines) > 0 {
+			c.Detail += "\n" + strings.Join(lines, "\n")
+		}
 		for _, t := range st.Tunnels {
 			if t.Tunnel.Identified() {
-				c.Detail += fmt.Sprintf("\n%s: %s (%s)", t.Name, t.Tunnel.Selector(), t.Tunnel.IdentifiedBy)
+				c.Detail += fmt.Sprintf("\n%s: %s (evidence: %s)", t.Name, t.Tunnel.Selector(), t.Tunnel.IdentifiedBy)
 			}
 		}
 	}

@@ -275,7 +275,7 @@ func TestCheckWindows(t *testing.T) {
 		{"german vpn, no ipv6", WindowsOutput{IPv4: fixture(t, "netsh_ipv4_vpn_de.txt"), IPv6Err: errors.New("exit code 1")},
 			want{OK, []string{"Cisco AnyConnect pulls eth0 down to 1300", "ipv6 list unavailable: exit code 1"}, "-"}},
 		{"offline", WindowsOutput{IPv4: fixture(t, "netsh_ipv4_offline.txt"), IPv6Err: errors.New("exit code 1")},
-			want{OK, []string{"no connected adapter besides loopback", "ipv4 Wi-Fi mtu 1500, disconnected"}, "-"}},
+			want{OK, []string{"vEthernet (WSL) (MTU 1500) is the only connected adapter", "ipv4 Wi-Fi mtu 1500, disconnected"}, "-"}},
 		{"mirrored", WindowsOutput{IPv4: ts4, IPv6: ts6, NetworkingMode: "mirrored"},
 			want{OK, []string{"mirrored networking", "ipv4 Tailscale mtu 1280"}, "-"}},
 		{"netsh failed", WindowsOutput{IPv4Err: &windows.RunError{Name: "netsh.exe", ExitCode: 1, Output: "The following command was not found"}},

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/wslmtu/wslmtu/detect"
@@ -56,8 +57,43 @@ func New() *Kernel {
 
 // NewWSL is a kernel shaped like a WSL2 distro under NAT: eth0 (index 2)
 // with the default route via 172.28.0.1 and tailscale0 (index 3, a tun),
-// at the given MTUs.
+// at the given MTUs, with tailscaled's policy rules in place (see
+// TailscaledRules); NewWSLUnmarked has none.
 func NewWSL(ethMTU, tunnelMTU int) *Kernel {
+	k := NewWSLUnmarked(ethMTU, tunnelMTU)
+	k.rules = append(k.rules, TailscaledRules(4)...)
+	k.rules = append(k.rules, TailscaledRules(6)...)
+	return k
+}
+
+// TailscaledRules are the policy rules tailscaled installs for one family
+// once it runs (wgengine/router/osrouter): its mark at 5210, 5230 and 5250,
+// its table 52 at 5270. They are the evidence that tailscale0's packets
+// carry the mark.
+func TailscaledRules(family int) []detect.Rule {
+	m := detect.TailscaleMark
+	return []detect.Rule{
+		{Family: family, Priority: 5210, Mark: m.Value, Mask: m.Mask, Table: detect.MainTable, SuppressPrefixlen: -1},
+		{Family: family, Priority: 5230, Mark: m.Value, Mask: m.Mask, Table: 253, SuppressPrefixlen: -1},
+		{Family: family, Priority: 5250, Mark: m.Value, Mask: m.Mask, SuppressPrefixlen: -1, Other: true},
+		{Family: family, Priority: 5270, Table: 52, SuppressPrefixlen: -1},
+	}
+}
+
+// AddTailscaledRules adds tailscaled's rules (as tailscaled does once its
+// router is up), with their events.
+func (k *Kernel) AddTailscaledRules() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.rules = append(k.rules, TailscaledRules(4)...)
+	k.rules = append(k.rules, TailscaledRules(6)...)
+	k.emitRules()
+}
+
+// NewWSLUnmarked is NewWSL without tailscaled's rules: a tailscale0 that is
+// a plain tun (or wireguard-go without a mark), whose packets nothing
+// identifies.
+func NewWSLUnmarked(ethMTU, tunnelMTU int) *Kernel {
 	k := New()
 	k.links[2] = detect.Link{Name: "eth0", Index: 2, MTU: ethMTU, Kind: "device", Up: true}
 	k.links[3] = detect.Link{Name: "tailscale0", Index: 3, MTU: tunnelMTU, Kind: "tun", Up: true, IPv6Addrs: 1}
@@ -146,21 +182,28 @@ func (k *Kernel) SetRouteMTU(r detect.Route, mtu int) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("route %s: no such process", r)
+	return fmt.Errorf("route %s: %w", r, syscall.ESRCH)
 }
 
 func (k *Kernel) AddRoute(r detect.Route) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, have := range k.routes {
-		if have.Same(r) {
-			return fmt.Errorf("route %s: file exists", r)
+		if have.Same(r) || sameIPv4Key(have, r) {
+			return fmt.Errorf("route %s: %w", r, syscall.EEXIST)
 		}
 	}
 	k.writes = append(k.writes, "route add "+k.named(r))
 	k.routes = append(k.routes, r)
 	k.emitRoute(r, false)
 	return nil
+}
+
+// sameIPv4Key: an IPv4 route's kernel key is its table, destination, tos
+// and metric, whatever its gateway; adding a second one without
+// NLM_F_APPEND fails with "file exists".
+func sameIPv4Key(a, b detect.Route) bool {
+	return a.Family == 4 && b.Family == 4 && a.Table == b.Table && a.Dst == b.Dst && a.Metric == b.Metric
 }
 
 func (k *Kernel) DeleteRoute(r detect.Route) error {
@@ -174,7 +217,7 @@ func (k *Kernel) DeleteRoute(r detect.Route) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("route %s: no such process", r)
+	return fmt.Errorf("route %s: %w", r, syscall.ESRCH)
 }
 
 func (k *Kernel) AddRule(r detect.Rule) error {
@@ -229,6 +272,15 @@ func (k *Kernel) Reset(name string, mtu int) {
 	l.MTU = mtu
 	k.links[idx] = l
 	k.emitLink(l, false)
+}
+
+// AppendRoute adds a route after any with the same kernel key, as
+// `ip route append` does (somebody else's change: not recorded as a write).
+func (k *Kernel) AppendRoute(r detect.Route) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.routes = append(k.routes, r)
+	k.emitRoute(r, false)
 }
 
 // AddLink creates an interface (a new index when Index is 0).

@@ -12,7 +12,7 @@ import (
 	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
-// Issue 14's proof for mirrored networking: there is no NAT, eth0 mirrors a
+// The proof for mirrored networking: there is no NAT, eth0 mirrors a
 // Windows adapter, and that adapter refuses larger frames without an error
 // (here: its veth end at the adapter's MTU), while fragments from WSL are
 // dropped too. auto must never raise eth0 there: it lowers the tunnel when

@@ -12,7 +12,7 @@ import (
 	"github.com/wslmtu/wslmtu/internal/config"
 )
 
-// Issue 13's proof: a Windows VPN adapter at 1280 between WSL and a
+// The tunnel scope's proof: a Windows VPN adapter at 1280 between WSL and a
 // corporate server, which never reports a packet too big. Raising eth0 for
 // everything (outer_scope = "all") fixes the tunnel and breaks the VPN;
 // the tunnel scope fixes the tunnel and keeps the VPN working; revert

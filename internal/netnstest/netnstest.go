@@ -65,12 +65,38 @@ func NewWSL(t testing.TB, ethMTU, tunnelMTU int) *NS {
 }
 
 // AddTunnel creates tailscale0 as tailscaled does: a tun at the kernel's
-// default MTU, then its own MTU, then up.
+// default MTU, then its own MTU, then up, then tailscaled's policy rules
+// (the evidence that its packets carry tailscaled's mark).
 func (ns *NS) AddTunnel(t testing.TB, mtu int) {
+	t.Helper()
+	ns.AddTunnelUnmarked(t, mtu)
+	ns.AddTailscaledRules(t)
+}
+
+// AddTunnelUnmarked creates tailscale0 without tailscaled's rules: a tun
+// whose packets nothing identifies.
+func (ns *NS) AddTunnelUnmarked(t testing.TB, mtu int) {
 	t.Helper()
 	ns.Run(t, "ip", "tuntap", "add", "tailscale0", "mode", "tun")
 	ns.Run(t, "ip", "link", "set", "tailscale0", "mtu", fmt.Sprint(mtu))
 	ns.Run(t, "ip", "link", "set", "tailscale0", "up")
+}
+
+// AddTailscaledRules adds the rules tailscaled installs for both families
+// (tailscale's wgengine/router/osrouter): its mark at 5210, 5230 and 5250,
+// its table 52 at 5270.
+func (ns *NS) AddTailscaledRules(t testing.TB) {
+	t.Helper()
+	for _, family := range []string{"-4", "-6"} {
+		// tailscaled replaces its rules on a restart: so does a second call.
+		for _, pref := range []string{"5210", "5230", "5250", "5270"} {
+			_ = exec.Command("ip", "netns", "exec", ns.Name, "ip", family, "rule", "del", "pref", pref).Run()
+		}
+		ns.Run(t, "ip", family, "rule", "add", "pref", "5210", "fwmark", "0x80000/0xff0000", "table", "main")
+		ns.Run(t, "ip", family, "rule", "add", "pref", "5230", "fwmark", "0x80000/0xff0000", "table", "default")
+		ns.Run(t, "ip", family, "rule", "add", "pref", "5250", "fwmark", "0x80000/0xff0000", "type", "unreachable")
+		ns.Run(t, "ip", family, "rule", "add", "pref", "5270", "table", "52")
+	}
 }
 
 // AddEth0 creates eth0 as WSL would: a veth with an address and the default route.

@@ -24,11 +24,22 @@ type Event struct {
 	// Rules is set when a policy rule was added or removed; the event does
 	// not say which, so the rules are read again.
 	Rules bool
-	Gone  bool
+	// Addr is set for RTM_NEWADDR and RTM_DELADDR (Gone). Deleting a link's
+	// last IPv4 address flushes every IPv4 route through it, in every table,
+	// without an RTM_DELROUTE, so an address event is the only word of it.
+	Addr *Addr
+	Gone bool
 	// Err is a failed subscription (ENOBUFS under a burst, a closed socket):
 	// it is the last event before the channel closes, and everything must be
 	// read again after subscribing anew.
 	Err error
+}
+
+// Addr is one interface address as an event reports it.
+type Addr struct {
+	LinkIndex int
+	Family    int    // 4 or 6
+	Prefix    string // e.g. "172.28.5.2/20"
 }
 
 // Source delivers the kernel's changes.

@@ -325,8 +325,9 @@ func copyright(binary string, epoch time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "wslmtu: keeps WSL2 networking working when a tunnel runs inside it\n")
 	fmt.Fprintf(&b, "Source: %s\n\n", homepage)
-	fmt.Fprintf(&b, "Copyright %d the wslmtu authors. The repository does not name a license\n", epoch.Year())
-	b.WriteString("yet: see the project before redistributing this package.\n")
+	fmt.Fprintf(&b, "Copyright %d the wslmtu authors.\n", epoch.Year())
+	b.WriteString("License: Apache-2.0 (the LICENSE file at the top of the source; on Debian\n")
+	b.WriteString("systems the full text is in /usr/share/common-licenses/Apache-2.0).\n")
 	info, err := buildinfo.ReadFile(binary)
 	if err != nil || len(info.Deps) == 0 {
 		return b.String()

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// A held lock is named to the waiter (item 10 of issue 11: fix used to block
+// A held lock is named to the waiter (fix used to block
 // silently), and the wait ends with an error after the timeout.
 func TestLockWaitNamesHolderAndTimesOut(t *testing.T) {
 	dir := t.TempDir()
