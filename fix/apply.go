@@ -114,6 +114,7 @@ func Apply(p Plan, rec Record, k Kernel, store Store) (Record, []Change, error) 
 	if added := policyAdditions(p); len(added.Rules)+len(added.Routes) > 0 {
 		rec.Policy = mergePolicy(rec.Policy, added)
 		if err := save(); err != nil {
+			dirty = false // it just failed: no second try
 			return fail(0, err)
 		}
 	}

@@ -36,6 +36,7 @@ func TestFixOnAFullDiskSaysNothingWasDone(t *testing.T) {
 		t.Fatalf("fix on a full disk: %v, want exit 1:\n%s", err, out)
 	}
 	text := string(out)
+	t.Logf("fix on a full disk:\n%s", text)
 	if !strings.Contains(text, "saving the revert record") || !strings.Contains(text, "no space left on device") {
 		t.Errorf("the error does not say the record could not be saved for lack of space:\n%s", text)
 	}

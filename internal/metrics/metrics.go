@@ -76,7 +76,7 @@ var (
 	tunnelMTU = prometheus.NewDesc("wslmtu_tunnel_mtu_bytes",
 		"MTU of each tunnel that is up.", []string{"interface"}, nil)
 	healthy = prometheus.NewDesc("wslmtu_healthy",
-		"1 when the host is as the plan wants it (or not managed), 0 when a change is pending.", nil, nil)
+		"1 when what the config asks is in force, as wslmtu status says (or the host is not managed), else 0.", nil, nil)
 )
 
 // collector hands a snapshot to the registry as constant metrics: the
