@@ -92,6 +92,7 @@ func TestProbeTimeoutBoundsNameResolution(t *testing.T) {
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	took := time.Since(start)
+	t.Logf("probe gave up after %s:\n%s", took.Round(time.Millisecond), out)
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != exitFailure || !strings.Contains(string(out), "no answer from the name servers within 200ms") {
 		t.Errorf("probe of a name nobody resolves: %v, want exit 1 saying the name servers did not answer:\n%s", err, out)
