@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"sort"
 	"strings"
@@ -207,11 +206,8 @@ func TestAgentKeepsTheTunnelScopeInLab(t *testing.T) {
 	// change): a reset like any other.
 	mark := a.logs.Len()
 	start := time.Now()
-	for _, gw := range []string{"172.24.0.1", "fd00:5:1::1"} {
-		r := &netlink.Route{LinkIndex: k.eth().Attrs().Index, Gw: net.ParseIP(gw)}
-		if err := l.WSLNetlink().RouteReplace(r); err != nil {
-			t.Fatalf("replace the default route via %s: %v", gw, err)
-		}
+	if err := l.RewriteDefaultRoutes(); err != nil {
+		t.Fatal(err)
 	}
 	k.waitForSince("default routes rewritten without the mtu", want, start, a.logs.Since(mark))
 	everythingWorks(t, l, "routes repaired")

@@ -1,7 +1,3 @@
-// Package agent is the long-running loop behind `wslmtu run`: it follows the
-// kernel's link, route and rule events and re-applies the plan whenever
-// something (WSL, tailscaled, another tool) undoes it. It only decides when;
-// detect, fix.NewPlan and fix.Apply decide what.
 package agent
 
 import (
@@ -86,12 +82,22 @@ type agent struct {
 	record recordCache
 
 	counters Counters
-	fights   map[string]*fight
+	// fights are the things recently repaired, each with its limiter; calm
+	// looks at them while there are any.
+	fights    map[fightKey]*fight
+	calm      *time.Timer
+	calmArmed bool
 	// ownWrites are MTUs the agent just wrote: their RTM_NEWLINK echoes must
 	// not look like somebody else's change.
 	ownWrites map[string]int
 	pending   []cause
 	retry     *time.Timer
+	// holdUntil: a plan needed something a fight limits; no reconcile
+	// before then (the retry timer fires at it), so a fight costs a bounded
+	// number of plans, not one per reset.
+	holdUntil time.Time
+	// now is the clock of the fight limiters (tests step it).
+	now func() time.Time
 	// The counters file is rewritten at most once a second, and only after
 	// a change, so a fight costs no disk writes per reset and idle costs none.
 	countersSaved time.Time
@@ -104,9 +110,10 @@ type agent struct {
 
 	reload *configReload
 	// failed is the last reconcile's error text, logged once until it
-	// changes; warnings likewise the plan's warnings.
+	// changes; warnings are the plan's warnings standing, each logged when
+	// it appears and when it clears.
 	failed   string
-	warnings string
+	warnings []string
 	// firewallPlan is the last plan, whose MSS part the worker applies.
 	firewallPlan fix.Plan
 	// assumed is the environment with assume_wsl applied, told once.
@@ -136,7 +143,7 @@ func Run(ctx context.Context, opts Options) error {
 // the two is missed, then makes the first reconcile.
 func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, error) {
 	a := &agent{Options: opts, cfg: opts.Config, log: opts.Logger,
-		fights: map[string]*fight{}, ownWrites: map[string]int{}}
+		fights: map[fightKey]*fight{}, ownWrites: map[string]int{}, now: time.Now}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -157,6 +164,7 @@ func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, er
 	a.counters = Counters{PID: os.Getpid(), Started: time.Now(), Config: a.cfg.Describe()}
 	a.retry = stoppedTimer()
 	a.flush = stoppedTimer()
+	a.calm = stoppedTimer()
 	a.mssTicker = time.NewTicker(a.MSSResyncInterval)
 	a.mssTicker.Stop()
 
@@ -165,6 +173,9 @@ func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, er
 		return nil, nil, err
 	}
 	a.kernel = newModel(a.Host.Links, a.Host.Sources)
+	if d, ok := a.Events.(netwatch.Dumper); ok {
+		a.kernel.dump = d // the same namespace, read without keeping what is not ours
+	}
 	if err := a.kernel.readAll(); err != nil {
 		return nil, nil, err
 	}
@@ -243,7 +254,10 @@ func (a *agent) loop(ctx context.Context, events <-chan netwatch.Event) error {
 			a.reloadConfig("resync requested")
 			a.resync("resync requested")
 		case <-a.retry.C:
-			a.pending = append(a.pending, cause{at: time.Now(), what: "rate-limited repair"})
+			a.retryDue()
+		case <-a.calm.C:
+			a.calmArmed = false
+			a.calmFights(a.now())
 		case <-a.flush.C:
 			a.saveCounters()
 		case <-a.mssTicker.C:
@@ -262,12 +276,24 @@ func (a *agent) loop(ctx context.Context, events <-chan netwatch.Event) error {
 				return a.stop()
 			}
 		}
-		if len(a.pending) > 0 {
-			causes := slices.Clone(a.pending)
-			a.pending = a.pending[:0]
-			a.reconcile(causes...)
-		}
+		a.settle()
 	}
+}
+
+// settle reconciles for the events served, unless a fight holds repairs
+// back: then the retry serves them.
+func (a *agent) settle() {
+	if len(a.pending) == 0 || a.now().Before(a.holdUntil) {
+		return
+	}
+	causes := slices.Clone(a.pending)
+	a.pending = a.pending[:0]
+	a.reconcile(causes...)
+}
+
+func (a *agent) retryDue() {
+	a.holdUntil = time.Time{}
+	a.pending = append(a.pending, cause{at: time.Now(), what: "rate-limited repair"})
 }
 
 func (a *agent) subscriptionEnded(ev netwatch.Event) {
@@ -308,6 +334,7 @@ func (a *agent) stop() error {
 		a.log.Info("stopping; the fixes stay in place (revert_on_stop = false)")
 	}
 	a.counters.Stopped = time.Now()
+	a.counters.Fighting = nil // fights end with the agent
 	a.saveCounters()
 	a.flush.Stop()
 	return nil
@@ -357,12 +384,18 @@ func (a *agent) onEvent(ev netwatch.Event) {
 		if a.kernel.route(*ev.Route, ev.Gone) {
 			r := *ev.Route
 			r.Dev = a.kernel.links[r.LinkIndex].Name
-			a.pending = append(a.pending, cause{at: ev.At, what: routeCause(r, ev.Gone)})
+			a.queue(ev.At, routeCause(r, ev.Gone))
 		}
+	case ev.Addr != nil:
+		a.onAddr(ev)
 	case ev.Rules:
 		a.kernel.rulesChanged()
-		a.pending = append(a.pending, cause{at: ev.At, what: "policy rules changed"})
+		a.queue(ev.At, "policy rules changed")
 	}
+}
+
+func (a *agent) queue(at time.Time, what string) {
+	a.pending = append(a.pending, cause{at: at, what: what})
 }
 
 func routeCause(r detect.Route, gone bool) string {
@@ -372,28 +405,54 @@ func routeCause(r detect.Route, gone bool) string {
 	return "route " + r.String() + " changed"
 }
 
+// onLink follows a link's MTU, and what the kernel does to routes without
+// a word when a link goes down or away: a NIC that mirrored mode hot-plugs
+// comes back as a new link, with its routes to be made again.
 func (a *agent) onLink(ev netwatch.Event) {
 	l := *ev.Link
-	relevant := a.relevant(l)
+	old, had := a.kernel.links[l.Index]
+	relevant := a.relevant(l) || (had && a.relevant(old))
 	a.kernel.link(l, ev.Gone)
 	if !relevant {
 		return
 	}
-	if ev.Gone {
+	switch {
+	case ev.Gone:
 		delete(a.ownWrites, l.Name)
-		a.pending = append(a.pending, cause{at: ev.At, what: l.Name + " removed"})
-		return
+		a.queue(ev.At, l.Name+" removed")
+	case !had:
+		a.queue(ev.At, fmt.Sprintf("%s appeared (mtu %d)", l.Name, l.MTU))
+	case old.Up && !l.Up:
+		a.queue(ev.At, l.Name+" went down")
+	case !old.Up && l.Up:
+		a.queue(ev.At, l.Name+" came up")
+	default:
+		if want, ok := a.ownWrites[l.Name]; ok && want == l.MTU {
+			delete(a.ownWrites, l.Name)
+			return
+		}
+		a.queue(ev.At, fmt.Sprintf("%s mtu is %d", l.Name, l.MTU))
 	}
-	if want, ok := a.ownWrites[l.Name]; ok && want == l.MTU {
-		delete(a.ownWrites, l.Name)
-		return
+}
+
+// onAddr follows addresses: deleting a link's last IPv4 address flushes
+// its routes, ours included, and nothing but the address event says so.
+// A new address on a link that matters is worth a look too: a route that
+// could not be added without it can be now.
+func (a *agent) onAddr(ev netwatch.Event) {
+	ad := *ev.Addr
+	flushed := a.kernel.addr(ad, ev.Gone)
+	l, ok := a.kernel.links[ad.LinkIndex]
+	name := l.Name
+	if !ok {
+		name = fmt.Sprintf("#%d", ad.LinkIndex)
 	}
-	if f := a.fights[l.Name]; f != nil && !f.allow(ev.At, a.log, l.Name) {
-		a.counters.Fights = a.totalFights()
-		a.scheduleRetry(f.wait(ev.At))
-		return
+	switch {
+	case flushed:
+		a.queue(ev.At, name+" lost address "+ad.Prefix)
+	case !ev.Gone && ok && a.relevant(l):
+		a.queue(ev.At, name+" got address "+ad.Prefix)
 	}
-	a.pending = append(a.pending, cause{at: ev.At, what: fmt.Sprintf("%s mtu is %d", l.Name, l.MTU)})
 }
 
 // relevant says whether a link can change the plan: the outer interface
@@ -421,17 +480,10 @@ func (a *agent) scheduleRetry(d time.Duration) {
 	a.retry.Reset(d)
 }
 
-func (a *agent) totalFights() int {
-	n := 0
-	for _, f := range a.fights {
-		n += f.count
-	}
-	return n
-}
-
 // reconcile plans from the model and applies only what differs. It reads
 // nothing from the kernel unless an event said the model is incomplete
-// (rules changed, a link went down), and the firewall is left to its worker.
+// (rules changed; a link went down or away, or lost an address, taking
+// routes with it), and the firewall is left to its worker.
 // causes are the events served, in order; each change is logged with the
 // one that called for it.
 func (a *agent) reconcile(causes ...cause) {
@@ -442,14 +494,26 @@ func (a *agent) reconcile(causes ...cause) {
 		a.logFailure("the revert record cannot be used; changing nothing", err)
 		return
 	}
+	if rec.Policy != nil {
+		a.kernel.keepTable(rec.Policy.Table)
+	}
 	st, err := a.kernel.derive(a.envNow(), a.cfg)
 	if err != nil {
 		a.logFailure("observing the host failed; changing nothing", err)
 		return
 	}
 	plan := fix.NewPlan(st, rec, a.cfg)
+	if plan.Policy != nil {
+		a.kernel.keepTable(plan.Policy.Table)
+	}
+	a.noteWarnings(plan.Warnings)
+	if wait := a.limit(plan, a.now()); wait > 0 {
+		a.holdUntil = a.now().Add(wait)
+		a.scheduleRetry(wait)
+		return
+	}
 	rec, changes, err := fix.Apply(plan, rec, a.Host.Kernel, a.Host.Store)
-	done := time.Now()
+	done := a.now()
 	a.record.set(rec)
 	a.kernel.applied(changes)
 	a.kernel.outerIndex = 0
@@ -467,12 +531,6 @@ func (a *agent) reconcile(causes ...cause) {
 		a.log.Warn("not applying: " + plan.Refused)
 	}
 	repaired := a.logChanges(causes, changes, done)
-	if warnings := fmt.Sprint(plan.Warnings); c.what == "start" || warnings != a.warnings {
-		a.warnings = warnings
-		for _, w := range plan.Warnings {
-			a.log.Warn(w)
-		}
-	}
 	if err != nil {
 		a.log.Error("applying the plan failed", "cause", c.what, "error", err)
 	}
@@ -482,12 +540,121 @@ func (a *agent) reconcile(causes ...cause) {
 	case c.what == "start":
 		a.saveCounters()
 	case repaired:
-		if wait := time.Second - time.Since(a.countersSaved); wait <= 0 {
-			a.saveCounters()
-		} else {
-			a.flush.Reset(wait)
+		a.countersChanged()
+	}
+}
+
+// countersChanged saves the counters now, or a second after the last save:
+// a fight costs no disk write per reset.
+func (a *agent) countersChanged() {
+	if wait := time.Second - time.Since(a.countersSaved); wait <= 0 {
+		a.saveCounters()
+	} else {
+		a.flush.Reset(wait)
+	}
+}
+
+// limit asks the fight limiter of everything the plan would put back. A
+// refusal holds the whole plan back until the limiter allows it (at most
+// 1/repairsPerSecond): the plan is one, and applying half of it could
+// leave rules pointing at a table not made yet.
+func (a *agent) limit(plan fix.Plan, now time.Time) time.Duration {
+	var wait time.Duration
+	changed := false
+	for _, k := range planKeys(plan) {
+		f := a.fights[k]
+		if f == nil {
+			continue // nothing repaired lately: no fight
+		}
+		allowed, started := f.needed(now)
+		if started {
+			k.started(a.log)
+			a.counters.Fights++
+			changed = true
+		}
+		if !allowed {
+			wait = max(wait, f.wait(now))
 		}
 	}
+	if changed {
+		a.fightsChanged()
+	}
+	return wait
+}
+
+// calmFights ends the fights that have been quiet for fightQuiet, and
+// forgets the limiters that are full again.
+func (a *agent) calmFights(now time.Time) {
+	changed := false
+	for k, f := range a.fights {
+		if f.over(now) {
+			f.active = false
+			k.ended(a.log, f)
+			changed = true
+		}
+		if f.idle(now) {
+			delete(a.fights, k)
+		}
+	}
+	if changed {
+		a.fightsChanged()
+	}
+	a.armCalm()
+}
+
+func (a *agent) armCalm() {
+	if !a.calmArmed && len(a.fights) > 0 {
+		a.calmArmed = true
+		a.calm.Reset(calmCheck)
+	}
+}
+
+// fightsChanged puts the standing fights in the counters (status lists them).
+func (a *agent) fightsChanged() {
+	var fighting []string // a new slice: the counters may be on their way to disk
+	for k, f := range a.fights {
+		if f.active {
+			fighting = append(fighting, k.String())
+		}
+	}
+	slices.Sort(fighting)
+	a.counters.Fighting = fighting
+	a.countersChanged()
+}
+
+// noteWarnings logs each of the plan's warnings once when it appears and
+// once when it clears, never again while it stands, and keeps the standing
+// ones in the counters.
+func (a *agent) noteWarnings(ws []string) {
+	if slices.Equal(ws, a.warnings) {
+		return
+	}
+	now := make(map[string]bool, len(ws))
+	standing := make([]string, 0, len(ws))
+	for _, w := range ws {
+		if !now[w] {
+			now[w] = true
+			standing = append(standing, w)
+		}
+	}
+	if slices.Equal(standing, a.warnings) {
+		return
+	}
+	before := make(map[string]bool, len(a.warnings))
+	for _, w := range a.warnings {
+		before[w] = true
+		if !now[w] {
+			a.log.Info("warning cleared", "warning", w)
+		}
+	}
+	for _, w := range standing {
+		if !before[w] {
+			a.log.Warn(w)
+		}
+	}
+	a.warnings = standing
+	a.counters.Warnings = standing
+	a.countersChanged()
 }
 
 // envNow is the environment detected at start, with assume_wsl from the
@@ -524,17 +691,19 @@ func (a *agent) logChanges(causes []cause, changes []fix.Change, done time.Time)
 		}
 		a.counters.RepairsBy[repairKey(ch)]++
 		a.counters.LastRepair = &r
-		if ch.Link == "" {
-			a.log.Info("repaired", "change", ch.String(), "cause", c.what, "latency", latency.Round(time.Microsecond).String())
-			continue
-		}
-		f := a.fights[ch.Link]
+		k := changeKey(ch)
+		f := a.fights[k]
 		if f == nil {
 			f = newFight()
-			a.fights[ch.Link] = f
+			a.fights[k] = f
+			a.armCalm()
 		}
 		f.repaired(done)
 		if f.fighting() {
+			continue
+		}
+		if ch.Link == "" {
+			a.log.Info("repaired", "change", ch.String(), "cause", c.what, "latency", latency.Round(time.Microsecond).String())
 			continue
 		}
 		a.log.Info("repaired", "interface", ch.Link, "from", ch.Found, "to", ch.To, "reason", ch.Reason,

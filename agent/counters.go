@@ -51,6 +51,12 @@ type Counters struct {
 	Resubscribe int            `json:"resubscribes"`
 	Config      string         `json:"config"`
 	Stopped     time.Time      `json:"stopped,omitzero"`
+
+	// Fighting are the fights standing now: what something keeps undoing
+	// ("eth0 mtu", "route default via … dev eth0", "ip rule 5200: …").
+	Fighting []string `json:"fighting,omitempty"`
+	// Warnings are the plan's warnings standing now, as the agent logged them.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 const countersFile = "agent.json"
@@ -94,6 +100,14 @@ func (s Status) String() string {
 	fmt.Fprintf(&b, "  repairs: %d, fights: %d, netlink resubscribes: %d\n", s.Repairs, s.Fights, s.Resubscribe)
 	if s.LastRepair != nil {
 		fmt.Fprintf(&b, "  last repair: %s\n", s.LastRepair)
+	}
+	if s.Running {
+		for _, f := range s.Fighting {
+			fmt.Fprintf(&b, "  fighting over %s: something keeps undoing it; repairs are rate-limited\n", f)
+		}
+		for _, w := range s.Warnings {
+			fmt.Fprintf(&b, "  the agent warns: %s\n", w)
+		}
 	}
 	return strings.TrimRight(b.String(), "\n")
 }

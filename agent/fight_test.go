@@ -1,23 +1,22 @@
 package agent
 
 import (
-	"bytes"
-	"log/slog"
-	"strings"
 	"testing"
 	"time"
 )
 
 func TestFightBoundsRepairRateAndEnds(t *testing.T) {
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
 	f := newFight()
 	now := time.Unix(1000, 0)
-	allowed := 0
+	allowed, starts := 0, 0
 	// A reset every 2 ms for 3 s, each allowed one repaired at once.
 	for i := 0; i < 1500; i++ {
 		now = now.Add(2 * time.Millisecond)
-		if f.allow(now, log, "eth0") {
+		ok, started := f.needed(now)
+		if started {
+			starts++
+		}
+		if ok {
 			allowed++
 			f.repaired(now)
 		} else if f.wait(now) <= 0 {
@@ -28,15 +27,23 @@ func TestFightBoundsRepairRateAndEnds(t *testing.T) {
 	if allowed > maxAllowed || allowed < 3*repairsPerSecond {
 		t.Errorf("%d repairs in a 3s fight, want about %d", allowed, maxAllowed)
 	}
-	if got := strings.Count(logs.String(), "something keeps resetting"); got != 1 {
-		t.Errorf("fight start logged %d times, want once:\n%s", got, logs.String())
+	if starts != 1 || !f.fighting() {
+		t.Errorf("the fight started %d times (fighting %v), want once", starts, f.fighting())
 	}
-	// Quiet for longer than fightQuiet: the next reset is repaired at once.
+	if f.over(now.Add(fightQuiet)) {
+		t.Error("over before fightQuiet of quiet")
+	}
+	// Quiet for longer than fightQuiet: over, and then idle once the burst
+	// is back; the next reset is repaired at once.
 	now = now.Add(fightQuiet + time.Second)
-	if !f.allow(now, log, "eth0") {
-		t.Error("a reset after the fight was not repaired at once")
+	if !f.over(now) {
+		t.Fatal("not over after fightQuiet of quiet")
 	}
-	if !strings.Contains(logs.String(), "the fight is over") || f.count != 1 {
-		t.Errorf("fight end not logged (count %d):\n%s", f.count, logs.String())
+	f.active = false
+	if !f.idle(now) {
+		t.Error("not idle with a full burst and no fight")
+	}
+	if ok, started := f.needed(now); !ok || started {
+		t.Errorf("a reset after the fight: allowed %v, started %v", ok, started)
 	}
 }

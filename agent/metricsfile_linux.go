@@ -39,11 +39,12 @@ type healthJob struct {
 // repair path, and on a netlink socket of its own (HealthHost) so that a
 // dump never holds up a repair.
 type healthWorker struct {
-	mu   sync.Mutex
-	next *healthJob
-	wake chan struct{}
-	quit chan struct{}
-	done chan struct{}
+	mu       sync.Mutex
+	next     *healthJob
+	wake     chan struct{}
+	quit     chan struct{}
+	quitOnce sync.Once
+	done     chan struct{}
 }
 
 // startHealth starts the worker; it ends with finish (the agent's stop),
@@ -126,7 +127,13 @@ func (w *healthWorker) finish(j healthJob, d time.Duration) {
 		return
 	}
 	w.submit(j)
-	close(w.quit)
+	w.stop(d)
+}
+
+// stop ends the worker after the job waiting, if any, and waits for it
+// (at most d).
+func (w *healthWorker) stop(d time.Duration) {
+	w.quitOnce.Do(func() { close(w.quit) })
 	select {
 	case <-w.done:
 	case <-time.After(d):

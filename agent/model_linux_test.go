@@ -1,9 +1,14 @@
 package agent
 
 import (
+	"fmt"
+	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/wslmtu/wslmtu/detect"
+	"github.com/wslmtu/wslmtu/internal/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/netwatch"
 )
 
 // A new WireGuard link appears down, before its port is set or its UAPI
@@ -32,3 +37,136 @@ func TestModelAsksWireGuardAgainWhenTheLinkComesUp(t *testing.T) {
 		t.Errorf("wgctrl asked %d times, want 2", calls)
 	}
 }
+
+// The model's route identity is detect.Route.Same: two routes are one entry
+// in the view exactly when Same says they are one in the kernel. A field
+// added to Route (or to Same) without keyOf following fails here.
+func TestModelRouteIdentityIsSame(t *testing.T) {
+	base := detect.Route{Family: 4, Table: 5200, Dst: "default", Gw: "172.28.0.1", LinkIndex: 2, Dev: "eth0", Metric: 5, MTU: 1280}
+	v := reflect.ValueOf(&base).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		other := base
+		f := reflect.ValueOf(&other).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.Int:
+			f.SetInt(f.Int() + 1)
+		case reflect.String:
+			f.SetString(f.String() + "x")
+		case reflect.Bool:
+			f.SetBool(!f.Bool())
+		default:
+			t.Fatalf("field %s of kind %s: teach this test to change it", v.Type().Field(i).Name, f.Kind())
+		}
+		if same, keyed := base.Same(other), keyOf(base) == keyOf(other); same != keyed {
+			t.Errorf("changing %s: Same %v, same key %v", v.Type().Field(i).Name, same, keyed)
+		}
+	}
+}
+
+// Only the main table's default routes and the kept table are kept; the
+// others are counted by table, so a free table is still chosen right, and
+// the kernel's silent flushes (a link gone, down, or without its last IPv4
+// address) are followed without a read.
+func TestModelKeepsOnlyWhatItActsOn(t *testing.T) {
+	m := newModel(nil, detect.Sources{})
+	m.v4addrs = map[int]map[string]bool{}
+	m.link(detect.Link{Name: "eth0", Index: 2, Up: true}, false)
+	m.link(detect.Link{Name: "docker0", Index: 3, Up: true}, false)
+	m.addr(netwatch.Addr{LinkIndex: 2, Family: 4, Prefix: "172.28.0.2/20"}, false)
+	route := func(table int, dst string, link int) detect.Route {
+		return detect.Route{Family: 4, Table: table, Dst: dst, LinkIndex: link}
+	}
+	relevant := func(r detect.Route, gone bool) bool { return m.route(r, gone) }
+	m.keepTable(5200)
+	if !relevant(route(detect.MainTable, "default", 2), false) || !relevant(route(5200, "default", 2), false) {
+		t.Error("a default route of main or a route of the kept table is not relevant")
+	}
+	for i := 0; i < 1000; i++ {
+		if relevant(route(100, fmt.Sprintf("10.%d.%d.0/24", i/256, i%256), 2+i%2), false) {
+			t.Fatal("a route of another table is relevant")
+		}
+	}
+	relevant(route(detect.MainTable, "10.9.0.0/16", 2), false) // main, not default: neither kept nor counted
+	relevant(route(77, "default", 3), false)
+	relevant(route(77, "default", 3), false) // the same route again (a replace): one route
+	if got := m.snapshot(); len(got.Routes) != 2 || !slices.Equal(got.OtherTables, []int{77, 100}) {
+		t.Fatalf("routes %v, other tables %v; want the 2 kept ones, tables 77 and 100", got.Routes, got.OtherTables)
+	}
+	relevant(route(77, "default", 3), true)
+	if got := m.snapshot().OtherTables; !slices.Equal(got, []int{100}) {
+		t.Errorf("after table 77's only route went: %v", got)
+	}
+	// docker0 goes down: its IPv4 routes go without a word, eth0's stay.
+	m.link(detect.Link{Name: "docker0", Index: 3}, false)
+	if got := m.others.perTable[100]; got != 500 || m.routesStale {
+		t.Errorf("after docker0 went down: %d routes counted in table 100, want eth0's 500; stale %v", got, m.routesStale)
+	}
+	// eth0 loses its last IPv4 address: every IPv4 route through it goes,
+	// ours included, which must be read again.
+	m.addr(netwatch.Addr{LinkIndex: 2, Family: 4, Prefix: "172.28.0.2/20"}, true)
+	if got := m.snapshot().OtherTables; len(got) != 0 || !m.routesStale {
+		t.Errorf("after eth0's last address went: other tables %v, stale %v", got, m.routesStale)
+	}
+	// A table counted so far becomes ours (the plan chose it): it is read
+	// in full from now on.
+	m.routesStale = false
+	relevant(route(5300, "default", 2), false)
+	m.keepTable(5300)
+	if len(m.snapshot().OtherTables) != 0 || !m.routesStale {
+		t.Errorf("a newly kept table: other tables %v, stale %v", m.snapshot().OtherTables, m.routesStale)
+	}
+}
+
+// A full read keeps the same, and a read the kernel reports interrupted is
+// made again from scratch.
+func TestModelReadAllKeepsOnlyWhatItActsOn(t *testing.T) {
+	k := fakekernel.NewWSL(1280, 1280)
+	for i := 0; i < 300; i++ {
+		k.ReplaceRoute(detect.Route{Family: 4, Table: 100 + i%3, Dst: fmt.Sprintf("10.0.%d.0/24", i), LinkIndex: 2})
+	}
+	k.ReplaceRoute(detect.Route{Family: 4, Table: 5200, Dst: "default", Gw: "172.28.0.1", LinkIndex: 2})
+	d := &interruptingDumper{k: k, interruptions: 2}
+	m := newModel(k, detect.Sources{})
+	m.dump = d
+	m.keepTable(5200)
+	if err := m.readAll(); err != nil {
+		t.Fatal(err)
+	}
+	snap := m.snapshot()
+	var got []string
+	for _, r := range snap.Routes {
+		got = append(got, r.String())
+	}
+	want := []string{"default via 172.28.0.1 dev #2", "default via 172.28.0.1 dev #2 table 5200"}
+	if !slices.Equal(got, want) || !slices.Equal(snap.OtherTables, []int{100, 101, 102}) || d.reads != 3 {
+		t.Errorf("routes %q, other tables %v after %d reads; want %q, tables 100–102, 3 reads", got, snap.OtherTables, d.reads, want)
+	}
+	if n := m.others.perTable[100] + m.others.perTable[101] + m.others.perTable[102]; n != 300 {
+		t.Errorf("%d routes counted, want 300", n)
+	}
+}
+
+// interruptingDumper dumps the fake kernel, the first reads cut short and
+// reported interrupted, as the kernel does when a table changes mid-dump.
+type interruptingDumper struct {
+	k             *fakekernel.Kernel
+	interruptions int
+	reads         int
+}
+
+func (d *interruptingDumper) Routes(table int, fn func(detect.Route)) error {
+	d.reads++
+	routes, _ := d.k.Routes()
+	for i, r := range routes {
+		if d.interruptions > 0 && i == len(routes)/2 {
+			d.interruptions--
+			return netwatch.ErrDumpInterrupted
+		}
+		if table == 0 || r.Table == table {
+			fn(r)
+		}
+	}
+	return nil
+}
+
+func (d *interruptingDumper) Addrs(func(netwatch.Addr)) error { return nil }

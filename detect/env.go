@@ -1,7 +1,3 @@
-// Package detect gathers facts about the host: whether it is a WSL distro,
-// which WSL version and networking mode, the outer interface and the tunnels.
-// It reads through an fs.FS and a small netlink interface so tests can feed
-// fixtures of real strings and links.
 package detect
 
 import (

@@ -92,6 +92,10 @@ type Snapshot struct {
 	Links  []Link
 	Routes []Route
 	Rules  []Rule
+	// OtherTables are tables holding routes that Routes leaves out: an
+	// observer that keeps only what it acts on (the agent) lists them, so
+	// a free table is still chosen right. Read-only: it may be shared.
+	OtherTables []int
 }
 
 // Inputs are everything a State is derived from.
@@ -125,6 +129,8 @@ type State struct {
 	// tunnel scope changes a few of them and must know what else is there.
 	Routes []Route `json:"routes,omitempty"`
 	Rules  []Rule  `json:"rules,omitempty"`
+	// OtherTables are tables with routes not in Routes (see Snapshot).
+	OtherTables []int `json:"-"`
 }
 
 // Observe reads the environment, the links, routes and rules once, and what
@@ -154,7 +160,7 @@ func Assume(src Sources, env Environment, links []Link) Environment {
 // State is the snapshot as a state with nothing derived but the routes'
 // device names: what revert needs, which must work whatever the config says.
 func (s Snapshot) State() State {
-	st := State{Links: s.Links, Routes: append([]Route(nil), s.Routes...), Rules: s.Rules}
+	st := State{Links: s.Links, Routes: append([]Route(nil), s.Routes...), Rules: s.Rules, OtherTables: s.OtherTables}
 	names := map[int]string{}
 	for _, l := range s.Links {
 		names[l.Index] = l.Name
@@ -200,7 +206,7 @@ func Derive(in Inputs, cfg config.Config) (State, error) {
 			routes[i].Dev = byIndex[routes[i].LinkIndex]
 		}
 	}
-	st := State{Env: in.Env, Links: links, Routes: routes, Rules: in.Rules}
+	st := State{Env: in.Env, Links: links, Routes: routes, Rules: in.Rules, OtherTables: in.OtherTables}
 
 	isTunnel := func(l Link) bool { return l.Name != "lo" && (cfg.IsTunnel(l.Name) || l.Kind == "wireguard") }
 	outer, why, err := chooseOuter(links, routes, cfg, isTunnel)

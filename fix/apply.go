@@ -109,13 +109,18 @@ func Apply(p Plan, rec Record, k Kernel, store Store) (Record, []Change, error) 
 		return rec, changes, &ApplyError{Pending: pending, Err: err}
 	}
 	// Policy first in the record: everything it will add, before adding.
-	// A record that cannot be saved (a full disk) leaves every step not
-	// done, and says so.
+	// Putting back what the record holds already (a flushed table, a
+	// deleted rule) costs no disk write. A record that cannot be saved (a
+	// full disk) leaves every step not done, and says so.
 	if added := policyAdditions(p); len(added.Rules)+len(added.Routes) > 0 {
-		rec.Policy = mergePolicy(rec.Policy, added)
-		if err := save(); err != nil {
-			dirty = false // it just failed: no second try
-			return fail(0, err)
+		merged := mergePolicy(rec.Policy, added)
+		if rec.Policy == nil || merged.Table != rec.Policy.Table ||
+			!slices.Equal(merged.Rules, rec.Policy.Rules) || !slices.Equal(merged.Routes, rec.Policy.Routes) {
+			rec.Policy = merged
+			if err := save(); err != nil {
+				dirty = false // it just failed: no second try
+				return fail(0, err)
+			}
 		}
 	}
 	for i, s := range steps {

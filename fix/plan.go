@@ -1,6 +1,3 @@
-// Package fix turns an observation into an ordered plan of actions and
-// applies it. The planner is pure, so --dry-run, status, the agent's logs and
-// the tests all print the same words.
 package fix
 
 import (
@@ -496,6 +493,9 @@ func choosePolicy(base detect.State) (table, pref1, pref2 int) {
 	for _, r := range base.Rules {
 		usedTables[r.Table] = true
 		usedPrefs[r.Priority] = true
+	}
+	for _, t := range base.OtherTables {
+		usedTables[t] = true
 	}
 	table = firstTable
 	for usedTables[table] {

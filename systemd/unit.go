@@ -1,6 +1,3 @@
-// Package systemd installs the wslmtu agent as a service: our own systemd unit
-// (embedded, installed through kardianos/service), or, on WSL without systemd,
-// a [boot] command in /etc/wsl.conf. It never falls back to SysV scripts.
 package systemd
 
 import (

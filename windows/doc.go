@@ -8,4 +8,7 @@
 // reuse the same parsers and the same rule. Only the Windows APIs (the IP
 // Helper table and change notifications, kardianos/service) are behind
 // _windows.go files.
+//
+// It may import internal/tunnel (the arithmetic behind "crosses unfragmented
+// up to"); the Linux doctor imports it for the parsers and the rule.
 package windows

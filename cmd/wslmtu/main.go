@@ -1,7 +1,3 @@
-// Command wslmtu keeps WSL2 networking working when a tunnel runs inside it.
-// newRootCmd builds the whole command tree from one env, so tests run it
-// in-process; the logic lives in the packages, this command only parses
-// flags and prints.
 package main
 
 import (

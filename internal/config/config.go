@@ -1,7 +1,3 @@
-// Package config reads wslmtu.toml. Its keys are the long names of the CLI
-// flags with '-' written as '_', so the README documents both at once, and
-// one table (Keys) describes every key for the parser, the flags, the
-// commented default file and the README.
 package config
 
 import (

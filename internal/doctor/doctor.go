@@ -1,8 +1,3 @@
-// Package doctor runs wslmtu's health checks: each one turns observed facts
-// (the environment, the plan, the MTUs, the firewall, the agent's counters,
-// a sysctl, Windows' adapters) into a verdict with a one-line remedy. The
-// check functions are pure; Run gathers the facts through Inputs, so tests
-// feed fakes and the CLI only wires flags to Run and prints.
 package doctor
 
 import (

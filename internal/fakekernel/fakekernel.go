@@ -1,15 +1,10 @@
-// Package fakekernel is an in-memory kernel for tests that need no root:
-// links, routes and policy rules that detect can observe, fix can change
-// and the agent can follow through netwatch events. Every change, ours or
-// "somebody else's", emits the event the real kernel would, and the
-// changes the code under test makes are recorded as text, so a test
-// compares whole call lists (after tailscale's osrouter fakes).
 package fakekernel
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"sync"
@@ -38,6 +33,10 @@ type Kernel struct {
 	// lastIndex is the last index given out: like the kernel's, indexes are
 	// never reused, so a recreated link is a new link.
 	lastIndex int
+	// addrs are each link's addresses, by index (wsl.go).
+	addrs map[int][]addr
+	// boot counts VMRestart calls: the boot id's serial.
+	boot int
 	// held are events kept back while HoldEvents is in force.
 	held    []netwatch.Event
 	holding bool
@@ -50,19 +49,18 @@ type sub struct {
 
 // New is an empty kernel with lo.
 func New() *Kernel {
-	k := &Kernel{links: map[int]detect.Link{}, wg: map[string]detect.WireGuardDevice{}}
+	k := &Kernel{links: map[int]detect.Link{}, wg: map[string]detect.WireGuardDevice{}, addrs: map[int][]addr{}}
 	k.links[1] = detect.Link{Name: "lo", Index: 1, MTU: 65536, Kind: "device", Up: true}
 	return k
 }
 
 // NewWSL is a kernel shaped like a WSL2 distro under NAT: eth0 (index 2)
-// with the default route via 172.28.0.1 and tailscale0 (index 3, a tun),
-// at the given MTUs, with tailscaled's policy rules in place (see
-// TailscaledRules); NewWSLUnmarked has none.
+// with 172.28.0.2/20 and the default route via 172.28.0.1, and tailscale0
+// (index 3, a tun), at the given MTUs, with tailscaled's policy rules and
+// table 52 in place (AddTailscaledRules); NewWSLUnmarked has none.
 func NewWSL(ethMTU, tunnelMTU int) *Kernel {
 	k := NewWSLUnmarked(ethMTU, tunnelMTU)
-	k.rules = append(k.rules, TailscaledRules(4)...)
-	k.rules = append(k.rules, TailscaledRules(6)...)
+	k.AddTailscaledRules()
 	return k
 }
 
@@ -80,16 +78,6 @@ func TailscaledRules(family int) []detect.Rule {
 	}
 }
 
-// AddTailscaledRules adds tailscaled's rules (as tailscaled does once its
-// router is up), with their events.
-func (k *Kernel) AddTailscaledRules() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.rules = append(k.rules, TailscaledRules(4)...)
-	k.rules = append(k.rules, TailscaledRules(6)...)
-	k.emitRules()
-}
-
 // NewWSLUnmarked is NewWSL without tailscaled's rules: a tailscale0 that is
 // a plain tun (or wireguard-go without a mark), whose packets nothing
 // identifies.
@@ -101,6 +89,7 @@ func NewWSLUnmarked(ethMTU, tunnelMTU int) *Kernel {
 		detect.Route{Family: 4, Table: detect.MainTable, Dst: "default", Gw: "172.28.0.1", LinkIndex: 2},
 		detect.Route{Family: 4, Table: detect.MainTable, Dst: "172.28.0.0/20", LinkIndex: 2},
 	)
+	k.addrs[2] = []addr{{prefix: netip.MustParsePrefix("172.28.0.2/20")}}
 	return k
 }
 
@@ -164,9 +153,7 @@ func (k *Kernel) SetMTU(l detect.Link, mtu int) error {
 		return fmt.Errorf("%s: mtu %d: invalid argument", l.Name, mtu)
 	}
 	k.writes = append(k.writes, fmt.Sprintf("%s mtu %d", cur.Name, mtu))
-	cur.MTU = mtu
-	k.links[idx] = cur
-	k.emitLink(cur, false)
+	k.setMTULocked(idx, mtu)
 	return nil
 }
 
@@ -185,11 +172,15 @@ func (k *Kernel) SetRouteMTU(r detect.Route, mtu int) error {
 	return fmt.Errorf("route %s: %w", r, syscall.ESRCH)
 }
 
+// AddRoute is `ip route add` (NLM_F_CREATE|NLM_F_EXCL): like the kernel,
+// it refuses a route whose table already has one to the same destination
+// with the same metric, whatever its gateway or device (IPv4's fib alias
+// key is prefix, tos and priority; IPv6 refuses EXCL at the same metric).
 func (k *Kernel) AddRoute(r detect.Route) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, have := range k.routes {
-		if have.Same(r) || sameIPv4Key(have, r) {
+		if sameKey(have, r) {
 			return fmt.Errorf("route %s: %w", r, syscall.EEXIST)
 		}
 	}
@@ -197,13 +188,6 @@ func (k *Kernel) AddRoute(r detect.Route) error {
 	k.routes = append(k.routes, r)
 	k.emitRoute(r, false)
 	return nil
-}
-
-// sameIPv4Key: an IPv4 route's kernel key is its table, destination, tos
-// and metric, whatever its gateway; adding a second one without
-// NLM_F_APPEND fails with "file exists".
-func sameIPv4Key(a, b detect.Route) bool {
-	return a.Family == 4 && b.Family == 4 && a.Table == b.Table && a.Dst == b.Dst && a.Metric == b.Metric
 }
 
 func (k *Kernel) DeleteRoute(r detect.Route) error {
@@ -265,13 +249,10 @@ func (k *Kernel) Reset(name string, mtu int) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	idx := k.indexOf(name)
-	l, ok := k.links[idx]
-	if !ok {
+	if _, ok := k.links[idx]; !ok {
 		panic("fakekernel: no interface " + name)
 	}
-	l.MTU = mtu
-	k.links[idx] = l
-	k.emitLink(l, false)
+	k.setMTULocked(idx, mtu)
 }
 
 // AppendRoute adds a route after any with the same kernel key, as
@@ -309,6 +290,7 @@ func (k *Kernel) DeleteLink(name string) {
 		return
 	}
 	delete(k.links, idx)
+	delete(k.addrs, idx)
 	k.lastIndex = max(k.lastIndex, idx)
 	k.routes = slices.DeleteFunc(k.routes, func(r detect.Route) bool { return r.LinkIndex == idx })
 	k.emitLink(l, true)

@@ -6,5 +6,8 @@
 // host (as root), and offers traffic checks (Download, Upload, Ping) that
 // report whether data crosses the tunnel or hangs.
 //
-// The package only works on Linux; on other systems it is empty.
+// The package only works on Linux; on other systems it is empty. It is a
+// test environment (NewForTest takes a testing.TB) that the demo links too.
+// It may import detect, internal/netnstest, internal/probe (the ICMP echo)
+// and internal/tunnel; its callers (the demo, the e2e tests) run fix in it.
 package lab

@@ -125,6 +125,12 @@ type Options struct {
 	// fragments from WSL are dropped there too. Sources then makes
 	// detection say mirrored.
 	Mirrored bool
+	// Consomme models WSL's user-mode NAT (networkingMode=consomme): the
+	// same links as NAT, and Sources makes detection say consomme.
+	Consomme bool
+	// Tailscale is tailscale0's shape: tailscaled's (the default) or a bare
+	// wireguard-go device of that name.
+	Tailscale TailscaleShape
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -139,6 +145,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if err := checkMTU("TunnelMTU", o.TunnelMTU); err != nil {
 		return o, err
+	}
+	if o.Mirrored && o.Consomme {
+		return o, errors.New("lab: Mirrored and Consomme are two networking modes; pick one")
 	}
 	if o.IPv6Underlay && o.EthMTU < minIPv6MTU {
 		return o, fmt.Errorf("lab: EthMTU %d is below %d, the IPv6 minimum, but IPv6Underlay needs IPv6 on eth0", o.EthMTU, minIPv6MTU)
@@ -184,6 +193,13 @@ type Lab struct {
 	closed bool
 	// adapter is the Windows adapter's MTU in mirrored mode.
 	adapter int
+	// eth4 is eth0's IPv4 address and gw4 its gateway, as WSL last set them.
+	eth4 netip.Prefix
+	gw4  netip.Addr
+	// bootID is the WSL kernel's boot id, new after each VMRestart.
+	bootID string
+	// uapiLock keeps labs from reading another's tailscale0 UAPI socket.
+	uapiLock *os.File
 
 	closeOnce sync.Once
 	closeErr  error
@@ -216,7 +232,13 @@ func New(opts Options) (l *Lab, err error) {
 	// The owner's PID in the name lets RemoveStale tell leftovers of a
 	// crashed run from namespaces of a lab still running elsewhere.
 	prefix := fmt.Sprintf("wslmtu-%d-%s-", os.Getpid(), hex.EncodeToString(rnd[:4]))
-	l = &Lab{opts: opts, prefix: prefix, spawner: make(chan func()), adapter: opts.EthMTU}
+	l = &Lab{opts: opts, prefix: prefix, spawner: make(chan func()), adapter: opts.EthMTU, eth4: wslEth4, gw4: hvWSL4.Addr()}
+	if l.bootID, err = newBootID(); err != nil {
+		return nil, err
+	}
+	if l.uapiLock, err = lockTailscale0(opts.Tailscale); err != nil {
+		return nil, err
+	}
 	go func() {
 		runtime.LockOSThread()
 		// Never unlocked: when Close ends the loop, the thread exits with it.
@@ -237,9 +259,13 @@ func New(opts Options) (l *Lab, err error) {
 		[4]netip.Prefix{wslTun4, wslTun6, peerTun4, peerTun6}); err != nil {
 		return l, err
 	}
-	// Its sockets carry tailscaled's mark, as the real tailscale0's do, so
-	// wslmtu's tunnel scope recognises its packets without configuration.
-	l.ts.fwmark = TailscaleMark
+	// tailscaled marks its sockets (and adds its rules once tailscale0 is
+	// up); a bare wireguard-go device answers wgctrl on its UAPI socket.
+	if opts.Tailscale == TailscaleUnmarked {
+		l.ts.uapi = true
+	} else {
+		l.ts.fwmark = TailscaleMark
+	}
 	if opts.PortTunnel {
 		name := portTunnelPrefix + hex.EncodeToString(rnd[4:])
 		if l.pt, err = l.newTunnel(name, peerPTun, opts.TunnelMTU, peerMTU, PortTunnelPort, peerPTunPort,
@@ -370,20 +396,28 @@ func (s *space) sysctl(key, value string) error {
 	})
 }
 
+// setupSpace turns off duplicate address detection, which would hold IPv6
+// addresses back ~1 s, and brings lo up.
+func (l *Lab) setupSpace(s *space) error {
+	for _, k := range []string{"net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad"} {
+		if err := s.sysctl(k, "0"); err != nil {
+			return err
+		}
+	}
+	lo, err := s.nl.LinkByName("lo")
+	if err == nil {
+		err = s.nl.LinkSetUp(lo)
+	}
+	if err != nil {
+		return fmt.Errorf("lab: lo up in %s: %w", s.name, err)
+	}
+	return nil
+}
+
 func (l *Lab) setupSysctls() error {
 	for _, s := range l.spaces() {
-		// Duplicate address detection would hold IPv6 addresses back ~1 s.
-		for _, k := range []string{"net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad"} {
-			if err := s.sysctl(k, "0"); err != nil {
-				return err
-			}
-		}
-		lo, err := s.nl.LinkByName("lo")
-		if err == nil {
-			err = s.nl.LinkSetUp(lo)
-		}
-		if err != nil {
-			return fmt.Errorf("lab: lo up in %s: %w", s.name, err)
+		if err := l.setupSpace(s); err != nil {
+			return err
 		}
 	}
 	// A tun gets a random IPv6 link-local address unless one is derived
@@ -456,7 +490,8 @@ func (l *Lab) middleLink(s *space, hvName string, hvMTU int, name string, mtu in
 }
 
 // createEth makes WSL's eth0 with its Hyper-V end (in mirrored mode the
-// Windows adapter, at the adapter's MTU), addresses and default route.
+// Windows adapter, at the adapter's MTU), then configures it as WSL does
+// (configureEth).
 func (l *Lab) createEth(mtu int) error {
 	hvMTU := hvWSLMTU
 	if l.opts.Mirrored {
@@ -471,16 +506,17 @@ func (l *Lab) createEth(mtu int) error {
 	if err := l.wsl.nl.LinkAdd(eth); err != nil {
 		return fmt.Errorf("lab: create %s veth in %s: %w", EthName, l.wsl.name, err)
 	}
-	wslAddrs := []netip.Prefix{wslEth4}
 	hvAddrs := []netip.Prefix{hvWSL4}
+	if l.gw4 != hvWSL4.Addr() {
+		hvAddrs = append(hvAddrs, netip.PrefixFrom(l.gw4, hvWSL4.Bits()))
+	}
 	if l.opts.IPv6Underlay {
-		wslAddrs = append(wslAddrs, wslEth6)
 		hvAddrs = append(hvAddrs, hvWSL6)
 	}
 	if err := linkUpWithAddrs(l.hv, hvWSLName, hvAddrs...); err != nil {
 		return err
 	}
-	if err := linkUpWithAddrs(l.wsl, EthName, wslAddrs...); err != nil {
+	if err := linkUpWithAddrs(l.wsl, EthName); err != nil {
 		return err
 	}
 	link, err := l.wsl.nl.LinkByName(EthName)
@@ -497,17 +533,7 @@ func (l *Lab) createEth(mtu int) error {
 			return fmt.Errorf("lab: gso_max_segs 1 on %s in %s: %w", EthName, l.wsl.name, err)
 		}
 	}
-	gws := []netip.Prefix{hvWSL4}
-	if l.opts.IPv6Underlay {
-		gws = append(gws, hvWSL6)
-	}
-	for _, gw := range gws {
-		r := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw.Addr().AsSlice()}
-		if err := l.wsl.nl.RouteAdd(r); err != nil {
-			return fmt.Errorf("lab: default route via %s in %s: %w", gw.Addr(), l.wsl.name, err)
-		}
-	}
-	return nil
+	return l.configureEth(link.Attrs().Index)
 }
 
 func linkUpWithAddrs(s *space, name string, addrs ...netip.Prefix) error {
@@ -695,6 +721,9 @@ func (l *Lab) Close() error {
 		}
 		close(l.spawner)
 		l.mu.Unlock()
+		if l.uapiLock != nil {
+			l.uapiLock.Close()
+		}
 		var spaces []*space
 		for _, s := range l.spaces() {
 			if s != nil {
@@ -768,19 +797,24 @@ func (l *Lab) WSLNetNSHandle() netns.NsHandle { return l.wsl.ns }
 func (l *Lab) DoWSL(fn func() error) error { return l.wsl.do(fn) }
 
 // NetworkingMode is the WSL networking mode the lab models, in detect's
-// words: "nat", or "mirrored".
+// words: "nat", "mirrored" or "consomme".
 func (l *Lab) NetworkingMode() string {
-	if l.opts.Mirrored {
+	switch {
+	case l.opts.Mirrored:
 		return detect.ModeMirrored
+	case l.opts.Consomme:
+		return detect.ModeConsomme
 	}
 	return detect.ModeNAT
 }
 
 // Sources are the host's detection sources, except that `wslinfo
-// --networking-mode` answers the lab's mode, as it would inside WSL: the
-// links alone cannot tell a mirrored lab (one eth0, no loopback0) from NAT.
+// --networking-mode` answers the lab's mode, as it would inside WSL (the
+// links alone cannot tell a mirrored lab, one eth0 and no loopback0, from
+// NAT), and /proc/sys/kernel/random/boot_id is the lab's WSL kernel's.
 func (l *Lab) Sources() detect.Sources {
 	src := detect.HostSources()
+	src.Root = bootRoot{FS: src.Root, l: l}
 	mode, run := l.NetworkingMode(), src.Run
 	src.Run = func(name string, args ...string) ([]byte, error) {
 		if name == "wslinfo" && slices.Equal(args, []string{"--networking-mode"}) {
@@ -921,7 +955,7 @@ func (l *Lab) RoutingDump() (string, error) {
 
 var (
 	staleName = regexp.MustCompile(`^wslmtu-([0-9]+)-[0-9a-f]{8}-(wsl|hyperv|windows|peer|corp)$`)
-	staleUAPI = regexp.MustCompile(`^` + portTunnelPrefix + `[0-9a-f]{4}\.sock$`)
+	staleUAPI = regexp.MustCompile(`^(` + portTunnelPrefix + `[0-9a-f]{4}|` + TunnelName + `)\.sock$`)
 )
 
 // uapiDir is where wireguard-go's UAPI sockets live, shared by all namespaces.

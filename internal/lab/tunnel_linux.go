@@ -100,11 +100,19 @@ func (l *Lab) startPeer(t *Tunnel) error {
 func (l *Lab) startWSL(t *Tunnel, mtu, port int) error {
 	n, err := l.startTunnel(l.wsl, t.name, mtu, t.wslConfig(port), t.uapi, t.wsl4, t.wsl6)
 	t.wslNode = n
-	if err == nil {
-		t.port = port
+	if err != nil {
+		return err
 	}
-	return err
+	t.port = port
+	if t.tailscaled() {
+		return l.addTailscaledRules(t)
+	}
+	return nil
 }
+
+// tailscaled says whether the tunnel is tailscaled's tailscale0, which
+// adds its own rules.
+func (t *Tunnel) tailscaled() bool { return t == t.l.ts && t.l.opts.Tailscale == TailscaleMarked }
 
 // Restart kills the tunnel's WSL node and starts a new one whose interface
 // comes back at mtu with its addresses, listening on port (0: the same
@@ -124,6 +132,9 @@ func (t *Tunnel) Restart(mtu, port int) error {
 		return errClosed
 	}
 	if t.wslNode != nil {
+		if t.tailscaled() {
+			l.delTailscaledRules()
+		}
 		t.wslNode.kill()
 		t.wslNode = nil
 	}

@@ -1,6 +1,3 @@
-// Package netnstest gives root tests a throwaway network namespace shaped
-// like a WSL2 distro: a veth eth0 holding the default route and a tun
-// tailscale0, both at 1280 unless told otherwise.
 package netnstest
 
 import (

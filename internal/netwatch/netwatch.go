@@ -1,8 +1,3 @@
-// Package netwatch is the agent's window on the kernel: one small interface
-// that delivers link, route and rule changes and subscription failures, in
-// the spirit of tailscale's netmon and wireguard-go's tun.Device.Events.
-// Netlink (Linux) is the real one; internal/fakekernel is an in-memory one,
-// so the agent's decisions are tested without root.
 package netwatch
 
 import (
@@ -40,6 +35,17 @@ type Addr struct {
 	LinkIndex int
 	Family    int    // 4 or 6
 	Prefix    string // e.g. "172.28.5.2/20"
+}
+
+// Dumper reads the kernel's routes and addresses one at a time, so a
+// reader keeps only what it acts on: a host may hold 100k routes in tables
+// that do not concern it.
+type Dumper interface {
+	// Routes calls fn for every unicast route of table (0: every table),
+	// IPv4 and IPv6.
+	Routes(table int, fn func(detect.Route)) error
+	// Addrs calls fn for every IPv4 and IPv6 address.
+	Addrs(fn func(Addr)) error
 }
 
 // Source delivers the kernel's changes.

@@ -3,4 +3,6 @@
 // throwaway overlay per container, a private network namespace) and runs
 // commands inside it with nsenter. It works where the host itself has no
 // systemd as PID 1. Linux and root only.
+//
+// It is for tests only. It may import internal/netnstest.
 package nspawn

@@ -1,6 +1,3 @@
-// Package statefile keeps wslmtu's small files (the state directory's JSON,
-// the metrics file, /etc/wsl.conf) crash-safe and safe from other users'
-// links, and serializes processes that change the host.
 package statefile
 
 import (
