@@ -120,7 +120,7 @@ func TestModelKeepsOnlyWhatItActsOn(t *testing.T) {
 // A full read keeps the same, and a read the kernel reports interrupted is
 // made again from scratch.
 func TestModelReadAllKeepsOnlyWhatItActsOn(t *testing.T) {
-	k := fakekernel.NewWSL(1280, 1280)
+	k := fakekernel.NewWSLUnmarked(1280, 1280)
 	for i := 0; i < 300; i++ {
 		k.ReplaceRoute(detect.Route{Family: 4, Table: 100 + i%3, Dst: fmt.Sprintf("10.0.%d.0/24", i), LinkIndex: 2})
 	}

@@ -122,8 +122,8 @@ func TestOuterScopeTunnelKeepsTheCorporateVPN(t *testing.T) {
 				t.Errorf("warnings: %q", r.Plan.Warnings)
 			}
 			wantIdentified(t, r.State, map[string]string{
-				TunnelName: "tailscaled marks its own packets 0x80000/0xff0000",
-				pt.Name():  fmt.Sprintf("its WireGuard listen port %d (wgctrl)", PortTunnelPort),
+				TunnelName: "tailscaled's rules at 5210–5250 use it",
+				pt.Name():  fmt.Sprintf("wgctrl: the device has no fwmark and listens on udp port %d", PortTunnelPort),
 			})
 			who := fmt.Sprintf("only %s and %s's own packets use 1360", TunnelName, pt.Name())
 			want := []string{
