@@ -3,14 +3,18 @@ package netnstest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // RequireRoot skips the test when not run as root, saying what needs root
@@ -71,9 +75,16 @@ func (ns *NS) AddTunnel(t testing.TB, mtu int) {
 }
 
 // AddTunnelUnmarked creates tailscale0 without tailscaled's rules: a tun
-// whose packets nothing identifies.
+// whose packets nothing identifies. It holds LockTailscale0 shared for the
+// test, so a lab's wireguard-go tailscale0 answering wgctrl does not
+// answer for this one.
 func (ns *NS) AddTunnelUnmarked(t testing.TB, mtu int) {
 	t.Helper()
+	f, err := LockTailscale0(false, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
 	ns.Run(t, "ip", "tuntap", "add", "tailscale0", "mode", "tun")
 	ns.Run(t, "ip", "link", "set", "tailscale0", "mtu", fmt.Sprint(mtu))
 	ns.Run(t, "ip", "link", "set", "tailscale0", "up")
@@ -143,4 +154,37 @@ func Handle(t testing.TB, ns *NS) netns.NsHandle {
 	}
 	t.Cleanup(func() { h.Close() })
 	return h
+}
+
+// uapiLockPath serialises every test's tailscale0 over its UAPI socket.
+const uapiLockPath = "/var/run/wireguard/wslmtu-lab-tailscale0.lock"
+
+// LockTailscale0 takes the lock that keeps a userspace tailscale0's UAPI
+// socket (/var/run/wireguard/tailscale0.sock) from being read for another
+// namespace's tailscale0: wgctrl finds a userspace device by name in one
+// directory shared by every namespace. exclusive for a test that runs a
+// wireguard-go tailscale0 with a UAPI socket, shared for the others; it
+// waits at most wait. Closing the file releases it.
+func LockTailscale0(exclusive bool, wait time.Duration) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(uapiLockPath), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(uapiLockPath, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	for deadline := time.Now().Add(wait); ; time.Sleep(20 * time.Millisecond) {
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", uapiLockPath, err)
+		}
+	}
 }
