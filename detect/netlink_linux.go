@@ -24,6 +24,9 @@ type Kernel struct {
 	others []int
 }
 
+// Kernel is the Netlink detection reads on a real host.
+var _ Netlink = (*Kernel)(nil)
+
 func (k *Kernel) Close() { k.H.Close() }
 
 func (k *Kernel) Links() ([]Link, error) {
