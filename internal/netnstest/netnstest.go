@@ -152,4 +152,3 @@ func Handle(t testing.TB, ns *NS) netns.NsHandle {
 	t.Cleanup(func() { h.Close() })
 	return h
 }
-
