@@ -22,7 +22,6 @@ import (
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/fakekernel"
 	"github.com/wslmtu/wslmtu/internal/firewall"
-	"github.com/wslmtu/wslmtu/internal/statefile"
 )
 
 // These tests run the agent's decisions against the in-memory kernel: no
@@ -194,19 +193,14 @@ func TestFakeAgentCoalescesABurst(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
 	a := startFake(t, k, "")
 	k.Writes()
-	// Another wslmtu holds the lock: the agent waits in its reconcile while
-	// the burst queues up behind it.
-	lock, err := statefile.Acquire(a.dir, statefile.LinksLock, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The agent reads the burst late, all at once (as when it is busy).
+	release := k.HoldEvents()
 	k.Reset("eth0", 1280)
-	time.Sleep(20 * time.Millisecond)
 	for i := 0; i < 200; i++ {
 		k.Reset("eth0", 1280+i%2)
 	}
 	k.Reset("eth0", 1280)
-	lock.Release()
+	release()
 	eventually(t, "eth0 repaired", func() bool { return k.MTU("eth0") == 1360 })
 	quiet(a)
 	if got := k.Writes(); len(got) > 2 {
@@ -219,13 +213,10 @@ func TestFakeAgentCoalescesABurst(t *testing.T) {
 func TestFakeAgentLatencyCountsFromTheEvent(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
 	a := startFake(t, k, "")
-	lock, err := statefile.Acquire(a.dir, statefile.LinksLock, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	release := k.HoldEvents()
 	k.Reset("eth0", 1280)
 	time.Sleep(150 * time.Millisecond)
-	lock.Release()
+	release()
 	eventually(t, "eth0 repaired", func() bool { return k.MTU("eth0") == 1360 })
 	eventually(t, "the repair logged", func() bool { return strings.Contains(a.logs.String(), `cause="eth0 mtu is 1280"`) })
 	line := ""

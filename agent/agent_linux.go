@@ -8,7 +8,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -55,13 +54,20 @@ type Options struct {
 	ConfigSettle time.Duration
 	// Version is the build's version, for the metrics' wslmtu_build_info.
 	Version string
+	// HealthHost is the host as the health check reads it (metrics_file,
+	// STATUS=): the same one as Host, on a netlink socket of its own so a
+	// dump never holds up a repair; nil uses Host.
+	HealthHost *fix.Host
+	// HealthInterval is how often the health check runs without a change
+	// of the agent's own; 0 means once a minute.
+	HealthInterval time.Duration
 }
 
 const (
 	mssResyncInterval = time.Minute
 	configSettle      = 100 * time.Millisecond
-	// lockTimeout bounds a wait for another wslmtu (a fix run holds the
-	// lock for milliseconds); the reconcile is retried after it.
+	// lockTimeout bounds the wait at start for another wslmtu (a fix run
+	// holds the lock for milliseconds).
 	lockTimeout = 10 * time.Second
 )
 
@@ -112,10 +118,10 @@ type agent struct {
 	firewallPlan fix.Plan
 	// assumed is the environment with assume_wsl applied, told once.
 	assumed *detect.Environment
-	// metrics writes metrics_file; firewallOK is whether the firewall
-	// worker's last run went through (or had nothing to do).
-	metrics    *latest[metricsJob]
-	firewallOK atomic.Bool
+	// health judges the host afresh for metrics_file and STATUS= (when
+	// statusWanted: under systemd, or a caller's Notify).
+	health       *healthWorker
+	statusWanted bool
 }
 
 // cause is why a reconcile runs, with when the kernel reported it.
@@ -141,6 +147,8 @@ func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, er
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	// The health check's status text is for a caller's Notify or systemd.
+	a.statusWanted = a.Notify != nil || os.Getenv("NOTIFY_SOCKET") != ""
 	if a.Notify == nil {
 		a.Notify = func(state string) { daemon.SdNotify(false, state) }
 	}
@@ -178,13 +186,21 @@ func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, er
 	if _, err := a.kernel.derive(a.envNow(), a.cfg); err != nil {
 		return nil, nil, err
 	}
-	if a.lock, err = statefile.Open(a.Host.Store.Dir, statefile.LinksLock); err != nil {
+	// The state directory's lock is the agent's for its whole life: a
+	// second agent, a fix or a revert is told at once who keeps the host.
+	if a.lock, err = statefile.Acquire(a.Host.Store.Dir, statefile.LinksLock, lockTimeout, func(holder string) {
+		a.log.Info("waiting for the state directory's lock", "holder", holder)
+	}); err != nil {
+		var held *statefile.HeldError
+		if errors.As(err, &held) {
+			err = fmt.Errorf("%s already keeps this host (it holds %s); one agent at a time: stop it first (sudo systemctl stop wslmtu)", held.Holder, held.Path)
+		}
 		return nil, nil, err
 	}
+	a.Host.LockHeld = true
 	a.record = recordCache{store: a.Host.Store}
-	a.firewallOK.Store(true)
 	a.firewall = startFirewall(ctx, a)
-	a.metrics = startMetrics(ctx, a)
+	a.health = a.startHealth()
 	a.reload = a.watchConfig(ctx)
 
 	a.reconcile(cause{at: time.Now(), what: "start"})
@@ -209,7 +225,7 @@ func stoppedTimer() *time.Timer {
 // loop handles events until ctx is done. Each burst of queued events is
 // drained, then reconciled once.
 func (a *agent) loop(ctx context.Context, events <-chan netwatch.Event) error {
-	defer a.lock.Close()
+	defer a.lock.Release()
 	defer a.mssTicker.Stop()
 	var watchdog <-chan time.Time
 	if interval, err := daemon.SdWatchdogEnabled(false); err == nil && interval > 0 {
@@ -473,14 +489,8 @@ func (a *agent) scheduleRetry(d time.Duration) {
 func (a *agent) reconcile(causes ...cause) {
 	c := causes[0]
 	a.counters.Reconciles++
-	if err := a.lock.Lock(lockTimeout, nil); err != nil {
-		a.logFailure("cannot lock the state directory", err)
-		a.scheduleRetry(time.Second)
-		return
-	}
 	rec, err := a.record.load()
 	if err != nil {
-		a.lock.Unlock()
 		a.logFailure("the revert record cannot be used; changing nothing", err)
 		return
 	}
@@ -489,7 +499,6 @@ func (a *agent) reconcile(causes ...cause) {
 	}
 	st, err := a.kernel.derive(a.envNow(), a.cfg)
 	if err != nil {
-		a.lock.Unlock()
 		a.logFailure("observing the host failed; changing nothing", err)
 		return
 	}
@@ -499,7 +508,6 @@ func (a *agent) reconcile(causes ...cause) {
 	}
 	a.noteWarnings(plan.Warnings)
 	if wait := a.limit(plan, a.now()); wait > 0 {
-		a.lock.Unlock()
 		a.holdUntil = a.now().Add(wait)
 		a.scheduleRetry(wait)
 		return
@@ -507,7 +515,6 @@ func (a *agent) reconcile(causes ...cause) {
 	rec, changes, err := fix.Apply(plan, rec, a.Host.Kernel, a.Host.Store)
 	done := a.now()
 	a.record.set(rec)
-	a.lock.Unlock()
 	a.kernel.applied(changes)
 	a.kernel.outerIndex = 0
 	if st.Outer != nil {
@@ -674,13 +681,10 @@ func (a *agent) logChanges(causes []cause, changes []fix.Change, done time.Time)
 		repaired = true
 		c := causeOf(causes, ch)
 		latency := done.Sub(c.at)
-		what := ch.Link
 		if ch.Link != "" {
 			a.ownWrites[ch.Link] = ch.To
-		} else {
-			what = ch.String()
 		}
-		r := Repair{Time: done, Interface: what, From: ch.Found, To: ch.To, Cause: c.what, Latency: latency}
+		r := newRepair(ch, c, done)
 		a.counters.Repairs++
 		if a.counters.RepairsBy == nil {
 			a.counters.RepairsBy = map[string]int{}

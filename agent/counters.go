@@ -10,18 +10,30 @@ import (
 	"github.com/wslmtu/wslmtu/internal/statefile"
 )
 
-// Repair is one write that undid somebody else's change.
+// Repair is one write that undid somebody else's change: an interface's
+// MTU (Interface, From, To) or a route or rule (Change, in the plan's
+// words; Interface is then "route" or "rule").
 type Repair struct {
 	Time      time.Time     `json:"time"`
 	Interface string        `json:"interface"`
 	From      int           `json:"from"`
 	To        int           `json:"to"`
+	Change    string        `json:"change,omitempty"`
 	Cause     string        `json:"cause"`
 	Latency   time.Duration `json:"latency_ns"`
 }
 
 func (r Repair) String() string {
-	return fmt.Sprintf("%s: mtu %d → %d after %s, in %s (%s)", r.Interface, r.From, r.To, r.Cause,
+	what := fmt.Sprintf("%s: mtu %d → %d", r.Interface, r.From, r.To)
+	switch {
+	case r.Change != "":
+		what = r.Change
+	case r.To == 0:
+		// Written by an older agent, which kept a route's or rule's change
+		// in Interface: no MTU is ever set to 0.
+		what = r.Interface
+	}
+	return fmt.Sprintf("%s after %s, in %s (%s)", what, r.Cause,
 		r.Latency.Round(time.Microsecond), r.Time.Local().Format(time.DateTime))
 }
 

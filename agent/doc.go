@@ -6,7 +6,8 @@
 // It owns the agent's model of links, routes and rules (fed to
 // detect.Derive, so the agent and `status` see alike), the reconcile after
 // each burst of events, resubscribing after a lost subscription, the fight
-// limiter, the config reload, the MSS and metrics workers, sd_notify, and
+// limiter, the config reload, the MSS worker, the health worker (metrics
+// file and STATUS=), the state directory's lock for its whole life, sd_notify, and
 // the counters file (agent.json) that status and doctor read.
 //
 // It may import detect, fix, internal/config, internal/metrics,

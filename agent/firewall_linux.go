@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"time"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/wslmtu/wslmtu/fix"
 )
@@ -24,25 +21,11 @@ type firewallJob struct {
 // reading and writing iptables costs milliseconds, and an MTU repair must
 // never wait behind it.
 func startFirewall(ctx context.Context, a *agent) *latest[firewallJob] {
-	host, log, ns, ok := a.Host, a.log, a.Netns, &a.firewallOK
-	enter := func() bool {
-		if ns == nil {
-			return true
-		}
-		// iptables runs as a child of this thread and inherits its
-		// namespace; the thread is never unlocked, so it ends with the
-		// goroutine instead of going back to the pool in the wrong one.
-		runtime.LockOSThread()
-		if err := netns.Set(*ns); err != nil {
-			log.Error("MSS clamping: cannot enter the network namespace", "error", err)
-			return false
-		}
-		return true
-	}
+	host, log := a.Host, a.log
+	enter := func() bool { return a.enterNetns("MSS clamping") }
 	return startLatest(ctx, enter, func(j firewallJob) {
 		plan := j.plan
 		change, err := host.SyncMSS(&plan)
-		ok.Store(err == nil || errors.Is(err, fix.ErrMSSUnavailable) && (plan.MSS == nil || !plan.MSS.Clamp))
 		switch {
 		case errors.Is(err, fix.ErrMSSUnavailable):
 			log.Warn(err.Error())
@@ -51,6 +34,7 @@ func startFirewall(ctx context.Context, a *agent) *latest[firewallJob] {
 		case change != nil && len(change.Done) > 0:
 			log.Info("MSS rules", "change", change.String(), "cause", j.why)
 		}
+		a.health.recheck()
 	})
 }
 

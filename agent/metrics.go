@@ -21,7 +21,7 @@ func (c Counters) Snapshot(version string, running bool, r fix.Report) metrics.S
 		Repairs:      maps.Clone(c.RepairsBy),
 		Fights:       c.Fights,
 		Resubscribes: c.Resubscribe,
-		Healthy:      r.Settled(),
+		Healthy:      r.Health().Healthy,
 	}
 	if c.LastRepair != nil {
 		s.LastRepair, s.LastRepairLatency = c.LastRepair.Time, c.LastRepair.Latency

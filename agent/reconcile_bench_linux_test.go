@@ -32,7 +32,8 @@ func BenchmarkReconcile(b *testing.B) {
 		cancel()
 		b.Fatal(err)
 	}
-	defer func() { cancel(); a.firewall.stop(firewallStopWait) }()
+	defer func() { cancel(); a.firewall.stop(firewallStopWait); a.lock.Release() }()
+	a.health.stop(healthStopWait) // its fresh reads are not the repair path's cost
 	eth0 := a.kernel.links[2]
 	for idx, l := range a.kernel.links {
 		if l.Name == "eth0" {

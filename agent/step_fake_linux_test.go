@@ -45,7 +45,8 @@ func startStepped(t *testing.T, k *fakekernel.Kernel, cfg config.Config) *steppe
 	t.Cleanup(func() {
 		cancel()
 		a.firewall.stop(firewallStopWait)
-		a.lock.Close()
+		a.health.stop(healthStopWait)
+		a.lock.Release()
 		if t.Failed() {
 			t.Logf("agent log:\n%s", s.logs)
 		}

@@ -405,3 +405,23 @@ func TestFakeReplayVMRestart(t *testing.T) {
 		})
 	}
 }
+
+// A default route that carries an mtu of its own before the agent starts
+// (an earlier workaround, a network manager): at what Windows chose it is
+// kept and the rules still go in; above it, it is capped like any other
+// and revert puts it back.
+func TestFakeReplayDefaultRouteWithItsOwnMTU(t *testing.T) {
+	for _, own := range []int{1280, 1500} {
+		for _, shape := range shapes {
+			t.Run(fmt.Sprintf("%d/%s", own, shape), func(t *testing.T) {
+				t.Parallel()
+				r := newReplay(t, detect.ModeNAT, shape, 1280, 1280)
+				r.k.ReplaceRoute(detect.Route{Family: 4, Table: detect.MainTable, Dst: "default", Gw: "172.28.0.1", LinkIndex: 2, MTU: own})
+				before := r.k.RoutingDump()
+				r.start(revertOnStop)
+				r.works(fmt.Sprintf("default route with mtu %d", own))
+				r.revertLeaves(before)
+			})
+		}
+	}
+}

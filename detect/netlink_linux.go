@@ -5,6 +5,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
+	"sort"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -17,7 +19,13 @@ import (
 // use it.
 type Kernel struct {
 	H *netlink.Handle
+	// others are the tables whose routes the last Routes left out.
+	mu     sync.Mutex
+	others []int
 }
+
+// Kernel is the Netlink detection reads on a real host.
+var _ Netlink = (*Kernel)(nil)
 
 func (k *Kernel) Close() { k.H.Close() }
 
@@ -57,18 +65,44 @@ func LinkOf(nl netlink.Link) Link {
 	return l
 }
 
+// Routes streams every table's routes and keeps what a plan can act on:
+// the main table's routes and every default route (ours are copies of
+// WSL's). Of the other routes only their tables are kept (OtherTables): a
+// host with 100k routes elsewhere (a BGP daemon, a big VPN) must not cost
+// a periodic reader, such as the agent's health check, 100k routes of memory.
 func (k *Kernel) Routes() ([]Route, error) {
 	var out []Route
+	others := map[int]bool{}
 	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		routes, err := k.H.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+		err := k.H.RouteListFilteredIter(family, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
+			rt := RouteOf(r)
+			if rt.Table == MainTable || rt.IsDefault() {
+				out = append(out, rt)
+			} else {
+				others[rt.Table] = true
+			}
+			return true
+		})
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range routes {
-			out = append(out, RouteOf(r))
-		}
 	}
+	tables := make([]int, 0, len(others))
+	for t := range others {
+		tables = append(tables, t)
+	}
+	sort.Ints(tables)
+	k.mu.Lock()
+	k.others = tables
+	k.mu.Unlock()
 	return out, nil
+}
+
+// OtherTables are the tables holding routes the last Routes left out.
+func (k *Kernel) OtherTables() []int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.others)
 }
 
 // RouteOf converts a netlink route (from a dump or an event).

@@ -187,7 +187,11 @@ func Read(nl Netlink) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("listing policy rules: %w", err)
 	}
-	return Snapshot{Links: links, Routes: routes, Rules: rules}, nil
+	snap := Snapshot{Links: links, Routes: routes, Rules: rules}
+	if o, ok := nl.(interface{ OtherTables() []int }); ok {
+		snap.OtherTables = o.OtherTables()
+	}
+	return snap, nil
 }
 
 // Derive decides, from one snapshot, which link is the outer interface and

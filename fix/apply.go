@@ -96,19 +96,6 @@ func Apply(p Plan, rec Record, k Kernel, store Store) (Record, []Change, error) 
 		rec.Routes = slices.DeleteFunc(rec.Routes, func(rr RouteRecord) bool { return rr.Route.Same(r) })
 		dirty = true
 	}
-	// Policy first in the record: everything it will add, before adding.
-	// Putting back what the record holds already (a flushed table, a
-	// deleted rule) costs no disk write.
-	if added := policyAdditions(p); len(added.Rules)+len(added.Routes) > 0 {
-		merged := mergePolicy(rec.Policy, added)
-		if rec.Policy == nil || merged.Table != rec.Policy.Table ||
-			!slices.Equal(merged.Rules, rec.Policy.Rules) || !slices.Equal(merged.Routes, rec.Policy.Routes) {
-			rec.Policy = merged
-			if err := save(); err != nil {
-				return rec, nil, err
-			}
-		}
-	}
 	var changes []Change
 	steps := p.steps()
 	fail := func(i int, err error) (Record, []Change, error) {
@@ -120,6 +107,21 @@ func Apply(p Plan, rec Record, k Kernel, store Store) (Record, []Change, error) 
 			err = errors.Join(err, save())
 		}
 		return rec, changes, &ApplyError{Pending: pending, Err: err}
+	}
+	// Policy first in the record: everything it will add, before adding.
+	// Putting back what the record holds already (a flushed table, a
+	// deleted rule) costs no disk write. A record that cannot be saved (a
+	// full disk) leaves every step not done, and says so.
+	if added := policyAdditions(p); len(added.Rules)+len(added.Routes) > 0 {
+		merged := mergePolicy(rec.Policy, added)
+		if rec.Policy == nil || merged.Table != rec.Policy.Table ||
+			!slices.Equal(merged.Rules, rec.Policy.Rules) || !slices.Equal(merged.Routes, rec.Policy.Routes) {
+			rec.Policy = merged
+			if err := save(); err != nil {
+				dirty = false // it just failed: no second try
+				return fail(0, err)
+			}
+		}
 	}
 	for i, s := range steps {
 		switch a := s.(type) {

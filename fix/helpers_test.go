@@ -11,6 +11,13 @@ import (
 	"github.com/wslmtu/wslmtu/internal/fakekernel"
 )
 
+// The fake kernel stands in for every interface the planner and the
+// appliers use.
+var (
+	_ Kernel         = (*fakekernel.Kernel)(nil)
+	_ detect.Netlink = (*fakekernel.Kernel)(nil)
+)
+
 // wslSources are a WSL2 distro's kernel strings and files, with wslinfo
 // reporting mode (empty: no wslinfo) and the fake kernel's WireGuard devices.
 func wslSources(k *fakekernel.Kernel, mode string) detect.Sources {

@@ -7,6 +7,7 @@ import (
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/firewall"
+	"github.com/wslmtu/wslmtu/internal/statefile"
 )
 
 // Host is everything fix reads and writes on one machine (or one namespace).
@@ -26,8 +27,12 @@ type Host struct {
 	// picks the one already holding rules, else the default iptables.
 	Backend Backend
 	// OnWait is told who holds the state directory's lock when a command
-	// has to wait for it (the agent, another wslmtu); nil waits silently.
+	// has to wait for it (another wslmtu); nil waits silently.
 	OnWait func(holder string)
+	// LockHeld says the caller holds the state directory's lock already
+	// (the agent does, for its whole life): Fix and Revert do not take it
+	// again, which would wait for the caller itself.
+	LockHeld bool
 }
 
 // Report is the outcome of one fix run.
@@ -82,7 +87,7 @@ func (h Host) observe(cfg config.Config) (Report, error) {
 // impossible here the MTU part is still applied and the error matches
 // ErrMSSUnavailable. A damaged revert record stops it before any change.
 func (h Host) Fix(cfg config.Config) (Report, error) {
-	lock, err := h.Store.Lock(h.OnWait)
+	lock, err := h.lock()
 	if err != nil {
 		return Report{}, err
 	}
@@ -109,6 +114,15 @@ func (h Host) Fix(cfg config.Config) (Report, error) {
 	return r, err
 }
 
+// lock takes the state directory's lock unless the caller holds it; a nil
+// lock's Release does nothing.
+func (h Host) lock() (*statefile.Lock, error) {
+	if h.LockHeld {
+		return nil, nil
+	}
+	return h.Store.Lock(h.OnWait)
+}
+
 // MSSInSync is the cheap check for a periodic repair: true when the
 // firewall holds exactly the rules the config asks for (or none are asked
 // for and none of ours are left). It changes nothing.
@@ -127,7 +141,7 @@ func (h Host) MSSInSync(cfg config.Config) (bool, error) {
 // still wslmtu's, under the same lock. Both are attempted even if one
 // fails. found is false when there is no revert record at all.
 func (h Host) Revert() (done []Reverted, found bool, err error) {
-	lock, err := h.Store.Lock(h.OnWait)
+	lock, err := h.lock()
 	if err != nil {
 		return nil, false, err
 	}

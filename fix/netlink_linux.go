@@ -14,6 +14,9 @@ import (
 // NetlinkKernel changes links, routes and rules through a netlink handle.
 type NetlinkKernel struct{ H *netlink.Handle }
 
+// NetlinkKernel is the Kernel the appliers change on a real host.
+var _ Kernel = NetlinkKernel{}
+
 // SetMTU writes by index when it is known: one netlink request, no lookup.
 func (n NetlinkKernel) SetMTU(l detect.Link, mtu int) error {
 	if l.Index > 0 {

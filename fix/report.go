@@ -1,6 +1,7 @@
 package fix
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -85,13 +86,67 @@ func TunnelWords(t detect.Link) string {
 	return s
 }
 
-// Healthy reports whether nothing needs to change.
-func (r Report) Healthy() bool { return r.Plan.Empty() && r.RecordErr == "" }
+// Health is the one verdict on a host: status, doctor, the metrics
+// (wslmtu_healthy) and the agent's unit status text all take it from
+// Report.Health over a fresh read of the kernel, the firewall and the
+// revert record (Host.Plan), never from a model of their own.
+type Health struct {
+	Healthy bool `json:"healthy"`
+	// Managed is false where wslmtu changes nothing (not WSL): healthy,
+	// since that is no fault.
+	Managed bool `json:"managed"`
+	// Problems say what is not as the config asks.
+	Problems []string `json:"problems,omitempty"`
+}
 
-// Settled is what status, doctor's exit code and the metrics call healthy:
-// nothing to change, or a host wslmtu does not manage (not WSL), which is
-// no fault.
-func (r Report) Settled() bool { return r.Healthy() || r.Plan.Refused != "" }
+// Health: healthy when what the config asks for is in force: nothing to
+// change, the tunnel scope in force as the kernel holds it, the revert
+// record usable, and the MSS rules in place when clamping is asked for (an
+// impossible clamp is not in force either).
+func (r Report) Health() Health {
+	if r.Plan.Refused != "" {
+		return Health{Healthy: true}
+	}
+	h := Health{Managed: true}
+	if r.RecordErr != "" {
+		h.Problems = append(h.Problems, r.RecordErr)
+	}
+	if n := len(r.Plan.Changes()); n == 1 {
+		h.Problems = append(h.Problems, "1 change pending")
+	} else if n > 1 {
+		h.Problems = append(h.Problems, fmt.Sprintf("%d changes pending", n))
+	}
+	// Read from the kernel: a planner that thinks all is done while the
+	// scope is not in force is a fault too (doctor's outer scope check).
+	if _, ok := ScopeInForce(r.State, r.Plan); !ok && len(r.Plan.Changes()) == 0 {
+		h.Problems = append(h.Problems, "the tunnel scope is not in force although nothing is left to change")
+	}
+	switch m := r.Plan.MSS; {
+	case m.NeedsChange() && !m.Clamp:
+		h.Problems = append(h.Problems, "mss_clamp is off but our MSS chains are still there")
+	case m.NeedsChange():
+		h.Problems = append(h.Problems, "the MSS rules are not in place")
+	case m != nil && m.Clamp && m.State == MSSUnavailable:
+		h.Problems = append(h.Problems, "mss_clamp is on but cannot be applied: "+cmp.Or(m.Refused, m.Detail))
+	}
+	h.Healthy = len(h.Problems) == 0
+	return h
+}
+
+// String is the verdict in one line: "healthy", "not managed: …" or
+// "unhealthy: " and the problems.
+func (h Health) String() string {
+	switch {
+	case !h.Managed:
+		return "not managed: wslmtu changes nothing on this host"
+	case h.Healthy:
+		return "healthy"
+	}
+	return "unhealthy: " + strings.Join(h.Problems, "; ")
+}
+
+// Healthy is Health().Healthy.
+func (r Report) Healthy() bool { return r.Health().Healthy }
 
 func (r Report) String() string {
 	var b strings.Builder

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"golang.org/x/sys/windows"
+	winapi "golang.org/x/sys/windows"
 	"golang.zx2c4.com/wireguard/windows/tunnel/winipcfg"
 )
 
@@ -16,7 +16,7 @@ type IPHelper struct{}
 
 // IPInterfaces implements InterfaceTable.
 func (IPHelper) IPInterfaces() ([]IPInterface, error) {
-	ip, err := winipcfg.GetIPInterfaceTable(windows.AF_UNSPEC)
+	ip, err := winipcfg.GetIPInterfaceTable(winapi.AF_UNSPEC)
 	if err != nil {
 		return nil, fmt.Errorf("GetIpInterfaceTable: %w", err)
 	}
@@ -37,7 +37,7 @@ func (IPHelper) IPInterfaces() ([]IPInterface, error) {
 			MTU:       r.NLMTU,
 			Connected: r.Connected,
 		}
-		if r.Family == windows.AF_INET6 {
+		if r.Family == winapi.AF_INET6 {
 			row.Family = "ipv6"
 		}
 		if i, ok := byLUID[r.InterfaceLUID]; ok {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/kardianos/service"
-	"golang.org/x/sys/windows"
+	winapi "golang.org/x/sys/windows"
 )
 
 // ServiceName is the Windows service's name (sc.exe query wslmtu).
@@ -194,18 +194,18 @@ func poll(ctx context.Context, ch chan<- struct{}) {
 // WSL push a new MTU into eth0. The callback runs on an OS thread pool, so it
 // only does a non-blocking send; ch is buffered so bursts coalesce.
 func watchIPInterfaces(ch chan<- struct{}) (stop func(), err error) {
-	cb := windows.NewCallback(func(callerContext, row, notificationType uintptr) uintptr {
+	cb := winapi.NewCallback(func(callerContext, row, notificationType uintptr) uintptr {
 		select {
 		case ch <- struct{}{}:
 		default:
 		}
 		return 0
 	})
-	var h windows.Handle
-	if err := windows.NotifyIpInterfaceChange(windows.AF_UNSPEC, cb, nil, false, &h); err != nil {
+	var h winapi.Handle
+	if err := winapi.NotifyIpInterfaceChange(winapi.AF_UNSPEC, cb, nil, false, &h); err != nil {
 		return nil, fmt.Errorf("NotifyIpInterfaceChange: %w", err)
 	}
-	return func() { _ = windows.CancelMibChangeNotify2(h) }, nil
+	return func() { _ = winapi.CancelMibChangeNotify2(h) }, nil
 }
 
 // DefaultUser is the account `install` uses when none is given: the user

@@ -20,7 +20,7 @@ func TestDoctorInNamespace(t *testing.T) {
 		"✓ environment: assumed WSL2",
 		"✗ agent: no agent has run",
 		"  → sudo ./install.sh (or `sudo systemctl start wslmtu`)",
-		"✗ plan: 5 change(s) pending (mtu_strategy auto)", // eth0 and the tunnel scope's rules and routes
+		"✗ plan: 5 changes pending (mtu_strategy auto)", // eth0 and the tunnel scope's rules and routes
 		"    eth0: mtu 1280 → 1360 (tailscale0 1280 + 80 WireGuard/IPv6 overhead)",
 		"  → run `wslmtu fix`",
 		"✗ mtu tailscale0: eth0 1280 < 1360 (tailscale0 1280 + 80 WireGuard/IPv6 overhead): packets over 1216 bytes are lost",

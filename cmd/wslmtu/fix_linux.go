@@ -35,6 +35,9 @@ assume_wsl = true) is given. Running fix twice changes nothing the second time.`
 				})
 			}
 			r, err := host.Fix(cfg)
+			if keeps := agentKeeps(err, fixWhileAgent); keeps != nil {
+				return keeps
+			}
 			if r.Plan.Strategy == "" { // nothing was observed, so nothing was planned
 				return classify(err)
 			}

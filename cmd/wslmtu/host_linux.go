@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/vishvananda/netlink"
@@ -44,6 +46,27 @@ func (c *cli) withHost(run func(cmd *cobra.Command, cfg config.Config, host fix.
 		return run(cmd, cfg, host)
 	}
 }
+
+// agentKeeps explains a state directory whose lock the agent holds: the
+// agent keeps this host, so a fix or a revert would fight it. nil when err
+// is something else.
+func agentKeeps(err error, why string) error {
+	var held *statefile.HeldError
+	if !errors.As(err, &held) {
+		return nil
+	}
+	return failureErr(fmt.Errorf("%s keeps this host (it holds %s), so %s", held.Holder, held.Path,
+		strings.ReplaceAll(why, "PID", strconv.Itoa(held.PID))))
+}
+
+// Why fix and revert refuse while the agent runs, and what to do instead.
+const (
+	fixWhileAgent = "`wslmtu fix` would only fight it. To change what the agent does, edit its config (" + config.DefaultPath +
+		", or the file its --config names) and run `sudo systemctl reload wslmtu` (without systemd: sudo kill -HUP PID); " +
+		"`wslmtu fix --dry-run` and `wslmtu status` show the plan without changing anything"
+	revertWhileAgent = "a revert would be undone at once. Stop the agent first (sudo systemctl stop wslmtu; without systemd: sudo kill PID), " +
+		"then run `wslmtu revert`; or run `sudo wslmtu uninstall --revert`, which does both"
+)
 
 // classify gives bad input (a named interface that does not exist) the usage
 // exit code and everything else the failure one.

@@ -77,7 +77,7 @@ Exit codes: 0 the path carries the full MTU, 3 a problem was found,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
-	cmd.Flags().DurationVar(&timeout, "timeout", probe.DefaultTimeout, fmt.Sprintf("how long each round waits for replies (%s to %s)", probe.MinTimeout, probe.MaxTimeout))
+	cmd.Flags().DurationVar(&timeout, "timeout", probe.DefaultTimeout, fmt.Sprintf("how long each round waits for replies, and the host name's resolution for an answer (%s to %s)", probe.MinTimeout, probe.MaxTimeout))
 	cmd.Flags().BoolVarP(&only4, "ipv4", "4", false, "probe over IPv4 only")
 	cmd.Flags().BoolVarP(&only6, "ipv6", "6", false, "probe over IPv6 only")
 	return cmd

@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/wslmtu/wslmtu/agent"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 )
@@ -18,6 +17,9 @@ func (c *cli) revertCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: c.withHost(func(cmd *cobra.Command, cfg config.Config, host fix.Host) error {
 			reverted, found, err := host.Revert()
+			if keeps := agentKeeps(err, revertWhileAgent); keeps != nil {
+				return keeps
+			}
 			out := cmd.OutOrStdout()
 			for _, r := range reverted {
 				fmt.Fprintln(out, r)
@@ -31,10 +33,6 @@ func (c *cli) revertCmd() *cobra.Command {
 					"the MTUs now: %s\n", cfg.StateDir, mtusNow(host))
 			case len(reverted) == 0:
 				fmt.Fprintln(out, "nothing to revert: the revert record lists no changes")
-			}
-			if st, _ := agent.ReadStatus(cfg.StateDir); st.Running {
-				fmt.Fprintf(out, "note: the agent (pid %d) is running and will apply the plan again; "+
-					"stop it first: sudo systemctl stop wslmtu (or wslmtu uninstall --revert)\n", st.PID)
 			}
 			return nil
 		}),

@@ -40,7 +40,14 @@ agent; the fixes stay in place unless revert_on_stop = true.`,
 					}
 				}
 			}()
-			err := agent.Run(ctx, agent.Options{
+			// The health check reads the host on a netlink socket of its
+			// own, so that its dumps never hold up a repair.
+			healthHost, closeHealth, err := openHost(cfg)
+			if err != nil {
+				return err
+			}
+			defer closeHealth()
+			err = agent.Run(ctx, agent.Options{
 				Config:     cfg,
 				ConfigPath: c.configPath,
 				Overlay:    func(c config.Config) (config.Config, error) { return overlayFlags(cmd, c) },
@@ -48,6 +55,7 @@ agent; the fixes stay in place unless revert_on_stop = true.`,
 				Logger:     newLogger(cfg.LogFormat),
 				Resync:     resync,
 				Version:    c.version(),
+				HealthHost: &healthHost,
 			})
 			if err != nil {
 				return classify(err)

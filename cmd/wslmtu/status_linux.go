@@ -32,7 +32,7 @@ Prometheus text format.`,
 			if err != nil {
 				return classify(err)
 			}
-			healthy := r.Settled()
+			health := r.Health()
 			agentStatus, agentErr := agent.ReadStatus(cfg.StateDir)
 			if asProm {
 				if agentErr != nil {
@@ -40,12 +40,12 @@ Prometheus text format.`,
 				}
 				err = printProm(cmd.OutOrStdout(), agentStatus.Snapshot(c.version(), agentStatus.Running, r))
 			} else {
-				err = printStatus(cmd.OutOrStdout(), asJSON, r, healthy, agentStatus, agentErr)
+				err = printStatus(cmd.OutOrStdout(), asJSON, r, health, agentStatus, agentErr)
 			}
 			if err != nil {
 				return err
 			}
-			if !healthy {
+			if !health.Healthy {
 				return &exitError{code: exitUnhealthy}
 			}
 			return nil
@@ -56,12 +56,13 @@ Prometheus text format.`,
 	return cmd
 }
 
-func printStatus(out io.Writer, asJSON bool, r fix.Report, healthy bool, agentStatus agent.Status, agentErr error) error {
+func printStatus(out io.Writer, asJSON bool, r fix.Report, health fix.Health, agentStatus agent.Status, agentErr error) error {
 	result := struct {
 		Healthy bool         `json:"healthy"`
+		Health  fix.Health   `json:"health"`
 		Report  fix.Report   `json:"report"`
 		Agent   agent.Status `json:"agent"`
-	}{healthy, r, agentStatus}
+	}{health.Healthy, health, r, agentStatus}
 	return printResult(out, asJSON, result, func(out io.Writer) {
 		fmt.Fprint(out, r)
 		if agentErr != nil {
@@ -69,14 +70,11 @@ func printStatus(out io.Writer, asJSON bool, r fix.Report, healthy bool, agentSt
 		} else {
 			fmt.Fprintln(out, agentStatus)
 		}
-		switch {
-		case r.Plan.Refused != "":
-			fmt.Fprintln(out, "not managed: wslmtu changes nothing on this host")
-		case healthy:
-			fmt.Fprintln(out, "healthy")
-		default:
-			fmt.Fprintln(out, "unhealthy: run `wslmtu fix` to apply the plan (or install the agent to keep it applied)")
+		fmt.Fprint(out, health)
+		if r.RecordErr == "" && (len(r.Plan.Changes()) > 0 || r.Plan.MSS.NeedsChange()) {
+			fmt.Fprint(out, " (run `wslmtu fix` to apply the plan, or install the agent to keep it applied)")
 		}
+		fmt.Fprintln(out)
 	})
 }
 

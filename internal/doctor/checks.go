@@ -115,8 +115,12 @@ func CheckAgent(stateDir string, st agent.Status, err error) Check {
 	return c
 }
 
-// CheckPlan: a plan with actions means the host is not as it should be now.
-func CheckPlan(p fix.Plan) Check {
+// CheckPlan is the host's health, the one verdict status, the metrics and
+// the agent's unit status give too (fix.Report.Health), with the plan's
+// changes and warnings below it.
+func CheckPlan(r fix.Report) Check {
+	p := r.Plan
+	h := r.Health()
 	c := Check{Name: NamePlan}
 	lines := p.Changes()
 	if p.MSS.NeedsChange() {
@@ -127,19 +131,21 @@ func CheckPlan(p fix.Plan) Check {
 		extra = append(extra, "warning: "+w)
 	}
 	switch {
-	case p.Refused != "":
+	case !h.Managed:
 		c.Status = Skip
 		c.Detail = "not applied here: " + p.Refused
 		lines = append(lines, extra...)
-	case p.Empty():
+	case h.Healthy:
 		c.Status = OK
 		c.Detail = fmt.Sprintf("nothing to change (mtu_strategy %s)", p.Strategy)
 		lines = extra
 	default:
 		c.Status = Fail
-		c.Detail = fmt.Sprintf("%d change(s) pending (mtu_strategy %s)", len(p.Changes())+boolInt(p.MSS.NeedsChange()), p.Strategy)
+		c.Detail = fmt.Sprintf("%s (mtu_strategy %s)", strings.Join(h.Problems, "; "), p.Strategy)
 		lines = append(lines, extra...)
-		c.Remedy = "run `wslmtu fix` (and keep it applied with the agent: sudo ./install.sh)"
+		if len(p.Changes()) > 0 || p.MSS.NeedsChange() {
+			c.Remedy = "run `wslmtu fix` (and keep it applied with the agent: sudo ./install.sh)"
+		}
 	}
 	if p.ChosenWhy != "" && p.Refused == "" {
 		lines = append([]string{"auto: " + string(p.Chosen) + ": " + p.ChosenWhy}, lines...)
@@ -148,13 +154,6 @@ func CheckPlan(p fix.Plan) Check {
 		c.Detail += "\n" + strings.Join(lines, "\n")
 	}
 	return c
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // CheckMTUs: each tunnel's packets, once wrapped, must fit the outer

@@ -119,17 +119,17 @@ func TestCheckPlan(t *testing.T) {
 		want want
 	}{
 		{"broken", fix.NewPlan(state(1280, tunLink("tailscale0", 1280, 1)), fix.Record{}, cfg),
-			want{Fail, []string{"1 change(s) pending", "eth0: mtu 1280 → 1360 (tailscale0 1280 + 80 WireGuard/IPv6 overhead)"}, "run `wslmtu fix`"}},
+			want{Fail, []string{"1 change pending (mtu_strategy auto)", "eth0: mtu 1280 → 1360 (tailscale0 1280 + 80 WireGuard/IPv6 overhead)"}, "run `wslmtu fix`"}},
 		{"healthy", fix.NewPlan(state(1360, tunLink("tailscale0", 1280, 1)), fix.Record{}, cfg),
 			want{OK, []string{"nothing to change (mtu_strategy auto)"}, "-"}},
 		{"mss rules missing", absent,
-			want{Fail, []string{"1 change(s) pending", "mss clamp: add rules (iptables nft: the default iptables)"}, "run `wslmtu fix`"}},
+			want{Fail, []string{"the MSS rules are not in place (mtu_strategy auto)", "mss clamp: add rules (iptables nft: the default iptables)"}, "run `wslmtu fix`"}},
 		{"capped", fix.NewPlan(state(1280, tunLink("tailscale0", 1280, 1)), fix.Record{}, capped),
 			want{Fail, []string{"eth0: mtu 1280 → 1300", "warning: tailscale0 needs eth0 1360 but max_outer_mtu is 1300"}, "wslmtu fix"}},
 		{"not wsl", refused,
 			want{Skip, []string{"not applied here: this is not WSL"}, "-"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) { assertCheck(t, CheckPlan(tc.plan), tc.want) })
+		t.Run(tc.name, func(t *testing.T) { assertCheck(t, CheckPlan(fix.Report{Plan: tc.plan}), tc.want) })
 	}
 }
 
@@ -290,7 +290,7 @@ func TestCheckWindows(t *testing.T) {
 func TestRender(t *testing.T) {
 	checks := []Check{
 		{Name: "environment", Status: OK, Detail: "WSL2, networking mode nat"},
-		{Name: "plan", Status: Fail, Detail: "1 change(s) pending\neth0: mtu 1280 → 1360", Remedy: "run `wslmtu fix`"},
+		{Name: "plan", Status: Fail, Detail: "1 change pending\neth0: mtu 1280 → 1360", Remedy: "run `wslmtu fix`"},
 		{Name: "tcp timestamps", Status: Warn, Detail: "= 1", Remedy: "sysctl"},
 		{Name: "windows adapters", Status: Skip, Detail: "not WSL", Remedy: "never shown"},
 	}
@@ -299,7 +299,7 @@ func TestRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "✓ environment: WSL2, networking mode nat\n" +
-		"✗ plan: 1 change(s) pending\n" +
+		"✗ plan: 1 change pending\n" +
 		"    eth0: mtu 1280 → 1360\n" +
 		"  → run `wslmtu fix`\n" +
 		"! tcp timestamps: = 1\n" +

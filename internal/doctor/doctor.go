@@ -104,8 +104,8 @@ func Run(ctx context.Context, in Inputs) []Check {
 	checks = append(checks, CheckAgent(stateDir, agentStatus, agentErr))
 	if planErr == nil {
 		checks = append(checks, CheckRecord(report.RecordFound, report.RecordErr, report.RecordPath))
-		plan := CheckPlan(report.Plan)
-		if report.RecordErr != "" && plan.Remedy != "" {
+		plan := CheckPlan(report)
+		if report.RecordErr != "" {
 			plan.Remedy = "first move the damaged revert record aside (see " + NameRecord + "), then run `wslmtu fix`"
 		}
 		checks = append(checks, plan)

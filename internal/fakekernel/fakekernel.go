@@ -37,6 +37,9 @@ type Kernel struct {
 	addrs map[int][]addr
 	// boot counts VMRestart calls: the boot id's serial.
 	boot int
+	// held are events kept back while HoldEvents is in force.
+	held    []netwatch.Event
+	holding bool
 }
 
 type sub struct {
@@ -417,9 +420,32 @@ func (k *Kernel) emitRoute(r detect.Route, gone bool) {
 
 func (k *Kernel) emitRules() { k.emit(netwatch.Event{At: time.Now(), Rules: true}) }
 
+// HoldEvents keeps events from the subscribers, stamped when they happen,
+// until release delivers them in order: an agent that is busy elsewhere
+// (or a slow socket) reads them late, all at once.
+func (k *Kernel) HoldEvents() (release func()) {
+	k.mu.Lock()
+	k.holding = true
+	k.mu.Unlock()
+	return func() {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		k.holding = false
+		held := k.held
+		k.held = nil
+		for _, ev := range held {
+			k.emit(ev)
+		}
+	}
+}
+
 // emit delivers to every subscriber; a full channel is an overflow, as a
 // full netlink socket buffer is.
 func (k *Kernel) emit(ev netwatch.Event) {
+	if k.holding {
+		k.held = append(k.held, ev)
+		return
+	}
 	kept := k.subs[:0]
 	for _, s := range k.subs {
 		select {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/wslmtu/wslmtu/internal/netnstest"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -595,35 +596,16 @@ func (l *Lab) delTailscaledRules() {
 	}
 }
 
-// uapiLockPath serialises labs over tailscale0's UAPI socket.
-const uapiLockPath = uapiDir + "/wslmtu-lab-tailscale0.lock"
-
 // lockTailscale0 takes the lock that keeps an unmarked tailscale0's UAPI
 // socket (/var/run/wireguard/tailscale0.sock, shared by every namespace)
 // from being read by another lab's agent: exclusive for an unmarked lab,
-// shared for the others.
+// shared for the others (netnstest.LockTailscale0).
 func lockTailscale0(shape TailscaleShape) (*os.File, error) {
-	if err := os.MkdirAll(uapiDir, 0o755); err != nil {
-		return nil, fmt.Errorf("lab: %w", err)
-	}
-	f, err := os.OpenFile(uapiLockPath, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := netnstest.LockTailscale0(shape == TailscaleUnmarked, lockWait)
 	if err != nil {
-		return nil, fmt.Errorf("lab: %w", err)
+		return nil, fmt.Errorf("lab: for a %s tailscale0 (other labs run): %w", shape, err)
 	}
-	how := unix.LOCK_SH
-	if shape == TailscaleUnmarked {
-		how = unix.LOCK_EX
-	}
-	for deadline := time.Now().Add(lockWait); ; time.Sleep(20 * time.Millisecond) {
-		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
-		if err == nil {
-			return f, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("lab: lock %s for a %s tailscale0 (other labs run): %w", uapiLockPath, shape, err)
-		}
-	}
+	return f, nil
 }
 
 // lockWait bounds the wait for tailscale0's lock.

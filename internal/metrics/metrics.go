@@ -2,9 +2,7 @@ package metrics
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
 	"sort"
 	"time"
 
@@ -72,7 +70,7 @@ var (
 	tunnelMTU = prometheus.NewDesc("wslmtu_tunnel_mtu_bytes",
 		"MTU of each tunnel that is up.", []string{"interface"}, nil)
 	healthy = prometheus.NewDesc("wslmtu_healthy",
-		"1 when the host is as the plan wants it (or not managed), 0 when a change is pending.", nil, nil)
+		"1 when what the config asks is in force, as wslmtu status says (or the host is not managed), else 0.", nil, nil)
 )
 
 // collector hands a snapshot to the registry as constant metrics: the
@@ -182,30 +180,22 @@ func render(g prometheus.Gatherer) ([]byte, error) {
 
 // Write puts the snapshot's metrics into the file at path, for
 // node_exporter's textfile collector, when they differ from what the file
-// holds; it reports whether it wrote. The file is replaced atomically
-// (prometheus.WriteToTextfile: a temporary file in the same directory,
-// renamed), so the collector never reads half of it, and an unchanged
-// snapshot leaves it alone (same inode, same mtime).
+// holds; it reports whether it wrote. client_golang gives the text (the
+// registry, then expfmt); the file is statefile's: replaced atomically, so
+// the collector never reads half of it, through descriptors, so nobody can
+// make root follow a link of theirs (client_golang's WriteToTextfile chmods
+// its temporary file by name), and refused in a directory others can write
+// without the sticky bit. An unchanged snapshot leaves the file alone (same
+// inode, same mtime). A path that holds something else than a regular file
+// (a directory, a FIFO) is an error, not replaced.
 func Write(path string, s Snapshot) (bool, error) {
-	reg, err := Registry(s)
+	text, err := Text(s)
 	if err != nil {
 		return false, err
 	}
-	text, err := render(reg)
+	wrote, err := statefile.ReplaceFileIfChanged(path, text, 0o644, false)
 	if err != nil {
-		return false, err
-	}
-	// A path that holds something else than a small regular file (a
-	// directory, a FIFO, somebody's big file) is an error, not overwritten.
-	old, err := statefile.ReadFile(path)
-	if err == nil && bytes.Equal(old, text) {
-		return false, nil
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("metrics_file: %w", err)
 	}
-	if err := prometheus.WriteToTextfile(path, reg); err != nil {
-		return false, err
-	}
-	return true, nil
+	return wrote, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -71,9 +72,16 @@ func (ns *NS) AddTunnel(t testing.TB, mtu int) {
 }
 
 // AddTunnelUnmarked creates tailscale0 without tailscaled's rules: a tun
-// whose packets nothing identifies.
+// whose packets nothing identifies. It holds LockTailscale0 shared for the
+// test, so a lab's wireguard-go tailscale0 answering wgctrl does not
+// answer for this one.
 func (ns *NS) AddTunnelUnmarked(t testing.TB, mtu int) {
 	t.Helper()
+	f, err := LockTailscale0(false, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
 	ns.Run(t, "ip", "tuntap", "add", "tailscale0", "mode", "tun")
 	ns.Run(t, "ip", "link", "set", "tailscale0", "mtu", fmt.Sprint(mtu))
 	ns.Run(t, "ip", "link", "set", "tailscale0", "up")

@@ -29,6 +29,12 @@ type Netlink struct {
 	BufferSize int
 }
 
+// Netlink is both the agent's event source and its dumper.
+var (
+	_ Source = Netlink{}
+	_ Dumper = Netlink{}
+)
+
 func (n Netlink) Subscribe(ctx context.Context) (<-chan Event, error) {
 	target := netns.None()
 	if n.NS != nil {

@@ -43,7 +43,16 @@ func Run(ctx context.Context, host string, cfg config.Config, opts Options) (*Re
 			return nil, err
 		}
 	}
-	addr, err := resolve(ctx, host, opts.Family)
+	// The timeout bounds the name's resolution too: a name server that
+	// does not answer would otherwise hold the probe for the resolver's own
+	// timeouts (5 s per try, twice).
+	timeout := cmp.Or(opts.Timeout, DefaultTimeout)
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	addr, err := resolve(rctx, host, opts.Family)
+	cancel()
+	if err != nil && errors.Is(rctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		return nil, fmt.Errorf("cannot resolve %q: no answer from the name servers within %s (--timeout)", host, timeout)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -111,8 +111,9 @@ func Agents(binary string) ([]int, error) {
 	return pids, nil
 }
 
-// Describe names a process for a message: "the agent (pid 42)",
-// "another wslmtu (pid 43: wslmtu fix)" or "pid 44 (vim)".
+// Describe names a process for a message, with its command line:
+// "the agent (pid 42: wslmtu run --state-dir /x)", "another wslmtu (pid
+// 43: wslmtu fix)" or "pid 44 (vim)".
 func Describe(pid int) string {
 	st, alive := readStat(pid)
 	alive = alive && st.state != 'Z'
@@ -133,11 +134,12 @@ func describe(pid int, args []string, alive, kthread bool) string {
 		return p + " (starting)"
 	case len(args) == 0:
 		return p
-	case IsAgentArgs(args):
-		return "the agent (" + p + ")"
 	case strings.HasPrefix(filepath.Base(args[0]), "wslmtu"):
-		cmd := append([]string{filepath.Base(args[0])}, args[1:]...)
-		return "another wslmtu (" + p + ": " + strings.Join(cmd, " ") + ")"
+		cmd := strings.Join(append([]string{filepath.Base(args[0])}, args[1:]...), " ")
+		if IsAgentArgs(args) {
+			return "the agent (" + p + ": " + cmd + ")"
+		}
+		return "another wslmtu (" + p + ": " + cmd + ")"
 	}
 	return p + " (" + filepath.Base(args[0]) + ")"
 }

@@ -76,7 +76,7 @@ func TestDescribeWords(t *testing.T) {
 		alive, kthread bool
 		want           string
 	}{
-		{[]string{"/usr/local/bin/wslmtu", "run"}, true, false, "the agent (pid 7)"},
+		{[]string{"/usr/local/bin/wslmtu", "run", "--state-dir", "/x"}, true, false, "the agent (pid 7: wslmtu run --state-dir /x)"},
 		{[]string{"/usr/local/bin/wslmtu", "fix", "--dry-run"}, true, false, "another wslmtu (pid 7: wslmtu fix --dry-run)"},
 		{[]string{"/usr/bin/vim", "x"}, true, false, "pid 7 (vim)"},
 		// Mid-execve: the new program is in, its arguments not yet.

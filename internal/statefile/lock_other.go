@@ -24,14 +24,17 @@ var ErrLockTimeout = errors.New("lock timeout")
 // DefaultLockTimeout is how long a command waits for another wslmtu.
 const DefaultLockTimeout = 30 * time.Second
 
-func Open(dir, name string) (*Lock, error) { return nil, errLinuxOnly }
-
 func Acquire(dir, name string, timeout time.Duration, onWait func(holder string)) (*Lock, error) {
 	return nil, errLinuxOnly
 }
 
-func (l *Lock) Lock(timeout time.Duration, onWait func(holder string)) error { return errLinuxOnly }
-func (l *Lock) Unlock()                                                      {}
-func (l *Lock) Close()                                                       {}
-func (l *Lock) Release()                                                     {}
-func (l *Lock) Holder() string                                               { return "" }
+func (l *Lock) Release()       {}
+func (l *Lock) Holder() string { return "" }
+
+// HeldError is a lock held by a wslmtu agent.
+type HeldError struct {
+	Path, Holder string
+	PID          int
+}
+
+func (e *HeldError) Error() string { return e.Path + " is held by " + e.Holder }

@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 )
 
-// WriteJSON replaces path atomically: a crash leaves the old or the new
-// content, never half of one, because the revert record must survive a
-// power cut on the Windows side.
+// WriteJSON replaces path atomically and safely (see ReplaceFile): a crash
+// leaves the old or the new content, never half of one, because the revert
+// record must survive a power cut on the Windows side.
 func WriteJSON(path string, v any) error { return writeJSON(path, v, true) }
 
 // WriteJSONUnsynced is WriteJSON without fsync, for counters that are
@@ -27,35 +27,6 @@ func writeJSON(path string, v any, sync bool) error {
 		return fmt.Errorf("state directory: %w", err)
 	}
 	return ReplaceFile(path, append(data, '\n'), 0o644, sync)
-}
-
-// ReplaceFile writes data to a temporary file beside path and renames it
-// over path, so readers see the old or the new content, never half of one.
-// With sync, the data is on disk before the rename.
-func ReplaceFile(path string, data []byte, perm os.FileMode, sync bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if sync {
-		if err := tmp.Sync(); err != nil {
-			tmp.Close()
-			return err
-		}
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // ReadJSON fills v from path; a missing file leaves v untouched and is not an
