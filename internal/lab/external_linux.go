@@ -45,6 +45,9 @@ func (l *Lab) StartProcess(cmd *exec.Cmd) error {
 	if err != nil {
 		return fmt.Errorf("lab: start %s: %w", cmd.Path, err)
 	}
+	// Close kills it too: Pdeathsig waits for the spawner thread to exit,
+	// which a loaded machine can delay by seconds.
+	l.started = append(l.started, cmd.Process)
 	return nil
 }
 

@@ -195,6 +195,9 @@ type Lab struct {
 	// only a thread that nothing else runs on is sure to live as long as the lab.
 	spawner chan func()
 
+	// started are the processes StartProcess started; guarded by mu.
+	started []*os.Process
+
 	mu     sync.Mutex // guards the tunnels' nodes and ports, the links they sit on, adapter and closed
 	closed bool
 	// adapter is the Windows adapter's MTU in mirrored mode.
@@ -728,6 +731,9 @@ func (l *Lab) Close() error {
 		}
 		for _, n := range nodes {
 			n.kill()
+		}
+		for _, p := range l.started {
+			_ = p.Kill()
 		}
 		close(l.spawner)
 		l.mu.Unlock()
