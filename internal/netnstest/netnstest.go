@@ -27,6 +27,8 @@ func RequireRoot(t testing.TB, why string) {
 type NS struct {
 	Name   string
 	Handle *netlink.Handle
+	// uapiLock is LockTailscale0, held shared while the test runs.
+	uapiLock *os.File
 }
 
 // New makes an empty namespace with a unique name, so parallel tests and
@@ -77,11 +79,14 @@ func (ns *NS) AddTunnel(t testing.TB, mtu int) {
 // answer for this one.
 func (ns *NS) AddTunnelUnmarked(t testing.TB, mtu int) {
 	t.Helper()
-	f, err := LockTailscale0(false, 5*time.Minute)
-	if err != nil {
-		t.Fatal(err)
+	if ns.uapiLock == nil { // once per namespace: tests recreate tailscale0 often
+		f, err := LockTailscale0(false, 5*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.uapiLock = f
+		t.Cleanup(func() { f.Close() })
 	}
-	t.Cleanup(func() { f.Close() })
 	ns.Run(t, "ip", "tuntap", "add", "tailscale0", "mode", "tun")
 	ns.Run(t, "ip", "link", "set", "tailscale0", "mtu", fmt.Sprint(mtu))
 	ns.Run(t, "ip", "link", "set", "tailscale0", "up")
