@@ -41,7 +41,9 @@ const (
 // Names and addresses inside the lab. They repeat between labs because every
 // lab has its own namespaces; only namespace names (and the port tunnel's
 // name, whose UAPI socket lives in the shared /var/run/wireguard) must be
-// unique.
+// unique. A wireguard-go tailscale0 answers on a socket of its own lab
+// (privateDir), which Sources reads: in the shared directory it would
+// answer wgctrl for every other test's tailscale0.
 const (
 	EthName    = "eth0"       // WSL's outer interface
 	TunnelName = "tailscale0" // WSL's tunnel
@@ -207,8 +209,6 @@ type Lab struct {
 	gw4  netip.Addr
 	// bootID is the WSL kernel's boot id, new after each VMRestart.
 	bootID string
-	// uapiLock keeps labs from reading another's tailscale0 UAPI socket.
-	uapiLock *os.File
 
 	closeOnce sync.Once
 	closeErr  error
@@ -243,9 +243,6 @@ func New(opts Options) (l *Lab, err error) {
 	prefix := fmt.Sprintf("wslmtu-%d-%s-", os.Getpid(), hex.EncodeToString(rnd[:4]))
 	l = &Lab{opts: opts, prefix: prefix, spawner: make(chan func()), adapter: opts.EthMTU, eth4: wslEth4, gw4: hvWSL4.Addr()}
 	if l.bootID, err = newBootID(); err != nil {
-		return nil, err
-	}
-	if l.uapiLock, err = lockTailscale0(opts.Tailscale); err != nil {
 		return nil, err
 	}
 	go func() {
@@ -737,9 +734,6 @@ func (l *Lab) Close() error {
 		}
 		close(l.spawner)
 		l.mu.Unlock()
-		if l.uapiLock != nil {
-			l.uapiLock.Close()
-		}
 		var spaces []*space
 		for _, s := range l.spaces() {
 			if s != nil {
@@ -831,6 +825,16 @@ func (l *Lab) NetworkingMode() string {
 func (l *Lab) Sources() detect.Sources {
 	src := detect.HostSources()
 	src.Root = bootRoot{FS: src.Root, l: l}
+	global := src.WireGuard
+	src.WireGuard = func(name string) (detect.WireGuardDevice, bool) {
+		if name == TunnelName {
+			l.mu.Lock()
+			path := uapiSocket(l.wsl.name, TunnelName)
+			l.mu.Unlock()
+			return readUAPI(path)
+		}
+		return global(name)
+	}
 	mode, run := l.NetworkingMode(), src.Run
 	src.Run = func(name string, args ...string) ([]byte, error) {
 		if name == "wslinfo" && slices.Equal(args, []string{"--networking-mode"}) {

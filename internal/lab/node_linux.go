@@ -20,8 +20,9 @@ import (
 	"golang.org/x/crypto/curve25519"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
-	"golang.zx2c4.com/wireguard/ipc"
 	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/wslmtu/wslmtu/detect"
 )
 
 // Environment switches that turn the current binary into a WireGuard node.
@@ -32,8 +33,9 @@ const (
 	envNode = "WSLMTU_LAB_NODE" // tun name; presence selects node mode
 	envMTU  = "WSLMTU_LAB_MTU"
 	envUAPI = "WSLMTU_LAB_UAPI" // wireguard-go UAPI "set" text
-	// envSocket makes the node answer wgctrl on a UAPI socket under
-	// /var/run/wireguard, as wireguard-go's own command does.
+	// envSocket makes the node answer wgctrl's UAPI requests on a unix
+	// socket at this path: /var/run/wireguard/NAME.sock, as wireguard-go's
+	// own command does, or a lab-private path (see privateSocket).
 	envSocket = "WSLMTU_LAB_SOCKET"
 )
 
@@ -45,7 +47,7 @@ func init() {
 	if name == "" {
 		return
 	}
-	if err := runNode(name, os.Getenv(envMTU), os.Getenv(envUAPI), os.Getenv(envSocket) != ""); err != nil {
+	if err := runNode(name, os.Getenv(envMTU), os.Getenv(envUAPI), os.Getenv(envSocket)); err != nil {
 		fmt.Fprintf(os.Stderr, "wslmtu lab node %s: %v\n", name, err)
 		os.Exit(1)
 	}
@@ -53,8 +55,8 @@ func init() {
 }
 
 // runNode runs a wireguard-go device on a new tun until SIGTERM/SIGINT,
-// with a UAPI socket when socket is set.
-func runNode(name, mtuText, uapi string, socket bool) error {
+// with a UAPI socket at socket when it is set.
+func runNode(name, mtuText, uapi string, socket string) error {
 	mtu, err := strconv.Atoi(mtuText)
 	if err != nil {
 		return fmt.Errorf("bad %s %q: %w", envMTU, mtuText, err)
@@ -72,10 +74,10 @@ func runNode(name, mtuText, uapi string, socket bool) error {
 	if err := dev.Up(); err != nil {
 		return fmt.Errorf("up: %w", err)
 	}
-	if socket {
+	if socket != "" {
 		// Listening before "ready", so the socket is there before the
 		// lab brings the interface up, as with wireguard-go and wg-quick.
-		ln, err := listenUAPI(name, dev)
+		ln, err := listenUAPI(socket, dev)
 		if err != nil {
 			return err
 		}
@@ -91,17 +93,15 @@ func runNode(name, mtuText, uapi string, socket bool) error {
 	return nil
 }
 
-// listenUAPI serves wgctrl's (and wg's) requests on the device's UAPI
-// socket, /var/run/wireguard/NAME.sock.
-func listenUAPI(name string, dev *device.Device) (net.Listener, error) {
-	f, err := ipc.UAPIOpen(name)
-	if err != nil {
-		return nil, fmt.Errorf("UAPI socket for %s: %w", name, err)
+// listenUAPI serves wgctrl's (and wg's) requests on a UAPI socket at path.
+func listenUAPI(path string, dev *device.Device) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
 	}
-	ln, err := ipc.UAPIListen(name, f)
-	f.Close()
+	_ = os.Remove(path) // a crashed node's
+	ln, err := net.Listen("unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("UAPI listen for %s: %w", name, err)
+		return nil, fmt.Errorf("UAPI listen on %s: %w", path, err)
 	}
 	go func() {
 		for {
@@ -188,6 +188,10 @@ type node struct {
 // `ip netns exec`, which execs in place so the recorded PID is the node).
 // It returns once the process runs; waitReady waits for its device.
 func startNode(netns, tunName string, mtu int, cfg nodeConfig, uapi bool) (*node, error) {
+	socket := ""
+	if uapi {
+		socket = uapiSocket(netns, tunName)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
@@ -198,17 +202,15 @@ func startNode(netns, tunName string, mtu int, cfg nodeConfig, uapi bool) (*node
 		envMTU+"="+strconv.Itoa(mtu),
 		envUAPI+"="+cfg.uapi(),
 	)
-	if uapi {
-		cmd.Env = append(cmd.Env, envSocket+"=1")
+	if socket != "" {
+		cmd.Env = append(cmd.Env, envSocket+"="+socket)
 	}
 	// Pdeathsig survives the exec of ip and of the node (neither is setuid),
 	// so a crashed parent does not leave nodes behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	n := &node{name: tunName, netns: netns, cmd: cmd, stderr: &tailBuffer{max: 4096},
 		ready: make(chan error, 1), done: make(chan struct{})}
-	if uapi {
-		n.socket = filepath.Join(uapiDir, tunName+".sock")
-	}
+	n.socket = socket
 	cmd.Stderr = n.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -281,4 +283,50 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.buf)
+}
+
+// privateDir holds the UAPI sockets of the lab's tailscale0 nodes. wgctrl
+// finds a userspace device by name in /var/run/wireguard, one directory for
+// every namespace: a wireguard-go tailscale0 there would answer for the
+// tailscale0 of every other test on the machine. Lab.Sources reads it here.
+const privateDir = "/run/wslmtu-lab"
+
+// uapiSocket is where a node of netns answers UAPI requests: the shared
+// directory for names no other test uses, a private one for tailscale0.
+func uapiSocket(netns, tunName string) string {
+	if tunName == TunnelName {
+		return filepath.Join(privateDir, netns+"-"+tunName+".sock")
+	}
+	return filepath.Join(uapiDir, tunName+".sock")
+}
+
+// readUAPI asks a wireguard-go device on its UAPI socket for its listen
+// port and fwmark (the "get=1" request of wireguard-go's ipc protocol).
+func readUAPI(path string) (detect.WireGuardDevice, bool) {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return detect.WireGuardDevice{}, false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(c, "get=1\n\n"); err != nil {
+		return detect.WireGuardDevice{}, false
+	}
+	var dev detect.WireGuardDevice
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		key, value, _ := strings.Cut(sc.Text(), "=")
+		switch key {
+		case "":
+			return dev, false
+		case "listen_port":
+			dev.ListenPort, _ = strconv.Atoi(value)
+		case "fwmark":
+			m, _ := strconv.ParseUint(value, 0, 32)
+			dev.FwMark = uint32(m)
+		case "errno":
+			return dev, value == "0"
+		}
+	}
+	return dev, false
 }

@@ -4,14 +4,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
 	"io/fs"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"testing/fstest"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -595,21 +592,6 @@ func (l *Lab) delTailscaledRules() {
 		_ = l.wsl.nl.RuleDel(r)
 	}
 }
-
-// lockTailscale0 takes the lock that keeps an unmarked tailscale0's UAPI
-// socket (/var/run/wireguard/tailscale0.sock, shared by every namespace)
-// from being read by another lab's agent: exclusive for an unmarked lab,
-// shared for the others (netnstest.LockTailscale0).
-func lockTailscale0(shape TailscaleShape) (*os.File, error) {
-	f, err := netnstest.LockTailscale0(shape == TailscaleUnmarked, lockWait)
-	if err != nil {
-		return nil, fmt.Errorf("lab: for a %s tailscale0 (other labs run): %w", shape, err)
-	}
-	return f, nil
-}
-
-// lockWait bounds the wait for tailscale0's lock.
-const lockWait = 5 * time.Minute
 
 // bootRoot is the host's root with the lab's WSL boot id.
 type bootRoot struct {

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -27,8 +26,6 @@ func RequireRoot(t testing.TB, why string) {
 type NS struct {
 	Name   string
 	Handle *netlink.Handle
-	// uapiLock is LockTailscale0, held shared while the test runs.
-	uapiLock *os.File
 }
 
 // New makes an empty namespace with a unique name, so parallel tests and
@@ -74,19 +71,9 @@ func (ns *NS) AddTunnel(t testing.TB, mtu int) {
 }
 
 // AddTunnelUnmarked creates tailscale0 without tailscaled's rules: a tun
-// whose packets nothing identifies. It holds LockTailscale0 shared for the
-// test, so a lab's wireguard-go tailscale0 answering wgctrl does not
-// answer for this one.
+// whose packets nothing identifies.
 func (ns *NS) AddTunnelUnmarked(t testing.TB, mtu int) {
 	t.Helper()
-	if ns.uapiLock == nil { // once per namespace: tests recreate tailscale0 often
-		f, err := LockTailscale0(false, 5*time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns.uapiLock = f
-		t.Cleanup(func() { f.Close() })
-	}
 	ns.Run(t, "ip", "tuntap", "add", "tailscale0", "mode", "tun")
 	ns.Run(t, "ip", "link", "set", "tailscale0", "mtu", fmt.Sprint(mtu))
 	ns.Run(t, "ip", "link", "set", "tailscale0", "up")
