@@ -112,14 +112,14 @@ func TestJudgePath(t *testing.T) {
 	def := config.Default()
 	all := scopeCfg(config.RaiseOuter, config.ScopeAll)
 	tests := []struct {
-		name    string
-		cfg     config.Config
-		unfixed bool
-		link       string
-		probe      PathProbe
-		verdict    PathVerdict
-		side       PathSide
-		evidence   string
+		name     string
+		cfg      config.Config
+		unfixed  bool
+		link     string
+		probe    PathProbe
+		verdict  PathVerdict
+		side     PathSide
+		evidence string
 	}{
 		{"crossed", def, false, "tailscale0", PathProbe{Crossed: true, Answered: true, Largest: 1280}, PathOK, "", "1280-byte DF packets cross"},
 		{"no answer", def, false, "tailscale0", PathProbe{Largest: -1}, PathNoAnswer, "", "answers no echo"},
