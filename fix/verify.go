@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
@@ -207,4 +208,41 @@ func indexOf(st detect.State, name string) int {
 		}
 	}
 	return -1
+}
+
+// PathCheck is one host's path check: the size its path must carry under
+// the plan in force, what crossed, and the verdict (internal/probe.Verify
+// makes it; status, Health and the metrics read it).
+type PathCheck struct {
+	PathNeed
+	// Largest is the largest IP packet that came back with DF: Size when
+	// the check passed, -1 when none did (or the check could not run).
+	Largest  int         `json:"largest"`
+	Verdict  PathVerdict `json:"verdict"`
+	Side     PathSide    `json:"side,omitempty"`
+	Evidence string      `json:"evidence"`
+	Checked  time.Time   `json:"checked"`
+}
+
+// OK says whether the path carried what it must.
+func (p PathCheck) OK() bool { return p.Verdict == PathOK }
+
+// Broken says whether the path fails while the plan is in force: that is a
+// fault of the host, which writing the same plan again would not mend.
+func (p PathCheck) Broken() bool { return p.Verdict == PathBroken && p.Side != SideNotFixed }
+
+// String is the check in one line for status, doctor and the log.
+func (p PathCheck) String() string {
+	if p.Verdict == PathError {
+		return fmt.Sprintf("%s: cannot check: %s", p.Host, p.Evidence)
+	}
+	largest := "none"
+	if p.Largest >= 0 {
+		largest = fmt.Sprint(p.Largest)
+	}
+	s := fmt.Sprintf("%s via %s: must carry %d, largest crossed %s: %s", p.Host, p.Interface, p.Size, largest, p.Verdict)
+	if p.Side != "" {
+		s += " (likely side: " + string(p.Side) + ")"
+	}
+	return s
 }

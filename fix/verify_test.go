@@ -147,3 +147,27 @@ func TestJudgePath(t *testing.T) {
 		})
 	}
 }
+
+// A path broken while the plan is in force makes the host unhealthy with
+// the evidence and the side; one broken only because the fix is not in
+// force yet, or a host that does not answer, adds nothing of its own.
+func TestHealthOfPaths(t *testing.T) {
+	st, p := fixed(t, fakekernel.NewWSL(1280, 1280), config.Default())
+	r := Report{State: st, Plan: p}
+	if !r.Health().Healthy {
+		t.Fatalf("fixed host: %s", r.Health())
+	}
+	r.Paths = []PathCheck{
+		{PathNeed: PathNeed{Host: "a"}, Verdict: PathOK},
+		{PathNeed: PathNeed{Host: "b"}, Verdict: PathNoAnswer},
+		{PathNeed: PathNeed{Host: "c"}, Verdict: PathBroken, Side: SideNotFixed},
+	}
+	if h := r.Health(); !h.Healthy {
+		t.Errorf("no path broken under the plan in force: %s", h)
+	}
+	r.Paths = append(r.Paths, PathCheck{PathNeed: PathNeed{Host: "100.64.0.2"}, Verdict: PathBroken, Side: SideTunnelPeer, Evidence: "packets up to 1216 bytes cross"})
+	h := r.Health()
+	if h.Healthy || !strings.Contains(h.String(), "the path to 100.64.0.2 is broken (likely side: tunnel peer): packets up to 1216 bytes cross") {
+		t.Errorf("broken path: %s", h)
+	}
+}

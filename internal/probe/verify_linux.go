@@ -11,37 +11,9 @@ import (
 	"github.com/wslmtu/wslmtu/fix"
 )
 
-// PathResult is one host's path check: the size its path must carry under
-// the plan in force, what crossed, and the verdict.
-type PathResult struct {
-	fix.PathNeed
-	// Largest is the largest IP packet that came back with DF: Size when
-	// the check passed, -1 when none did (or the check could not run).
-	Largest  int             `json:"largest"`
-	Verdict  fix.PathVerdict `json:"verdict"`
-	Side     fix.PathSide    `json:"side,omitempty"`
-	Evidence string          `json:"evidence"`
-	Checked  time.Time       `json:"checked"`
-}
-
-// OK says whether the path carried what it must.
-func (p PathResult) OK() bool { return p.Verdict == fix.PathOK }
-
-// String is the check in one line for status, doctor and the log.
-func (p PathResult) String() string {
-	if p.Verdict == fix.PathError {
-		return fmt.Sprintf("%s: %s: %s", p.Host, p.Verdict, p.Evidence)
-	}
-	largest := "none"
-	if p.Largest >= 0 {
-		largest = fmt.Sprint(p.Largest)
-	}
-	s := fmt.Sprintf("%s via %s: must carry %d, largest crossed %s: %s", p.Host, p.Interface, p.Size, largest, p.Verdict)
-	if p.Side != "" {
-		s += " (likely side: " + string(p.Side) + ")"
-	}
-	return s
-}
+// PathResult is one host's path check (fix's words: status, health and
+// the metrics read it without probing).
+type PathResult = fix.PathCheck
 
 // Verify checks the path to each host under r, a fresh read of the host
 // (fix.Host.Plan): the kernel's route to the host says which interface it
