@@ -68,6 +68,7 @@ func (a *agent) startVerify(ctx context.Context) *verifyWorker {
 			cfg := w.config()
 			timer.Stop()
 			if len(cfg.Verify) == 0 {
+				a.log.Debug("path checks: verify is empty, nothing sent")
 				clear(verdicts)
 				w.deliver(nil)
 				continue
@@ -80,6 +81,14 @@ func (a *agent) startVerify(ctx context.Context) *verifyWorker {
 					planFailed = err.Error()
 					a.log.Warn("path checks: cannot observe the host", "error", err)
 				}
+			} else if pending(r) {
+				// A repair is under way (WSL writes eth0, then its
+				// routes): judged now, a path would read "not fixed" for
+				// a moment. The repair asks again; this retry bounds the
+				// wait where it never comes (a plan that cannot be applied).
+				planFailed = ""
+				timer.Reset(verifyGap)
+				continue
 			} else {
 				planFailed = ""
 				results := probe.Verify(ctx, cfg.Verify, r, probe.Config{})
@@ -95,6 +104,11 @@ func (a *agent) startVerify(ctx context.Context) *verifyWorker {
 		}
 	}()
 	return w
+}
+
+// pending says whether the plan is not in force yet on a host it manages.
+func pending(r fix.Report) bool {
+	return r.Plan.Refused == "" && (len(r.Plan.Changes()) > 0 || r.Plan.MSS.NeedsChange())
 }
 
 // jitter spreads d by ±10%, so agents started together do not probe together.
