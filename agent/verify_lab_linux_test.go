@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
@@ -174,5 +176,50 @@ func TestAgentSendsNoProbeWhenVerifyIsEmpty(t *testing.T) {
 	}
 	if n := echoes(); n == 0 {
 		t.Error("the counter saw none of probe.Verify's echoes: it proves nothing")
+	}
+}
+
+// A tunnel whose packets the rules miss (tailscaled marks 0x80000, the
+// config's [[tunnel]] says 0x4000, and tailscaled's own fwmark rules are
+// gone so nothing tells better): the plan is in force, the peer reads
+// broken, the evidence names our own rules, and the host is unhealthy. The
+// agent does not write the plan again for it.
+func TestAgentVerifyRulesMissTheTunnel(t *testing.T) {
+	t.Parallel()
+	l := lab.NewForTest(t, lab.Options{})
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rules, err := l.WSLNetlink().RuleList(family)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rules {
+			if r.Mark != 0 {
+				if err := l.WSLNetlink().RuleDel(&r); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	cfg := verifyConfig(config.ScopeTunnel, l.PeerTunnelIP(false).String())
+	cfg.TunnelSettings = []config.TunnelSpec{{Name: lab.TunnelName, FwMark: "0x4000"}}
+	a := startAgent(t, l, cfg)
+	paths := waitPaths(t, a, cfg.Verify, func(p fix.PathCheck) bool { return p.Verdict != "" })
+	if p := paths[0]; !p.Broken() || p.Side != fix.SideOurRules {
+		t.Errorf("peer: %s, want broken while the plan is in force, our own rules", p)
+	}
+	st, _ := ReadStatus(a.stateDir)
+	if h := (fix.Report{Paths: st.Paths}).Health(); h.Healthy || !strings.Contains(h.String(), "likely side: our own rules") {
+		t.Errorf("health: %s", h)
+	}
+	// The round after the next repair is the barrier: by then a rewrite
+	// caused by the broken path would have shown as a repair of its own.
+	if err := l.SetEthMTU(1280); err != nil {
+		t.Fatal(err)
+	}
+	waitEth(t, l, 1360, 2*time.Second, "after WSL set eth0 to 1280")
+	checked := paths[0].Checked
+	waitPaths(t, a, cfg.Verify, func(p fix.PathCheck) bool { return p.Checked.After(checked) })
+	if after, _ := ReadStatus(a.stateDir); after.Repairs != st.Repairs+1 {
+		t.Errorf("%d repairs after one eth0 reset (%d before): a broken path must not make the agent write the plan again", after.Repairs, st.Repairs)
 	}
 }
