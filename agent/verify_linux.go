@@ -51,11 +51,13 @@ func (a *agent) startVerify(ctx context.Context) *verifyWorker {
 		var last time.Time
 		verdicts := map[string]fix.PathVerdict{}
 		planFailed := ""
+		waited := false
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-w.wake:
+				waited = false // a new repair: the plan may settle again
 			case <-timer.C:
 			}
 			if wait := verifyGap - time.Since(last); !last.IsZero() && wait > 0 {
@@ -81,19 +83,27 @@ func (a *agent) startVerify(ctx context.Context) *verifyWorker {
 					planFailed = err.Error()
 					a.log.Warn("path checks: cannot observe the host", "error", err)
 				}
-			} else if pending(r) {
+			} else if pending(r) && !waited {
 				// A repair is under way (WSL writes eth0, then its
 				// routes): judged now, a path would read "not fixed" for
-				// a moment. The repair asks again; this retry bounds the
-				// wait where it never comes (a plan that cannot be applied).
-				planFailed = ""
+				// a moment. The repair asks again; one retry a second
+				// later bounds the wait where it never comes (a plan that
+				// cannot be applied), and then the path is judged as it is.
+				planFailed, waited = "", true
 				timer.Reset(verifyGap)
 				continue
 			} else {
-				planFailed = ""
+				planFailed, waited = "", false
 				results := probe.Verify(ctx, cfg.Verify, r, probe.Config{})
 				if ctx.Err() != nil {
 					return
+				}
+				if len(w.wake) > 0 {
+					// A repair came while the probes were out: the kernel
+					// they crossed was not the one the plan was read from
+					// (WSL adds a route, then the agent gives it its mtu).
+					// The round it asked for judges the settled host.
+					continue
 				}
 				a.logVerdicts(verdicts, results)
 				w.deliver(results)
