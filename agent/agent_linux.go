@@ -122,6 +122,9 @@ type agent struct {
 	// statusWanted: under systemd, or a caller's Notify).
 	health       *healthWorker
 	statusWanted bool
+	// verify proves the paths to the verify hosts after repairs and
+	// every verify_interval.
+	verify *verifyWorker
 }
 
 // cause is why a reconcile runs, with when the kernel reported it.
@@ -201,6 +204,7 @@ func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, er
 	a.record = recordCache{store: a.Host.Store}
 	a.firewall = startFirewall(ctx, a)
 	a.health = a.startHealth()
+	a.verify = a.startVerify(ctx)
 	a.reload = a.watchConfig(ctx)
 
 	a.reconcile(cause{at: time.Now(), what: "start"})
@@ -255,6 +259,8 @@ func (a *agent) loop(ctx context.Context, events <-chan netwatch.Event) error {
 			a.resync("resync requested")
 		case <-a.retry.C:
 			a.retryDue()
+		case <-a.verify.ready():
+			a.pathsFound()
 		case <-a.calm.C:
 			a.calmArmed = false
 			a.calmFights(a.now())
@@ -322,6 +328,7 @@ func (a *agent) drain(events <-chan netwatch.Event) bool {
 func (a *agent) stop() error {
 	a.Notify(daemon.SdNotifyStopping)
 	a.firewall.stop(firewallStopWait)
+	a.verify.stop(verifyStopWait)
 	if a.cfg.RevertOnStop {
 		reverted, _, err := a.Host.Revert()
 		for _, r := range reverted {
@@ -541,6 +548,9 @@ func (a *agent) reconcile(causes ...cause) {
 		a.saveCounters()
 	case repaired:
 		a.countersChanged()
+	}
+	if c.what == "start" || repaired {
+		a.verify.check(a.cfg)
 	}
 }
 

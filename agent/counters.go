@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/proc"
 	"github.com/wslmtu/wslmtu/internal/statefile"
 )
@@ -57,6 +58,8 @@ type Counters struct {
 	Fighting []string `json:"fighting,omitempty"`
 	// Warnings are the plan's warnings standing now, as the agent logged them.
 	Warnings []string `json:"warnings,omitempty"`
+	// Paths are the last checks of the verify hosts' paths.
+	Paths []fix.PathCheck `json:"paths,omitempty"`
 }
 
 const countersFile = "agent.json"
@@ -100,6 +103,12 @@ func (s Status) String() string {
 	fmt.Fprintf(&b, "  repairs: %d, fights: %d, netlink resubscribes: %d\n", s.Repairs, s.Fights, s.Resubscribe)
 	if s.LastRepair != nil {
 		fmt.Fprintf(&b, "  last repair: %s\n", s.LastRepair)
+	}
+	for _, p := range s.Paths {
+		fmt.Fprintf(&b, "  path %s (checked %s)\n", p, p.Checked.Local().Format(time.DateTime))
+		if !p.OK() && p.Evidence != "" {
+			fmt.Fprintf(&b, "    %s\n", p.Evidence)
+		}
 	}
 	if s.Running {
 		for _, f := range s.Fighting {

@@ -7,10 +7,10 @@
 // detect.Derive, so the agent and `status` see alike), the reconcile after
 // each burst of events, resubscribing after a lost subscription, the fight
 // limiter, the config reload, the MSS worker, the health worker (metrics
-// file and STATUS=), the state directory's lock for its whole life, sd_notify, and
+// file and STATUS=), the path worker (the verify hosts' checks), the state directory's lock for its whole life, sd_notify, and
 // the counters file (agent.json) that status and doctor read.
 //
-// It may import detect, fix, internal/config, internal/metrics,
+// It may import detect, fix, internal/config, internal/metrics, internal/probe,
 // internal/netwatch, internal/proc and internal/statefile; never cmd/,
 // systemd or windows. Tests run it on internal/fakekernel without root and
 // on netlink in namespaces (internal/netnstest, internal/lab).

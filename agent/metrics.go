@@ -12,6 +12,9 @@ import (
 // it to metrics_file; `wslmtu status --prom` prints it from the counters
 // file and a fresh plan.
 func (c Counters) Snapshot(version string, running bool, r fix.Report) metrics.Snapshot {
+	if r.Paths == nil {
+		r.Paths = c.Paths // the agent's checks judge the host too
+	}
 	s := metrics.Snapshot{
 		Version:      version,
 		AgentRunning: running,
@@ -31,6 +34,9 @@ func (c Counters) Snapshot(version string, running bool, r fix.Report) metrics.S
 	}
 	for _, t := range r.State.Tunnels {
 		s.Tunnels = append(s.Tunnels, metrics.Link{Name: t.Name, MTU: t.MTU})
+	}
+	for _, p := range r.Paths {
+		s.Paths = append(s.Paths, metrics.Path{Host: p.Host, OK: p.OK(), Largest: p.Largest, Checked: p.Checked})
 	}
 	return s
 }

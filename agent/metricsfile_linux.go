@@ -173,6 +173,7 @@ func (a *agent) checkHealth(host fix.Host, j healthJob) (string, error) {
 		// Nothing observed: no metrics to show (status fails likewise).
 		return "cannot observe the host: " + err.Error(), nil
 	}
+	r.Paths = j.counters.Paths
 	health := r.Health()
 	text := fmt.Sprintf("%s; %d repairs, %d fights", health, j.counters.Repairs, j.counters.Fights)
 	if j.cfg.MetricsFile == "" {

@@ -127,6 +127,7 @@ func (a *agent) reloadConfig(why string) {
 	}
 	a.cfg = cfg
 	a.counters.Config = cfg.Describe()
+	a.verify.check(cfg)
 	a.armMSSResync()
 	a.log.Info("config reloaded", "config", cfg.Describe(), "why", why)
 	a.pending = append(a.pending, cause{at: time.Now(), what: "config reloaded"})

@@ -49,6 +49,9 @@ type Report struct {
 	RecordPath  string `json:"record_path"`
 	RecordFound bool   `json:"record_found"`
 	RecordErr   string `json:"record_error,omitempty"`
+	// Paths are the last path checks (the agent's, or doctor's own): a
+	// broken one makes the host unhealthy. Empty: none were made.
+	Paths []PathCheck `json:"paths,omitempty"`
 }
 
 // Plan observes and plans without changing anything. The MSS part is

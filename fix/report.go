@@ -129,6 +129,13 @@ func (r Report) Health() Health {
 	case m != nil && m.Clamp && m.State == MSSUnavailable:
 		h.Problems = append(h.Problems, "mss_clamp is on but cannot be applied: "+cmp.Or(m.Refused, m.Detail))
 	}
+	// A path that fails while the plan is in force is a fault no write of
+	// the plan mends: only a packet that crosses proves the fix.
+	for _, p := range r.Paths {
+		if p.Broken() {
+			h.Problems = append(h.Problems, fmt.Sprintf("the path to %s is broken (likely side: %s): %s", p.Host, p.Side, p.Evidence))
+		}
+	}
 	h.Healthy = len(h.Problems) == 0
 	return h
 }

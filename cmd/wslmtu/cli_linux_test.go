@@ -82,7 +82,7 @@ func TestFlagsSetEveryKey(t *testing.T) {
 		"mtu_strategy": "lower-tunnel", "outer_scope": "all", "max_outer_mtu": "1400", "tunnels": "wg0,zt*",
 		"outer_interface": "eth1", "assume_wsl": "true", "mss_clamp": "true", "mss": "1200",
 		"revert_on_stop": "true", "state_dir": "/tmp/wslmtu-state", "log_format": "json",
-		"metrics_file": "/tmp/wslmtu.prom",
+		"metrics_file": "/tmp/wslmtu.prom", "verify": "100.64.0.2,vpn.example.com", "verify_interval": "5m",
 	}
 	args := []string{"config", "--config", filepath.Join(t.TempDir(), "none.toml")}
 	want := config.Default()

@@ -7,7 +7,7 @@ import "github.com/spf13/cobra"
 func (c *cli) addPlatform(root *cobra.Command) {
 	c.addConfigFlags(root)
 	root.AddCommand(
-		c.statusCmd(), c.fixCmd(), c.revertCmd(), c.runCmd(), c.probeCmd(), c.doctorCmd(),
+		c.statusCmd(), c.fixCmd(), c.revertCmd(), c.runCmd(), c.probeCmd(), c.verifyCmd(), c.doctorCmd(),
 		c.installCmd(), c.uninstallCmd(), c.configCmd(), c.manCmd(),
 	)
 }

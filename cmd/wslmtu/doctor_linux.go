@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/doctor"
+	"github.com/wslmtu/wslmtu/internal/probe"
 	"github.com/wslmtu/wslmtu/windows"
 )
 
@@ -29,6 +31,12 @@ Exits 3 when a check fails; warnings (!) and skipped checks (-) do not fail.`,
 				Config:  cfg,
 				Root:    os.DirFS("/"),
 				Windows: windows.ExecRunner{},
+				Verify: func(ctx context.Context, hosts []string, r fix.Report) []fix.PathCheck {
+					if ctx == nil {
+						ctx = context.Background()
+					}
+					return probe.Verify(ctx, hosts, r, probe.Config{})
+				},
 			})
 			out := cmd.OutOrStdout()
 			var err error

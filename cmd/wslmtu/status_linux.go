@@ -32,8 +32,12 @@ Prometheus text format.`,
 			if err != nil {
 				return classify(err)
 			}
-			health := r.Health()
 			agentStatus, agentErr := agent.ReadStatus(cfg.StateDir)
+			if agentErr == nil && agentStatus.Running {
+				// The agent's path checks judge the host too; status sends nothing.
+				r.Paths = agentStatus.Paths
+			}
+			health := r.Health()
 			if asProm {
 				if agentErr != nil {
 					fmt.Fprintln(cmd.ErrOrStderr(), "wslmtu: agent: cannot read its counters:", agentErr)

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"path"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -154,6 +156,8 @@ type Config struct {
 	StateDir       string       `toml:"state_dir"`
 	LogFormat      LogFormat    `toml:"log_format"`
 	MetricsFile    string       `toml:"metrics_file"`
+	Verify         []string     `toml:"verify"`
+	VerifyInterval string       `toml:"verify_interval"`
 }
 
 // TunnelSpec is a [[tunnel]] table: what wslmtu cannot tell about a tunnel
@@ -187,7 +191,54 @@ func Default() Config {
 		Tunnels:     []string{"tailscale0", "wg*", "wt*", "zt*"},
 		StateDir:    DefaultStateDir,
 		LogFormat:   LogText,
+		// A probe round is a few packets: every quarter hour costs nothing
+		// and still tells a broken path before most users notice it.
+		VerifyInterval: "15m",
+		Verify:         []string{},
 	}
+}
+
+// VerifyEvery is verify_interval as a duration; 0: only after repairs.
+// Validate has checked it, so a bad value here reads as 0.
+func (c Config) VerifyEvery() time.Duration {
+	d, _ := parseInterval(c.VerifyInterval)
+	return d
+}
+
+// MinVerifyInterval keeps the probes from becoming traffic of their own.
+const MinVerifyInterval = 10 * time.Second
+
+func parseInterval(s string) (time.Duration, error) {
+	if s == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < MinVerifyInterval {
+		return 0, fmt.Errorf("%q is not an interval (allowed: \"0\" for only after repairs, or a duration of at least %s, e.g. \"15m\")", s, MinVerifyInterval)
+	}
+	return d, nil
+}
+
+// hostName is a DNS name as RFC 1123 allows it (labels of letters, digits
+// and hyphens), so a typo such as "10.0.0.1:80" or "peer host" is caught
+// when the config is read, not at the first check.
+var hostName = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$`)
+
+// checkVerifyHost says why a verify entry names no single host, or "".
+func checkVerifyHost(h string) string {
+	if a, err := netip.ParseAddr(h); err == nil {
+		switch {
+		case a.IsUnspecified(), a.IsMulticast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+			return fmt.Sprintf("%q names no single host (unspecified, multicast or broadcast)", h)
+		case a.Is6() && a.IsLinkLocalUnicast() && a.Zone() == "":
+			return fmt.Sprintf("%q is link-local without a zone: name the interface, e.g. %s%%eth0", h, a)
+		}
+		return ""
+	}
+	if len(h) > 253 || !hostName.MatchString(h) {
+		return fmt.Sprintf("%q is neither an IP address nor a host name", h)
+	}
+	return ""
 }
 
 // IsTunnel says whether an interface name is a tunnel: it matches the
@@ -450,6 +501,19 @@ func (c Config) Validate() error {
 	}
 	if c.MetricsFile != "" && (!strings.HasPrefix(c.MetricsFile, "/") || strings.HasSuffix(c.MetricsFile, "/")) {
 		return &FieldError{Key: "metrics_file", Msg: fmt.Sprintf("%q must be an absolute file path (or empty for none)", c.MetricsFile)}
+	}
+	seen := map[string]bool{}
+	for _, h := range c.Verify {
+		if err := checkVerifyHost(h); err != "" {
+			return &FieldError{Key: "verify", Msg: err}
+		}
+		if seen[h] {
+			return &FieldError{Key: "verify", Msg: fmt.Sprintf("%q is listed twice", h)}
+		}
+		seen[h] = true
+	}
+	if _, err := parseInterval(c.VerifyInterval); err != nil {
+		return &FieldError{Key: "verify_interval", Msg: err.Error()}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
@@ -64,6 +65,19 @@ port = 9993
 	}
 }
 
+func TestParseVerify(t *testing.T) {
+	cfg, err := Parse("wslmtu.toml", []byte("verify = [\"100.64.0.2\", \"vpn.corp.example\", \"fd7a:115c:a1e0::2\"]\nverify_interval = \"0\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Verify) != 3 || cfg.VerifyEvery() != 0 {
+		t.Errorf("verify = %q, every %s", cfg.Verify, cfg.VerifyEvery())
+	}
+	if d := Default().VerifyEvery(); d != 15*time.Minute {
+		t.Errorf("default interval %s, want 15m", d)
+	}
+}
+
 func TestParseErrorsNameFileAndLine(t *testing.T) {
 	tests := []struct {
 		name, input, want string
@@ -97,6 +111,12 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 		{"second table", "[[tunnel]]\nname = \"a0\"\nport = 1\n\n[[tunnel]]\nname = \"b0\"\nport = -1\n", `wslmtu.toml:7: tunnel.port: -1 is not a UDP port`},
 		{"second table without name", "[[tunnel]]\nname = \"a0\"\n[[tunnel]]\nport = 1\n", `wslmtu.toml:3: tunnel.name: every [[tunnel]] needs a name`},
 		{"metrics path", "metrics_file = \"wslmtu.prom\"\n", `wslmtu.toml:1: metrics_file: "wslmtu.prom" must be an absolute file path`},
+		{"verify host with port", "\nverify = [\"100.64.0.2\", \"10.0.0.1:80\"]\n", `wslmtu.toml:2: verify: "10.0.0.1:80" is neither an IP address nor a host name`},
+		{"verify unspecified", "verify = [\"0.0.0.0\"]\n", `wslmtu.toml:1: verify: "0.0.0.0" names no single host`},
+		{"verify twice", "verify = [\"peer\", \"peer\"]\n", `wslmtu.toml:1: verify: "peer" is listed twice`},
+		{"verify link-local", "verify = [\"fe80::1\"]\n", `wslmtu.toml:1: verify: "fe80::1" is link-local without a zone`},
+		{"verify interval", "\n\nverify_interval = \"often\"\n", `wslmtu.toml:3: verify_interval: "often" is not an interval`},
+		{"verify interval too short", "verify_interval = \"1s\"\n", `wslmtu.toml:1: verify_interval: "1s" is not an interval (allowed: "0" for only after repairs, or a duration of at least 10s`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

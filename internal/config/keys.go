@@ -99,6 +99,17 @@ fwmark = "0x1000"`},
 		Usage: "write Prometheus metrics to this file (node_exporter's textfile collector)",
 		Comment: `Write the agent's metrics in Prometheus text format to this file, e.g.
 "/var/lib/node_exporter/textfile_collector/wslmtu.prom"; empty for none.`},
+	{Name: "verify", Type: TypeList,
+		Usage: "hosts (IPs or names) whose path the agent proves with DF probes of the size it must carry",
+		Comment: `Hosts (IP addresses or names) whose path the agent proves: a tunnel peer, or a
+host behind a Windows VPN. For each, DF echoes of exactly the size the path
+must carry (the tunnel's MTU through a tunnel, what Windows chose outside
+it, what the MSS clamp assumes) are sent after each repair and every
+verify_interval; a path that fails while the fix is in force makes the host
+unhealthy. Empty: nothing is ever sent.`},
+	{Name: "verify_interval", Type: TypeString,
+		Usage:   `how often the agent checks the verify hosts (e.g. "15m", jittered ±10%); "0" only after repairs`,
+		Comment: `How often the agent checks the verify hosts, jittered by ±10%; "0" checks only after repairs.`},
 }
 
 // KeyNames lists the top-level keys, for error messages.

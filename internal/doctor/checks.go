@@ -30,6 +30,8 @@ const (
 	NameWindows     = "windows adapters"
 	NameRecord      = "revert record"
 	NameScope       = "outer scope"
+	// NamePath starts each path check's name: "path 100.64.0.2".
+	NamePath = "path"
 )
 
 // MTUCheckName and IPv6CheckName name the per-tunnel checks.
@@ -485,4 +487,45 @@ func CheckRecord(found bool, err string, path string) Check {
 		c.Status, c.Detail = OK, path
 	}
 	return c
+}
+
+// CheckPaths turns path checks (made by doctor itself, now) into verdicts:
+// a path broken while the plan is in force fails, with the likely side;
+// one broken because the fix is not applied yet, or that could not be
+// checked, warns (the plan check already fails for the former).
+func CheckPaths(paths []fix.PathCheck) []Check {
+	var out []Check
+	for _, p := range paths {
+		c := Check{Name: NamePath + " " + p.Host}
+		largest := "nothing"
+		if p.Largest >= 0 {
+			largest = fmt.Sprintf("%d bytes", p.Largest)
+		}
+		c.Detail = fmt.Sprintf("via %s: must carry %d bytes (%s); largest that crossed: %s; checked %s\n%s",
+			p.Interface, p.Size, p.Why, largest, p.Checked.Local().Format(time.DateTime), p.Evidence)
+		switch {
+		case p.Verdict == fix.PathError:
+			c.Status, c.Detail = Warn, "cannot check: "+p.Evidence
+		case p.OK():
+			c.Status = OK
+		case p.Broken():
+			c.Status = Fail
+			c.Detail += "\nlikely side: " + string(p.Side)
+			switch p.Side {
+			case fix.SideWindows:
+				c.Remedy = "keep the Windows side's packets at what Windows chose: outer_scope = \"tunnel\"; or ask why the Windows (VPN) adapter carries less than it says"
+			case fix.SideOurRules:
+				c.Remedy = "tell wslmtu how to recognise the tunnel's packets: a [[tunnel]] fwmark or port that the tunnel really uses"
+			default:
+				c.Remedy = "the tunnel's peer (or the path beyond Windows) carries less: lower the tunnel's MTU on both ends"
+			}
+		default:
+			c.Status = Warn
+			if p.Side != "" {
+				c.Detail += "\nlikely side: " + string(p.Side)
+			}
+		}
+		out = append(out, c)
+	}
+	return out
 }

@@ -329,3 +329,27 @@ func TestRender(t *testing.T) {
 		t.Errorf("json:\n%s\nwant:\n%s", b.String(), wantJSON)
 	}
 }
+
+// Path checks: ok passes, broken with the plan in force fails with the
+// side and its remedy, not fixed yet or not checkable only warns.
+func TestCheckPaths(t *testing.T) {
+	need := func(h string) fix.PathNeed {
+		return fix.PathNeed{Host: h, Interface: "eth0", Size: 1360, Why: "outside the tunnels"}
+	}
+	checks := CheckPaths([]fix.PathCheck{
+		{PathNeed: need("a"), Largest: 1360, Verdict: fix.PathOK},
+		{PathNeed: need("b"), Largest: 1280, Verdict: fix.PathBroken, Side: fix.SideWindows, Evidence: "packets up to 1280 bytes cross"},
+		{PathNeed: need("c"), Largest: 1216, Verdict: fix.PathBroken, Side: fix.SideNotFixed},
+		{PathNeed: need("d"), Largest: -1, Verdict: fix.PathError, Evidence: "no route to d"},
+	})
+	want := []Status{OK, Fail, Warn, Warn}
+	for i, c := range checks {
+		if c.Status != want[i] || c.Name != NamePath+" "+string(rune('a'+i)) {
+			t.Errorf("check %d: %+v, want %s", i, c, want[i])
+		}
+	}
+	if c := checks[1]; !strings.Contains(c.Detail, "must carry 1360 bytes") || !strings.Contains(c.Detail, "largest that crossed: 1280 bytes") ||
+		!strings.Contains(c.Detail, "likely side: Windows adapter") || !strings.Contains(c.Remedy, `outer_scope = "tunnel"`) {
+		t.Errorf("broken path: %+v", c)
+	}
+}

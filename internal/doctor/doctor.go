@@ -61,6 +61,10 @@ type Inputs struct {
 	Agent func(stateDir string) (agent.Status, error)
 	// InteropTimeout bounds each netsh.exe call; 0 means DefaultInteropTimeout.
 	InteropTimeout time.Duration
+	// Verify checks the paths to the config's verify hosts under the
+	// report (internal/probe.Verify, the one check `wslmtu verify` and the
+	// agent make); nil skips them.
+	Verify func(ctx context.Context, hosts []string, r fix.Report) []fix.PathCheck
 }
 
 // Run performs every check, in the order they are printed.
@@ -113,6 +117,9 @@ func Run(ctx context.Context, in Inputs) []Check {
 		checks = append(checks, CheckScope(report.State, in.Config, report.Plan))
 		checks = append(checks, CheckMSS(in.Config, report.Plan))
 		checks = append(checks, CheckIPv6(report.State)...)
+		if in.Verify != nil && len(in.Config.Verify) > 0 {
+			checks = append(checks, CheckPaths(in.Verify(ctx, in.Config.Verify, report))...)
+		}
 	}
 	checks = append(checks, CheckTCPTimestamps(readSysctl(in.Root, "proc/sys/net/ipv4/tcp_timestamps")))
 

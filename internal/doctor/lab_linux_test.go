@@ -14,6 +14,7 @@ import (
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/doctor"
 	"github.com/wslmtu/wslmtu/internal/lab"
+	"github.com/wslmtu/wslmtu/internal/probe"
 	"github.com/wslmtu/wslmtu/windows"
 )
 
@@ -126,4 +127,35 @@ func TestDoctorInTheLab(t *testing.T) {
 	if err := inWSL(func(h fix.Host) error { _, _, err := h.Revert(); return err }); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Doctor runs the path checks itself (probe.Verify, as `wslmtu verify`):
+// under outer_scope "all" the server behind the Windows VPN fails with the
+// Windows side named, the tunnel peer passes.
+func TestDoctorChecksPathsInTheLab(t *testing.T) {
+	l := lab.NewForTest(t, lab.Options{CorporateVPN: true})
+	cfg := config.Default()
+	cfg.AssumeWSL, cfg.StateDir = true, t.TempDir()
+	cfg.MTUStrategy, cfg.OuterScope = config.RaiseOuter, config.ScopeAll
+	peer, corp := l.PeerTunnelIP(false).String(), l.CorporateServerIP(false).String()
+	cfg.Verify = []string{peer, corp}
+	var checks []doctor.Check
+	err := l.DoWSL(func() error {
+		h := fix.HostAt(l.WSLNetlink(), l.Sources(), cfg.StateDir)
+		if _, err := h.Fix(cfg); err != nil {
+			return err
+		}
+		checks = doctor.Run(context.Background(), doctor.Inputs{Host: h, Config: cfg,
+			Verify: func(ctx context.Context, hosts []string, r fix.Report) []fix.PathCheck {
+				return probe.Verify(ctx, hosts, r, probe.Config{})
+			}})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertChecks(t, "scope all", checks, map[string]expect{
+		doctor.NamePath + " " + peer: {doctor.OK, "via tailscale0: must carry 1280 bytes"},
+		doctor.NamePath + " " + corp: {doctor.Fail, "likely side: Windows adapter"},
+	})
 }

@@ -1023,3 +1023,12 @@ func RemoveStale() ([]string, error) {
 	}
 	return removed, errors.Join(errs...)
 }
+
+// CorporateServerIP is the address of the server behind the Windows VPN
+// (Options.CorporateVPN), over IPv6 if v6.
+func (l *Lab) CorporateServerIP(v6 bool) netip.Addr {
+	if v6 {
+		return corpLAN6.Addr()
+	}
+	return corpLAN4.Addr()
+}

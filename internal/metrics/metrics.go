@@ -38,6 +38,17 @@ type Snapshot struct {
 	Tunnels []Link
 	// Healthy: nothing needs to change (or the host is not managed).
 	Healthy bool
+	// Paths are the last path checks of the verify hosts.
+	Paths []Path
+}
+
+// Path is the last check of one verify host.
+type Path struct {
+	Host string
+	OK   bool
+	// Largest is the largest IP packet that crossed; -1: none.
+	Largest int
+	Checked time.Time
 }
 
 // Link is an interface and its current MTU.
@@ -69,6 +80,12 @@ var (
 		"MTU of the outer interface (eth0 under WSL's NAT).", []string{"interface"}, nil)
 	tunnelMTU = prometheus.NewDesc("wslmtu_tunnel_mtu_bytes",
 		"MTU of each tunnel that is up.", []string{"interface"}, nil)
+	pathOK = prometheus.NewDesc("wslmtu_path_ok",
+		"1 when the path to the host carried the size it must under the plan in force, else 0.", []string{"host"}, nil)
+	pathLargest = prometheus.NewDesc("wslmtu_path_largest_bytes",
+		"The largest IP packet that crossed to the host with DF at the last check (the needed size when it passed).", []string{"host"}, nil)
+	pathChecked = prometheus.NewDesc("wslmtu_path_checked_timestamp_seconds",
+		"When the path to the host was last checked, in seconds since the Unix epoch.", []string{"host"}, nil)
 	healthy = prometheus.NewDesc("wslmtu_healthy",
 		"1 when what the config asks is in force, as wslmtu status says (or the host is not managed), else 0.", nil, nil)
 )
@@ -79,7 +96,7 @@ type collector struct{ s Snapshot }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{buildInfo, agentRunning, agentStart, reconciles, repairs, fights,
-		resubscribes, lastRepair, lastLatency, outerMTU, tunnelMTU, healthy} {
+		resubscribes, lastRepair, lastLatency, outerMTU, tunnelMTU, healthy, pathOK, pathLargest, pathChecked} {
 		ch <- d
 	}
 }
@@ -114,6 +131,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(tunnelMTU, float64(t.MTU), t.Name)
 	}
 	gauge(healthy, boolValue(s.Healthy))
+	for _, p := range s.Paths {
+		gauge(pathOK, boolValue(p.OK), p.Host)
+		if p.Largest >= 0 {
+			gauge(pathLargest, float64(p.Largest), p.Host)
+		}
+		gauge(pathChecked, unixSeconds(p.Checked), p.Host)
+	}
 }
 
 // repairsByInterface is Repairs with a zero for the outer interface and each

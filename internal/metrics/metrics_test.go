@@ -29,6 +29,8 @@ func sample() Snapshot {
 		Outer:             &Link{Name: "eth0", MTU: 1360},
 		Tunnels:           []Link{{Name: "tailscale0", MTU: 1280}, {Name: "wg0", MTU: 1420}},
 		Healthy:           true,
+		Paths: []Path{{Host: "100.64.0.2", OK: true, Largest: 1280, Checked: started.Add(time.Minute)},
+			{Host: "10.8.0.2", OK: false, Largest: 1280, Checked: started.Add(2 * time.Minute)}},
 	}
 }
 
@@ -107,6 +109,10 @@ func TestTextCarriesTheSnapshot(t *testing.T) {
 		{"wslmtu_tunnel_mtu_bytes", []string{"interface", "tailscale0"}, 1280, dto.MetricType_GAUGE},
 		{"wslmtu_tunnel_mtu_bytes", []string{"interface", "wg0"}, 1420, dto.MetricType_GAUGE},
 		{"wslmtu_healthy", nil, 1, dto.MetricType_GAUGE},
+		{"wslmtu_path_ok", []string{"host", "100.64.0.2"}, 1, dto.MetricType_GAUGE},
+		{"wslmtu_path_ok", []string{"host", "10.8.0.2"}, 0, dto.MetricType_GAUGE},
+		{"wslmtu_path_largest_bytes", []string{"host", "10.8.0.2"}, 1280, dto.MetricType_GAUGE},
+		{"wslmtu_path_checked_timestamp_seconds", []string{"host", "100.64.0.2"}, float64(started.Unix() + 60), dto.MetricType_GAUGE},
 	}
 	for _, tt := range tests {
 		got, typ := value(t, families, tt.name, tt.labels...)
@@ -119,8 +125,8 @@ func TestTextCarriesTheSnapshot(t *testing.T) {
 			t.Errorf("%s has no HELP", name)
 		}
 	}
-	if len(families) != 12 {
-		t.Errorf("%d metric families, want 12:\n%s", len(families), text)
+	if len(families) != 15 {
+		t.Errorf("%d metric families, want 15:\n%s", len(families), text)
 	}
 }
 
@@ -133,7 +139,8 @@ func TestTextLeavesOutWhatIsUnknown(t *testing.T) {
 	}
 	families := parse(t, text)
 	for _, name := range []string{"wslmtu_last_repair_timestamp_seconds", "wslmtu_last_repair_latency_seconds",
-		"wslmtu_agent_start_time_seconds", "wslmtu_outer_mtu_bytes", "wslmtu_tunnel_mtu_bytes", "wslmtu_repairs_total"} {
+		"wslmtu_agent_start_time_seconds", "wslmtu_outer_mtu_bytes", "wslmtu_tunnel_mtu_bytes", "wslmtu_repairs_total",
+		"wslmtu_path_ok", "wslmtu_path_largest_bytes", "wslmtu_path_checked_timestamp_seconds"} {
 		if families[name] != nil {
 			t.Errorf("%s present without a value to show", name)
 		}

@@ -111,43 +111,53 @@ func resolve(ctx context.Context, host string, family int) (netip.Addr, error) {
 // TargetFor looks up the route to addr (netlink RouteGet) and describes it.
 // A zone (fe80::1%eth0) makes the route leave through that interface.
 func TargetFor(host string, addr netip.Addr, cfg config.Config) (Target, error) {
+	t, index, err := routeTo(host, addr)
+	if err != nil {
+		return t, err
+	}
+	st, err := observe(cfg)
+	if err != nil {
+		return t, fmt.Errorf("probe %s: %w", host, err)
+	}
+	tunnelTarget(&t, st, index)
+	return t, nil
+}
+
+// routeTo is the route to addr as the kernel chooses it (netlink RouteGet),
+// with its interface's index.
+func routeTo(host string, addr netip.Addr) (Target, int, error) {
 	t := Target{Host: host, Addr: addr}
 	var opts netlink.RouteGetOptions
 	if zone := addr.Zone(); zone != "" {
 		link, err := zoneLink(zone)
 		if err != nil {
-			return t, fmt.Errorf("%w: %s: no interface %q for its zone", ErrBadHost, addr, zone)
+			return t, 0, fmt.Errorf("%w: %s: no interface %q for its zone", ErrBadHost, addr, zone)
 		}
 		opts.OifIndex = link.Attrs().Index
 	}
 	routes, err := netlink.RouteGetWithOptions(addr.WithZone("").AsSlice(), &opts)
 	if err != nil {
 		if errors.Is(err, unix.ENETUNREACH) || errors.Is(err, unix.EHOSTUNREACH) {
-			return t, fmt.Errorf("probe %s: no route to %s", host, addr)
+			return t, 0, fmt.Errorf("probe %s: no route to %s", host, addr)
 		}
-		return t, fmt.Errorf("probe %s: route lookup for %s: %w", host, addr, err)
+		return t, 0, fmt.Errorf("probe %s: route lookup for %s: %w", host, addr, err)
 	}
 	if len(routes) == 0 {
-		return t, fmt.Errorf("probe %s: no route to %s", host, addr)
+		return t, 0, fmt.Errorf("probe %s: no route to %s", host, addr)
 	}
 	r := routes[0]
 	link, err := netlink.LinkByIndex(r.LinkIndex)
 	if err != nil {
-		return t, fmt.Errorf("probe %s: interface %d of the route to %s: %w", host, r.LinkIndex, addr, err)
+		return t, 0, fmt.Errorf("probe %s: interface %d of the route to %s: %w", host, r.LinkIndex, addr, err)
 	}
 	a := link.Attrs()
 	if r.Type == unix.RTN_BROADCAST {
-		return t, fmt.Errorf("%w: %s is the broadcast address of %s's subnet: a probe measures the path to one host", ErrBadHost, addr, a.Name)
+		return t, 0, fmt.Errorf("%w: %s is the broadcast address of %s's subnet: a probe measures the path to one host", ErrBadHost, addr, a.Name)
 	}
 	t.Interface = a.Name
 	t.InterfaceMTU = a.MTU
 	t.RouteMTU = r.MTU
-	st, err := observe(cfg)
-	if err != nil {
-		return t, fmt.Errorf("probe %s: %w", host, err)
-	}
-	tunnelTarget(&t, st, a.Index)
-	return t, nil
+	return t, a.Index, nil
 }
 
 func zoneLink(zone string) (netlink.Link, error) {
