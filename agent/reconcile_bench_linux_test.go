@@ -16,7 +16,7 @@ import (
 // BenchmarkReconcile is the agent's own work for one repair from its model:
 // lock, record check, derive, plan, write the MTU, log. The rest of the
 // event-to-repair latency is the machine waking the agent (see
-// BenchmarkReactorFloor in cmd/wslmtu).
+// TestRepairHarness in cmd/wslmtu, which measures it against a floor).
 // Run: go test ./agent -run '^$' -bench Reconcile
 func BenchmarkReconcile(b *testing.B) {
 	ns := netnstest.NewWSL(b, 1280, 1280)
