@@ -30,6 +30,9 @@ import (
 //
 //	WSLMTU_HARNESS=1 go test ./cmd/wslmtu -run TestRepairHarness -v
 //
+// WSLMTU_HARNESS_ROUNDS and WSLMTU_HARNESS_RESETS change the 3 rounds of
+// 150 resets; WSLMTU_HARNESS_AGENT names another wslmtu binary to measure.
+//
 // Resets are 20 ms apart: real ones come one per Windows network change,
 // and the agent treats more than 100 a second as a fight.
 func TestRepairHarness(t *testing.T) {
@@ -41,7 +44,11 @@ func TestRepairHarness(t *testing.T) {
 	}
 	rounds, resets := envInt("WSLMTU_HARNESS_ROUNDS", 3), envInt("WSLMTU_HARNESS_RESETS", 150)
 	bin := t.TempDir()
-	goBuild(t, filepath.Join(bin, "wslmtu"), ".")
+	agentBin := os.Getenv("WSLMTU_HARNESS_AGENT") // another build to compare, e.g. an older one
+	if agentBin == "" {
+		agentBin = filepath.Join(bin, "wslmtu")
+		goBuild(t, agentBin, ".")
+	}
 	goBuild(t, filepath.Join(bin, "wslmtu-floor"), "../wslmtu-floor")
 
 	ns := netnstest.NewWSL(t, 1280, 1280)
@@ -56,7 +63,7 @@ func TestRepairHarness(t *testing.T) {
 	}{
 		{"agent", func(t *testing.T) *exec.Cmd {
 			dir := t.TempDir()
-			return exec.Command("ip", "netns", "exec", ns.Name, filepath.Join(bin, "wslmtu"), "run", "--assume-wsl",
+			return exec.Command("ip", "netns", "exec", ns.Name, agentBin, "run", "--assume-wsl",
 				"--state-dir", filepath.Join(dir, "state"), "--config", filepath.Join(dir, "wslmtu.toml"))
 		}},
 		{"floor", func(t *testing.T) *exec.Cmd {
