@@ -31,7 +31,9 @@ import (
 //	WSLMTU_HARNESS=1 go test ./cmd/wslmtu -run TestRepairHarness -v
 //
 // WSLMTU_HARNESS_ROUNDS and WSLMTU_HARNESS_RESETS change the 3 rounds of
-// 150 resets; WSLMTU_HARNESS_AGENT names another wslmtu binary to measure.
+// 150 resets; WSLMTU_HARNESS_AGENT names another wslmtu binary to measure;
+// WSLMTU_HARNESS_FLOOR=library measures against the floor written with
+// vishvananda/netlink's subscription instead of the lean one.
 //
 // Resets are 20 ms apart: real ones come one per Windows network change,
 // and the agent treats more than 100 a second as a fight.
@@ -67,7 +69,11 @@ func TestRepairHarness(t *testing.T) {
 				"--state-dir", filepath.Join(dir, "state"), "--config", filepath.Join(dir, "wslmtu.toml"))
 		}},
 		{"floor", func(t *testing.T) *exec.Cmd {
-			return exec.Command("ip", "netns", "exec", ns.Name, filepath.Join(bin, "wslmtu-floor"), "--mtu", "1360")
+			args := []string{"netns", "exec", ns.Name, filepath.Join(bin, "wslmtu-floor"), "--mtu", "1360"}
+			if os.Getenv("WSLMTU_HARNESS_FLOOR") == "library" {
+				args = append(args, "--library")
+			}
+			return exec.Command("ip", args...)
 		}},
 	}
 	t.Logf("load average before: %s", loadavg())
