@@ -108,6 +108,9 @@ func TestRepairHarness(t *testing.T) {
 				t.Fatalf("%s, round %d: %v; its stderr:\n%s", re.name, r+1, err, stderr.String())
 			}
 			t.Logf("round %d %-5s p50 %v p99 %v", r+1, re.name, pct(got, 0.50), pct(got, 0.99))
+			if os.Getenv("WSLMTU_SHOW_AGENT_LOG") != "" {
+				t.Logf("%s's stderr:\n%s", re.name, stderr.String())
+			}
 			lat[re.name] = append(lat[re.name], got...)
 		}
 	}
