@@ -125,6 +125,21 @@ type agent struct {
 	// verify proves the paths to the verify hosts after repairs and
 	// every verify_interval.
 	verify *verifyWorker
+	// known are the MTU repairs the planner decided and the reconciles
+	// since confirmed, by link index: the same reset again is repaired as
+	// the event is read, before the plan that confirms it (see repairKnown).
+	known map[int]knownRepair
+	// knownRepairs counts the repairs made that way (tests read it).
+	knownRepairs int
+}
+
+// knownRepair is one link's MTU repair as the last plans decided it: the
+// link at from is put back to to, and the record already holds exactly
+// that, so repeating it costs no disk write.
+type knownRepair struct {
+	name     string
+	from, to int
+	reason   string
 }
 
 // cause is why a reconcile runs, with when the kernel reported it.
@@ -146,7 +161,7 @@ func Run(ctx context.Context, opts Options) error {
 // the two is missed, then makes the first reconcile.
 func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, error) {
 	a := &agent{Options: opts, cfg: opts.Config, log: opts.Logger,
-		fights: map[fightKey]*fight{}, ownWrites: map[string]int{}, now: time.Now}
+		fights: map[fightKey]*fight{}, ownWrites: map[string]int{}, known: map[int]knownRepair{}, now: time.Now}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -374,6 +389,7 @@ func (a *agent) resubscribe(ctx context.Context) (<-chan netwatch.Event, error) 
 
 // resync reads the whole kernel view again and reconciles.
 func (a *agent) resync(why string) {
+	clear(a.known)
 	if err := a.kernel.readAll(); err != nil {
 		a.log.Error("reading the kernel's view failed", "error", err)
 	}
@@ -438,7 +454,67 @@ func (a *agent) onLink(ev netwatch.Event) {
 			delete(a.ownWrites, l.Name)
 			return
 		}
-		a.queue(ev.At, fmt.Sprintf("%s mtu is %d", l.Name, l.MTU))
+		what := fmt.Sprintf("%s mtu is %d", l.Name, l.MTU)
+		a.repairKnown(old, l, cause{at: ev.At, what: what})
+		// The plan still runs, and confirms the repair (it finds nothing to
+		// do) or corrects it.
+		a.queue(ev.At, what)
+	}
+}
+
+// repairKnown writes, as the event is read, a repair the planner decided
+// before: the link is back at the value a plan put right and nothing else
+// about it changed, nothing else waits for a plan, and the fight limiter
+// allows it. Logging, counters and the model follow the write; the record
+// already holds this repair (fix.Apply would not save it either).
+func (a *agent) repairKnown(old, l detect.Link, c cause) {
+	r, ok := a.known[l.Index]
+	if !ok || r.name != l.Name || l.MTU != r.from || old.MTU != r.to || old.Name != l.Name ||
+		old.Up != l.Up || old.Kind != l.Kind || len(a.pending) > 0 || a.now().Before(a.holdUntil) {
+		return
+	}
+	if !a.record.valid || a.record.rec.Links[l.Name] != (fix.LinkRecord{Before: r.from, Wrote: r.to}) {
+		return
+	}
+	if f := a.fights[linkKey(l.Name)]; f != nil {
+		now := a.now()
+		if f.active || f.limiter.TokensAt(now) < 1 {
+			return // the plan's limiter decides, and logs the fight
+		}
+		f.needed(now)
+	}
+	if err := a.Host.Kernel.SetMTU(l, r.to); err != nil {
+		delete(a.known, l.Index) // the plan tries again, and says why it fails
+		return
+	}
+	done := a.now()
+	a.knownRepairs++
+	changes := []fix.Change{{Action: fix.Action{Link: l.Name, Index: l.Index, From: l.MTU, To: r.to, Reason: r.reason},
+		Found: l.MTU, Wrote: true}}
+	a.kernel.applied(changes)
+	if a.logChanges([]cause{c}, changes, done) {
+		a.countersChanged()
+	}
+}
+
+// learnRepairs keeps, after a plan was applied in full, the MTU repairs it
+// made, and of those known before the ones it confirmed: no action for the
+// link, which is at the repaired value, with the record unchanged.
+func (a *agent) learnRepairs(plan fix.Plan, changes []fix.Change) {
+	for idx, r := range a.known {
+		l, ok := a.kernel.links[idx]
+		if !ok || l.Name != r.name || l.MTU != r.to || a.record.rec.Links[r.name] != (fix.LinkRecord{Before: r.from, Wrote: r.to}) ||
+			slices.ContainsFunc(plan.Actions, func(ac fix.Action) bool { return ac.Link == r.name }) {
+			delete(a.known, idx)
+		}
+	}
+	for _, ch := range changes {
+		if ch.Link == "" || !ch.Wrote || ch.Index == 0 || ch.Found == ch.To {
+			continue
+		}
+		if a.record.rec.Links[ch.Link] == (fix.LinkRecord{Before: ch.Found, Wrote: ch.To}) {
+			a.known[ch.Index] = knownRepair{name: ch.Link, from: ch.Found, to: ch.To, reason: ch.Reason}
+		}
 	}
 }
 
@@ -498,6 +574,7 @@ func (a *agent) reconcile(causes ...cause) {
 	a.counters.Reconciles++
 	rec, err := a.record.load()
 	if err != nil {
+		clear(a.known)
 		a.logFailure("the revert record cannot be used; changing nothing", err)
 		return
 	}
@@ -506,6 +583,7 @@ func (a *agent) reconcile(causes ...cause) {
 	}
 	st, err := a.kernel.derive(a.envNow(), a.cfg)
 	if err != nil {
+		clear(a.known)
 		a.logFailure("observing the host failed; changing nothing", err)
 		return
 	}
@@ -528,6 +606,11 @@ func (a *agent) reconcile(causes ...cause) {
 		a.kernel.outerIndex = st.Outer.Index
 	}
 	a.failed = ""
+	if err != nil || plan.Refused != "" {
+		clear(a.known)
+	} else {
+		a.learnRepairs(plan, changes)
+	}
 	for name, lr := range plan.Adopt {
 		if err == nil {
 			a.log.Info("took over tailscaled's own WSL fix: what Windows chose is kept for every other packet, and revert puts it back",

@@ -126,6 +126,7 @@ func (a *agent) reloadConfig(why string) {
 		return
 	}
 	a.cfg = cfg
+	clear(a.known) // decided under the old config
 	a.counters.Config = cfg.Describe()
 	a.verify.check(cfg)
 	a.armMSSResync()

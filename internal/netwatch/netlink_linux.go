@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -71,6 +70,7 @@ func (n Netlink) Subscribe(ctx context.Context) (<-chan Event, error) {
 		defer close(out)
 		defer close(stop)
 		buf := make([]byte, receiveBuffer)
+		names := linkNames{}
 		for {
 			msgs, err := c.receive(buf)
 			at := time.Now()
@@ -81,7 +81,7 @@ func (n Netlink) Subscribe(ctx context.Context) (<-chan Event, error) {
 				return
 			}
 			for m := range messages(msgs) {
-				if ev, ok := decode(m, at); ok {
+				if ev, ok := decode(m, at, names); ok {
 					select {
 					case out <- ev:
 					case <-ctx.Done():
@@ -174,15 +174,13 @@ func messages(b []byte) func(yield func(syscall.NetlinkMessage) bool) {
 	}
 }
 
-func decode(m syscall.NetlinkMessage, at time.Time) (Event, bool) {
+func decode(m syscall.NetlinkMessage, at time.Time, names linkNames) (Event, bool) {
 	switch m.Header.Type {
 	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
-		l, err := netlink.LinkDeserialize(&unix.NlMsghdr{Len: m.Header.Len, Type: m.Header.Type, Flags: m.Header.Flags,
-			Seq: m.Header.Seq, Pid: m.Header.Pid}, m.Data)
-		if err != nil {
+		link, ok := decodeLink(m.Data, names)
+		if !ok {
 			return Event{}, false
 		}
-		link := detect.LinkOf(l)
 		return Event{At: at, Link: &link, Gone: m.Header.Type == unix.RTM_DELLINK}, true
 	case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
 		r, ok := decodeRoute(m.Data)
@@ -200,6 +198,87 @@ func decode(m syscall.NetlinkMessage, at time.Time) (Event, bool) {
 		return Event{At: at, Addr: &a, Gone: m.Header.Type == unix.RTM_DELADDR}, true
 	}
 	return Event{}, false
+}
+
+// decodeLink reads what detect.Link holds from an RTM_*LINK message, as
+// detect.LinkOf(netlink.LinkDeserialize(…)) does, without the rest:
+// LinkDeserialize decodes every attribute (statistics included) into a new
+// link each time, on the way to every repair. Names and kinds are
+// interned, so a link seen before costs no allocation here.
+func decodeLink(data []byte, names linkNames) (detect.Link, bool) {
+	if len(data) < unix.SizeofIfInfomsg {
+		return detect.Link{}, false
+	}
+	l := detect.Link{Index: int(int32(native.Uint32(data[4:8]))), Kind: "device",
+		Up: native.Uint32(data[8:12])&unix.IFF_UP != 0}
+	ok := eachAttr(data[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
+		switch typ {
+		case unix.IFLA_IFNAME:
+			l.Name = names.intern(cstring(v))
+		case unix.IFLA_MTU:
+			if len(v) >= 4 {
+				l.MTU = int(native.Uint32(v))
+			}
+		case unix.IFLA_LINKINFO:
+			eachAttr(v, func(typ uint16, v []byte) {
+				if typ == unix.IFLA_INFO_KIND {
+					l.Kind = kindOf(cstring(v))
+				}
+			})
+		}
+	})
+	return l, ok
+}
+
+func cstring(v []byte) []byte {
+	for i, c := range v {
+		if c == 0 {
+			return v[:i]
+		}
+	}
+	return v
+}
+
+// linkNames interns link names: one reader's, never shared.
+type linkNames map[string]string
+
+func (n linkNames) intern(b []byte) string {
+	if s, ok := n[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	if len(n) >= 4096 { // links come and go (VPN reconnects): bound it
+		clear(n)
+	}
+	s := string(b)
+	n[s] = s
+	return s
+}
+
+// kindOf is the kind as detect.LinkOf names it: vishvananda/netlink's type
+// names are the kernel's IFLA_INFO_KIND, but for tun ("tuntap", which
+// LinkOf calls "tun").
+func kindOf(b []byte) string {
+	switch string(b) {
+	case "tun":
+		return "tun"
+	case "veth":
+		return "veth"
+	case "wireguard":
+		return "wireguard"
+	case "bridge":
+		return "bridge"
+	case "vlan":
+		return "vlan"
+	case "macvlan":
+		return "macvlan"
+	case "ipvlan":
+		return "ipvlan"
+	case "bond":
+		return "bond"
+	case "vxlan":
+		return "vxlan"
+	}
+	return string(b)
 }
 
 // decodeRoute reads what detect.Route holds from an RTM_*ROUTE message;
