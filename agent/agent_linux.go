@@ -495,6 +495,7 @@ func (a *agent) repairKnown(old, l detect.Link, c cause) {
 	if a.logChanges([]cause{c}, changes, done) {
 		a.countersChanged()
 	}
+	a.verify.check(a.cfg) // a repair, like the plan's: the paths are proven again
 }
 
 // learnRepairs keeps, after a plan was applied in full, the MTU repairs it
