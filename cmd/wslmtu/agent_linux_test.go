@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
 	"github.com/wslmtu/wslmtu/agent"
 	"github.com/wslmtu/wslmtu/internal/netnstest"
 )
@@ -348,5 +351,64 @@ func TestAgentWatchdogAndJSONLogsUnderJournald(t *testing.T) {
 	if repaired == nil || repaired["interface"] != "eth0" || repaired["from"] != 1280.0 || repaired["to"] != 1360.0 ||
 		repaired["cause"] != "start" || repaired["latency"] == nil {
 		t.Errorf("repair line = %v", repaired)
+	}
+}
+
+// Something that keeps rewriting the default route without its mtu (a
+// network manager, a script) is a fight like an MTU reset: repaired at a
+// bounded rate, logged once when it starts and once when it ends, not a
+// line per rewrite.
+func TestAgentRouteRewritesAreAFight(t *testing.T) {
+	ns := netnstest.NewWSL(t, 1280, 1280)
+	a := startAgent(t, ns, "")
+	waitMTU(t, ns, "eth0", is(1360), 2*time.Second)
+	routeMTU := func() int {
+		routes, err := ns.Handle.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range routes {
+			if r.Dst == nil || r.Dst.IP.IsUnspecified() {
+				return r.MTU
+			}
+		}
+		return -1
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for routeMTU() != 1280 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	before := strings.Count(a.logText(), "msg=repaired")
+	stopAt := time.Now().Add(3 * time.Second)
+	rewrites := 0
+	eth0, err := ns.Handle.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := &netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: net.ParseIP("172.28.0.1"), Table: unix.RT_TABLE_MAIN}
+	for next := time.Now(); time.Now().Before(stopAt); next = next.Add(2 * time.Millisecond) {
+		if err := ns.Handle.RouteReplace(bare); err != nil {
+			t.Fatal(err)
+		}
+		rewrites++
+		for time.Now().Before(next.Add(2 * time.Millisecond)) {
+			runtime.Gosched()
+		}
+	}
+	deadline = time.Now().Add(3 * time.Second)
+	for routeMTU() != 1280 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := routeMTU(); got != 1280 {
+		t.Errorf("the default route's mtu is %d after the fight, want 1280", got)
+	}
+	logs := a.logText()
+	lines := strings.Count(logs, "msg=repaired") - before
+	t.Logf("%d rewrites in 3s gave %d repair lines", rewrites, lines)
+	if n := strings.Count(logs, "something keeps changing a route wslmtu keeps"); n != 1 {
+		t.Errorf("the route fight was logged %d times, want once:\n%s", n, logs)
+	}
+	if rewrites > 400 && lines > rewrites/2 {
+		t.Errorf("%d rewrites gave %d repair lines: the log floods", rewrites, lines)
 	}
 }
