@@ -56,7 +56,7 @@ func main() {
 }
 
 func run() error {
-	if b, _ := os.ReadFile("/etc/wslmtu/wslmtu.toml"); strings.Contains(string(b), "fail") {
+	if b, _ := os.ReadFile("/etc/wslmtu/wslmtu.toml"); strings.Contains(string(b), "fail = true") {
 		fmt.Fprintln(os.Stderr, "bad config")
 		os.Exit(2)
 	}
