@@ -65,7 +65,7 @@ const (
 	// chose, through a route MTU and policy rules: a Windows VPN that drops
 	// larger packets without ICMP then never sees one.
 	ScopeTunnel Scope = "tunnel"
-	// ScopeAll raises the outer interface for everything (wave 1's behaviour).
+	// ScopeAll raises the outer interface for every packet, tunnel or not.
 	ScopeAll Scope = "all"
 )
 

@@ -308,15 +308,8 @@ func (k *Kernel) AddTailscaledRules() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	ts := k.mustIndexLocked("tailscale0")
-	mark, mask := detect.TailscaleMark.Value, detect.TailscaleMark.Mask
 	for _, family := range []int{4, 6} {
-		for _, r := range []detect.Rule{
-			{Priority: 5210, Table: detect.MainTable, Mark: mark, Mask: mask},
-			{Priority: 5230, Table: 253, Mark: mark, Mask: mask},
-			{Priority: 5250, Mark: mark, Mask: mask, Other: true}, // type unreachable
-			{Priority: 5270, Table: 52},
-		} {
-			r.Family, r.SuppressPrefixlen = family, -1
+		for _, r := range TailscaledRules(family) {
 			k.rules = append(k.rules, r)
 			k.emitRules()
 		}

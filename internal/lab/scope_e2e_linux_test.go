@@ -61,7 +61,7 @@ func counter(t *testing.T, f func() (int, error)) int {
 	return n
 }
 
-// outer_scope = "all" is wave 1's raise: the tunnel works, and the upload to
+// outer_scope = "all" raises eth0 for every packet: the tunnel works, and the upload to
 // the server behind the VPN, which worked before, hangs, because Windows
 // drops what is larger than its VPN adapter and says nothing.
 func TestOuterScopeAllBreaksTheCorporateVPN(t *testing.T) {
