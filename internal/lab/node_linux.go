@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"os"
 	"os/exec"
@@ -65,7 +66,13 @@ func runNode(name, mtuText, uapi string, socket string) error {
 	if err != nil {
 		return fmt.Errorf("create tun %s: %w", name, err)
 	}
-	logger := device.NewLogger(device.LogLevelError, "("+name+") ")
+	// wireguard-go's NewLogger writes to stdout, which carries only the
+	// ready line here: a handshake error logged before it (a peer whose
+	// address family is not routed yet) would read as a failed start.
+	logger := &device.Logger{
+		Verbosef: device.DiscardLogf,
+		Errorf:   log.New(os.Stderr, "ERROR: ("+name+") ", log.Ldate|log.Ltime).Printf,
+	}
 	dev := device.NewDevice(tdev, conn.NewDefaultBind(), logger)
 	defer dev.Close()
 	if err := dev.IpcSet(uapi); err != nil {
