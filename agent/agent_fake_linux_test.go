@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,8 +21,8 @@ import (
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/fakekernel"
 	"github.com/wslmtu/wslmtu/internal/firewall"
+	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
 
 // These tests run the agent's decisions against the in-memory kernel: no
@@ -148,14 +149,14 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // quiet waits until the agent has had nothing to do for a moment.
 func quiet(a *fakeAgent) { time.Sleep(50 * time.Millisecond) }
 
-func (a *fakeAgent) counters(t *testing.T) Counters {
+func (a *fakeAgent) counters(t *testing.T) agentstatus.Counters {
 	t.Helper()
 	// The counters file is written at most once a second: read the live ones
 	// through the status file after it settles.
-	var st Status
+	var st agentstatus.Status
 	eventually(t, "the counters file", func() bool {
 		var err error
-		st, err = ReadStatus(a.dir)
+		st, err = agentstatus.Read(a.dir)
 		return err == nil && st.Known
 	})
 	return st.Counters

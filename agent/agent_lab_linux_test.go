@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"log/slog"
 	"slices"
 	"sort"
@@ -18,6 +19,7 @@ import (
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
+	"github.com/wslmtu/wslmtu/internal/testenv/labtest"
 )
 
 // labAgent is agent.Run against a lab's WSL namespace.
@@ -93,7 +95,7 @@ func labAgentConfig() config.Config {
 // must cross in both directions.
 func TestAgentInLab(t *testing.T) {
 	t.Parallel()
-	l := lab.NewForTest(t, lab.Options{EthMTU: 1280, TunnelMTU: 1280})
+	l := labtest.New(t, lab.Options{EthMTU: 1280, TunnelMTU: 1280})
 	a := startAgent(t, l, labAgentConfig())
 
 	// The first reconcile happens before Ready.
@@ -119,7 +121,7 @@ func TestAgentInLab(t *testing.T) {
 	waitEth(t, l, 1480, 2*time.Second, "after eth0 was recreated at 1280")
 	transfersWork(t, l, "eth0 recreated")
 
-	if st, err := ReadStatus(a.stateDir); err == nil && st.LastRepair != nil {
+	if st, err := agentstatus.Read(a.stateDir); err == nil && st.LastRepair != nil {
 		t.Logf("repairs: %d, last: %s", st.Repairs, st.LastRepair)
 	}
 
@@ -189,7 +191,7 @@ func runChecks(t *testing.T, stage string, checks []func(context.Context) lab.Re
 // is duplicated, and revert_on_stop leaves ip rule / ip route byte-identical.
 func TestAgentKeepsTheTunnelScopeInLab(t *testing.T) {
 	t.Parallel()
-	l := lab.NewForTest(t, lab.Options{EthMTU: 1280, TunnelMTU: 1280, IPv6Underlay: true, CorporateVPN: true, PortTunnel: true})
+	l := labtest.New(t, lab.Options{EthMTU: 1280, TunnelMTU: 1280, IPv6Underlay: true, CorporateVPN: true, PortTunnel: true})
 	pt := l.PortTunnel()
 	before, err := l.RoutingDump()
 	if err != nil {
@@ -236,7 +238,7 @@ func TestAgentKeepsTheTunnelScopeInLab(t *testing.T) {
 	k.waitForSince(fmt.Sprintf("%s reconnected on port %d", pt.Name(), want.port), want, start, a.logs.Since(mark))
 	everythingWorks(t, l, "after the reconnect")
 
-	if st, err := ReadStatus(a.stateDir); err == nil {
+	if st, err := agentstatus.Read(a.stateDir); err == nil {
 		t.Logf("repairs: %d (%v), last: %s", st.Repairs, st.RepairsBy, st.LastRepair)
 	}
 	if err := a.stop(); err != nil {

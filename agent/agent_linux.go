@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"log/slog"
 	"os"
 	"slices"
@@ -81,7 +82,7 @@ type agent struct {
 	lock   *statefile.Lock
 	record recordCache
 
-	counters Counters
+	counters agentstatus.Counters
 	// fights are the things recently repaired, each with its limiter; calm
 	// looks at them while there are any.
 	fights    map[fightKey]*fight
@@ -179,7 +180,7 @@ func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, er
 	if a.ConfigSettle <= 0 {
 		a.ConfigSettle = configSettle
 	}
-	a.counters = Counters{PID: os.Getpid(), Started: time.Now(), Config: a.cfg.Describe()}
+	a.counters = agentstatus.Counters{PID: os.Getpid(), Started: time.Now(), Config: a.cfg.Describe()}
 	a.retry = stoppedTimer()
 	a.flush = stoppedTimer()
 	a.calm = stoppedTimer()
@@ -851,7 +852,7 @@ func (a *agent) logFailure(msg string, err error) {
 func (a *agent) saveCounters() {
 	a.countersSaved = time.Now()
 	a.counters.Config = a.cfg.Describe()
-	if err := writeCounters(a.Host.Store.Dir, a.counters); err != nil {
+	if err := agentstatus.Write(a.Host.Store.Dir, a.counters); err != nil {
 		a.log.Warn("cannot record counters", "error", err)
 	}
 	a.publishMetrics()

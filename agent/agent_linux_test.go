@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"io"
 	"log/slog"
 	"os"
@@ -16,7 +17,7 @@ import (
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // A netlink socket whose receive buffer overflows reports ENOBUFS, and
@@ -51,11 +52,11 @@ func TestAgentSurvivesNetlinkOverflow(t *testing.T) {
 		ns.Handle.LinkSetMTU(l, 1280+i%2)
 	}
 	waitMTU(1360)
-	status, err := ReadStatus(stateDir)
+	status, err := agentstatus.Read(stateDir)
 	deadline := time.Now().Add(3 * time.Second)
 	for err == nil && status.Resubscribe == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
-		status, err = ReadStatus(stateDir)
+		status, err = agentstatus.Read(stateDir)
 	}
 	if err != nil || status.Resubscribe == 0 {
 		t.Fatalf("no resubscription recorded after the overflow: %+v %v", status.Counters, err)

@@ -12,6 +12,6 @@
 //
 // It may import detect, fix, internal/config, internal/metrics, internal/probe,
 // internal/netwatch, internal/proc and internal/statefile; never cmd/,
-// systemd or windows. Tests run it on internal/fakekernel without root and
-// on netlink in namespaces (internal/netnstest, internal/lab).
+// systemd or windows. Tests run it on internal/testenv/fakekernel without root and
+// on netlink in namespaces (internal/testenv/netnstest, internal/lab).
 package agent

@@ -15,7 +15,7 @@ import (
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // scopeConfig is the agent's default config with tailscale0's packets named

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
 
 // serve reads the queued events without planning: a write made here was

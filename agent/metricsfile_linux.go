@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"maps"
 	"runtime"
 	"sync"
@@ -23,7 +24,7 @@ const healthInterval = time.Minute
 // healthJob is what the health worker needs of the agent: the counters and
 // the config as they are now (copies: the loop goes on with its own).
 type healthJob struct {
-	counters Counters
+	counters agentstatus.Counters
 	cfg      config.Config
 	running  bool
 }

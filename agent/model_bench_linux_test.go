@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/wslmtu/wslmtu/detect"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
 	"github.com/wslmtu/wslmtu/internal/netwatch"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // BenchmarkModelRouteEvent is the agent's work for one route event of a

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/wslmtu/wslmtu/detect"
-	"github.com/wslmtu/wslmtu/internal/fakekernel"
 	"github.com/wslmtu/wslmtu/internal/netwatch"
+	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
 
 // A new WireGuard link appears down, before its port is set or its UAPI

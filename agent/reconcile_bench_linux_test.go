@@ -10,8 +10,8 @@ import (
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
 	"github.com/wslmtu/wslmtu/internal/netwatch"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // benchAgent is the agent set up on a WSL-shaped namespace, eth0 repaired,

@@ -1,14 +1,15 @@
 package agent
 
 import (
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"time"
 
 	"github.com/wslmtu/wslmtu/fix"
 )
 
 // newRepair is the repair ch made at done for the event c.
-func newRepair(ch fix.Change, c cause, done time.Time) Repair {
-	r := Repair{Time: done, Interface: repairKey(ch), Cause: c.what, Latency: done.Sub(c.at)}
+func newRepair(ch fix.Change, c cause, done time.Time) agentstatus.Repair {
+	r := agentstatus.Repair{Time: done, Interface: repairKey(ch), Cause: c.what, Latency: done.Sub(c.at)}
 	if ch.Link != "" {
 		r.From, r.To = ch.Found, ch.To
 	} else {

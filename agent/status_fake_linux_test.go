@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,7 +13,7 @@ import (
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
 
 // A route repair is shown in status as the change it was (the route and
@@ -29,7 +30,7 @@ func TestStatusShowsARouteRepairAsItWas(t *testing.T) {
 	})
 	var text string
 	eventually(t, "the route repair in the counters file", func() bool {
-		st, err := ReadStatus(a.dir)
+		st, err := agentstatus.Read(a.dir)
 		text = st.String()
 		return err == nil && st.LastRepair != nil && strings.HasPrefix(st.LastRepair.Cause, "route ")
 	})

@@ -12,8 +12,8 @@ import (
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/fakekernel"
 	"github.com/wslmtu/wslmtu/internal/netwatch"
+	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
 
 // stepped is the agent driven by hand on the fake kernel: the test serves

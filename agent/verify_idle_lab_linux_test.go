@@ -9,6 +9,7 @@ import (
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
+	"github.com/wslmtu/wslmtu/internal/testenv/labtest"
 )
 
 // TestMeasureIdleWithVerify is a measurement, not a check: with
@@ -22,7 +23,7 @@ func TestMeasureIdleWithVerify(t *testing.T) {
 	if err != nil {
 		t.Skip("a measurement: set WSLMTU_MEASURE_IDLE=90s to run it")
 	}
-	l := lab.NewForTest(t, lab.Options{CorporateVPN: true})
+	l := labtest.New(t, lab.Options{CorporateVPN: true})
 	hosts := []string{l.PeerTunnelIP(false).String(), l.CorporateServerIP(false).String()}
 	cfg := verifyConfig(config.ScopeTunnel, hosts...)
 	cfg.VerifyInterval = "10s"

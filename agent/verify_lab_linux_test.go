@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"os/exec"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
 	"github.com/wslmtu/wslmtu/internal/probe"
+	"github.com/wslmtu/wslmtu/internal/testenv/labtest"
 )
 
 // waitPaths waits until the agent's counters hold a check of every host
@@ -22,7 +24,7 @@ func waitPaths(t *testing.T, a *labAgent, hosts []string, ok func(fix.PathCheck)
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		st, err := ReadStatus(a.stateDir)
+		st, err := agentstatus.Read(a.stateDir)
 		if err == nil && len(st.Paths) == len(hosts) {
 			good := true
 			for i, p := range st.Paths {
@@ -56,7 +58,7 @@ func verifyConfig(scope config.Scope, hosts ...string) config.Config {
 // After WSL recreates eth0 at 1280 the agent repairs and checks again.
 func TestAgentVerifiesPathsInLab(t *testing.T) {
 	t.Parallel()
-	l := lab.NewForTest(t, lab.Options{CorporateVPN: true})
+	l := labtest.New(t, lab.Options{CorporateVPN: true})
 	hosts := []string{l.PeerTunnelIP(false).String(), l.CorporateServerIP(false).String()}
 	a := startAgent(t, l, verifyConfig(config.ScopeTunnel, hosts...))
 	paths := waitPaths(t, a, hosts, fix.PathCheck.OK)
@@ -79,7 +81,7 @@ func TestAgentVerifiesPathsInLab(t *testing.T) {
 // the Windows side, and the host is unhealthy with that evidence.
 func TestAgentVerifyScopeAllNamesWindows(t *testing.T) {
 	t.Parallel()
-	l := lab.NewForTest(t, lab.Options{CorporateVPN: true})
+	l := labtest.New(t, lab.Options{CorporateVPN: true})
 	hosts := []string{l.PeerTunnelIP(false).String(), l.CorporateServerIP(false).String()}
 	a := startAgent(t, l, verifyConfig(config.ScopeAll, hosts...))
 	paths := waitPaths(t, a, hosts, func(p fix.PathCheck) bool { return p.Verdict != "" })
@@ -89,7 +91,7 @@ func TestAgentVerifyScopeAllNamesWindows(t *testing.T) {
 	if p := paths[1]; !p.Broken() || p.Side != fix.SideWindows || p.Size != 1360 || p.Largest != lab.DefaultVPNMTU {
 		t.Errorf("VPN server: %s, want broken on the Windows side", p)
 	}
-	st, _ := ReadStatus(a.stateDir)
+	st, _ := agentstatus.Read(a.stateDir)
 	if s := st.String(); !strings.Contains(s, "likely side: Windows adapter") {
 		t.Errorf("status does not name the Windows side:\n%s", s)
 	}
@@ -109,7 +111,7 @@ func TestAgentVerifyScopeAllNamesWindows(t *testing.T) {
 // cannot pass for silence.
 func TestAgentSendsNoProbeWhenVerifyIsEmpty(t *testing.T) {
 	t.Parallel()
-	l := lab.NewForTest(t, lab.Options{})
+	l := labtest.New(t, lab.Options{})
 	nft := func(stdin string, args ...string) string {
 		var out []byte
 		err := l.DoWSL(func() (err error) {
@@ -158,7 +160,7 @@ func TestAgentSendsNoProbeWhenVerifyIsEmpty(t *testing.T) {
 	if n := echoes(); n != 0 {
 		t.Errorf("%d echo requests left WSL with verify empty", n)
 	}
-	if st, _ := ReadStatus(a.stateDir); len(st.Paths) != 0 {
+	if st, _ := agentstatus.Read(a.stateDir); len(st.Paths) != 0 {
 		t.Errorf("paths with verify empty: %v", st.Paths)
 	}
 
@@ -186,7 +188,7 @@ func TestAgentSendsNoProbeWhenVerifyIsEmpty(t *testing.T) {
 // agent does not write the plan again for it.
 func TestAgentVerifyRulesMissTheTunnel(t *testing.T) {
 	t.Parallel()
-	l := lab.NewForTest(t, lab.Options{})
+	l := labtest.New(t, lab.Options{})
 	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		rules, err := l.WSLNetlink().RuleList(family)
 		if err != nil {
@@ -207,7 +209,7 @@ func TestAgentVerifyRulesMissTheTunnel(t *testing.T) {
 	if p := paths[0]; !p.Broken() || p.Side != fix.SideOurRules {
 		t.Errorf("peer: %s, want broken while the plan is in force, our own rules", p)
 	}
-	st, _ := ReadStatus(a.stateDir)
+	st, _ := agentstatus.Read(a.stateDir)
 	if h := (fix.Report{Paths: st.Paths}).Health(); h.Healthy || !strings.Contains(h.String(), "likely side: our own rules") {
 		t.Errorf("health: %s", h)
 	}
@@ -219,7 +221,7 @@ func TestAgentVerifyRulesMissTheTunnel(t *testing.T) {
 	waitEth(t, l, 1360, 2*time.Second, "after WSL set eth0 to 1280")
 	checked := paths[0].Checked
 	waitPaths(t, a, cfg.Verify, func(p fix.PathCheck) bool { return p.Checked.After(checked) })
-	if after, _ := ReadStatus(a.stateDir); after.Repairs != st.Repairs+1 {
+	if after, _ := agentstatus.Read(a.stateDir); after.Repairs != st.Repairs+1 {
 		t.Errorf("%d repairs after one eth0 reset (%d before): a broken path must not make the agent write the plan again", after.Repairs, st.Repairs)
 	}
 }

@@ -17,11 +17,11 @@ import (
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
-// WSL's own sequences (internal/fakekernel's NATPush, MirroredAddressRefresh,
+// WSL's own sequences (internal/testenv/fakekernel's NATPush, MirroredAddressRefresh,
 // ConsommeAddressChange, ConsommeGatewayChange, VMRestart) replayed against
 // the agent on its defaults, with tailscale0 in both shapes: tailscaled's
 // (its sockets marked 0x80000, its rules 5210–5270 and table 52) and a bare

@@ -18,6 +18,7 @@ import (
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
+	"github.com/wslmtu/wslmtu/internal/testenv/labtest"
 )
 
 // WSL's own sequences, sent by the lab as WSL sends them (internal/lab's
@@ -45,7 +46,7 @@ type replayLab struct {
 
 func newReplayLab(t *testing.T, opts lab.Options) *replayLab {
 	t.Helper()
-	return &replayLab{t: t, l: lab.NewForTest(t, opts), dir: t.TempDir(), corp: opts.CorporateVPN}
+	return &replayLab{t: t, l: labtest.New(t, opts), dir: t.TempDir(), corp: opts.CorporateVPN}
 }
 
 // start runs the agent with cfg in the lab's WSL (whatever namespace that

@@ -13,7 +13,7 @@ import (
 
 // Kernel is what the appliers change: MTUs, routes' MTUs, the routes of
 // wslmtu's own table and its policy rules. NetlinkKernel is the real one;
-// internal/fakekernel records calls for tests.
+// internal/testenv/fakekernel records calls for tests.
 type Kernel interface {
 	// SetMTU sets a link's MTU (by index when known, else by name).
 	SetMTU(l detect.Link, mtu int) error

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
 
 // A revert record that cannot be saved before the first step (a full disk;

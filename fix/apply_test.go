@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
 
 // The record keeps, per interface, what was there before wslmtu and what

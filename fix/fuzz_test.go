@@ -9,7 +9,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
 
 var (

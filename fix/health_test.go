@@ -6,7 +6,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
 
 // Health is one verdict: what the config asks for is in force. A clamp

@@ -8,7 +8,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
 
 // The fake kernel stands in for every interface the planner and the

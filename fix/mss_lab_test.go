@@ -14,7 +14,8 @@ import (
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/labtest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // reporterRule is the rule from the bug report: it clamps SYNs leaving on
@@ -45,7 +46,7 @@ func TestMSSClampAloneFixesTCPInTheLab(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			l := lab.NewForTest(t, lab.Options{EthMTU: 1280, TunnelMTU: 1280, IPv6Underlay: v6})
+			l := labtest.New(t, lab.Options{EthMTU: 1280, TunnelMTU: 1280, IPv6Underlay: v6})
 			ctx := context.Background()
 
 			if r := l.Download(ctx); r.OK {

@@ -13,9 +13,9 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/fakekernel"
 	"github.com/wslmtu/wslmtu/internal/firewall"
-	"github.com/wslmtu/wslmtu/internal/firewall/firewalltest"
+	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/firewalltest"
 )
 
 // The planner takes its MSS from internal/tunnel: floor16(outer − 80) minus

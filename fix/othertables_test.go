@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
 
 // The agent keeps only the routes it acts on and lists the other tables in

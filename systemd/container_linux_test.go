@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wslmtu/wslmtu/internal/nspawn"
+	"github.com/wslmtu/wslmtu/internal/testenv/nspawn"
 )
 
 // These tests boot a real systemd (Debian bookworm in systemd-nspawn, see
-// internal/nspawn) and run install.sh in it, as a user would.
+// internal/testenv/nspawn) and run install.sh in it, as a user would.
 
 func goBuild(t *testing.T, pkg string) string {
 	t.Helper()

@@ -10,11 +10,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wslmtu/wslmtu/internal/netnstest"
-	"github.com/wslmtu/wslmtu/internal/nspawn"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/nspawn"
 )
 
-// buildDeb builds the .deb as the README says (go run ./internal/pkgbuild),
+// buildDeb builds the .deb as the README says (go run ./cmd/wslmtu-pkgbuild),
 // for this machine's architecture only, and returns its path.
 func buildDeb(t *testing.T, extra ...string) string {
 	t.Helper()
@@ -23,7 +23,7 @@ func buildDeb(t *testing.T, extra ...string) string {
 		goBin = "go"
 	}
 	out := t.TempDir()
-	args := append([]string{"run", "./internal/pkgbuild", "-arch", runtime.GOARCH, "-formats", "deb", "-out", out}, extra...)
+	args := append([]string{"run", "./cmd/wslmtu-pkgbuild", "-arch", runtime.GOARCH, "-formats", "deb", "-out", out}, extra...)
 	cmd := exec.Command(goBin, args...)
 	cmd.Dir = ".."
 	if b, err := cmd.CombinedOutput(); err != nil {

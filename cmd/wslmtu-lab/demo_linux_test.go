@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 func TestBadFlagsAreUsageErrors(t *testing.T) {

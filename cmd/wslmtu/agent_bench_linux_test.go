@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // BenchmarkBurst10000 resets eth0 10 000 times as fast as netlink allows and

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"net"
 	"os"
 	"os/exec"
@@ -20,8 +21,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/wslmtu/wslmtu/agent"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // runningAgent is `wslmtu run` in a namespace, as systemd would start it:
@@ -193,7 +193,7 @@ func TestAgentRepairsEveryReset(t *testing.T) {
 	// The counters are written at most once a second.
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		st, err := agent.ReadStatus(filepath.Join(a.dir, "state"))
+		st, err := agentstatus.Read(filepath.Join(a.dir, "state"))
 		if err == nil && st.Running && st.Repairs >= 501 {
 			break
 		}
@@ -298,7 +298,7 @@ func TestAgentStopsCleanlyLeavingFixes(t *testing.T) {
 	if got := ns.MTU(t, "eth0"); got != 1360 {
 		t.Errorf("eth0 is %d after stop, want the fix left in place", got)
 	}
-	st, _ := agent.ReadStatus(filepath.Join(a.dir, "state"))
+	st, _ := agentstatus.Read(filepath.Join(a.dir, "state"))
 	if st.Running || st.Stopped.IsZero() {
 		t.Errorf("status after stop: %+v", st)
 	}

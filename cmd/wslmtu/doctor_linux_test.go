@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/wslmtu/wslmtu/internal/doctor"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // TestDoctorInNamespace runs `wslmtu doctor` as users do, inside a namespace

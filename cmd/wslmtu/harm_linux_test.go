@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wslmtu/wslmtu/internal/netnstest"
 	"github.com/wslmtu/wslmtu/internal/statefile"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // Regression tests for "the agent never does harm", through the

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // hostState is everything wslmtu may change in ns, as ip prints it (the

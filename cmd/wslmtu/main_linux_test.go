@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,8 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/wslmtu/wslmtu/agent"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // The test binary doubles as wslmtu, so the CLI is tested as users run it,
@@ -144,9 +144,9 @@ func TestStatusPromInNamespace(t *testing.T) {
 	dir := t.TempDir()
 	// The counters a stopped agent left behind.
 	started := time.Date(2026, 11, 30, 5, 48, 26, 0, time.UTC)
-	counters := agent.Counters{
+	counters := agentstatus.Counters{
 		PID: 1 << 22, Started: started, Reconciles: 9, Repairs: 3, RepairsBy: map[string]int{"eth0": 3},
-		LastRepair: &agent.Repair{Time: started.Add(time.Minute), Interface: "eth0", From: 1280, To: 1360, Cause: "eth0 mtu is 1280", Latency: 2 * time.Millisecond},
+		LastRepair: &agentstatus.Repair{Time: started.Add(time.Minute), Interface: "eth0", From: 1280, To: 1360, Cause: "eth0 mtu is 1280", Latency: 2 * time.Millisecond},
 		Fights:     1, Resubscribe: 2, Stopped: started.Add(time.Hour),
 	}
 	data, _ := json.Marshal(counters)

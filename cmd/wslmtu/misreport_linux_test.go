@@ -12,7 +12,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // A full disk: fix cannot save the revert record before its first step. It

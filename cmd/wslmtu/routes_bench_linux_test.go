@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // BenchmarkAgentRoutes is the agent process (`wslmtu run` in a namespace)

@@ -3,11 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"io"
 
 	"github.com/spf13/cobra"
 
-	"github.com/wslmtu/wslmtu/agent"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/metrics"
@@ -32,7 +32,7 @@ Prometheus text format.`,
 			if err != nil {
 				return classify(err)
 			}
-			agentStatus, agentErr := agent.ReadStatus(cfg.StateDir)
+			agentStatus, agentErr := agentstatus.Read(cfg.StateDir)
 			if agentErr == nil && agentStatus.Running {
 				// The agent's path checks judge the host too; status sends nothing.
 				r.Paths = agentStatus.Paths
@@ -60,12 +60,12 @@ Prometheus text format.`,
 	return cmd
 }
 
-func printStatus(out io.Writer, asJSON bool, r fix.Report, health fix.Health, agentStatus agent.Status, agentErr error) error {
+func printStatus(out io.Writer, asJSON bool, r fix.Report, health fix.Health, agentStatus agentstatus.Status, agentErr error) error {
 	result := struct {
-		Healthy bool         `json:"healthy"`
-		Health  fix.Health   `json:"health"`
-		Report  fix.Report   `json:"report"`
-		Agent   agent.Status `json:"agent"`
+		Healthy bool               `json:"healthy"`
+		Health  fix.Health         `json:"health"`
+		Report  fix.Report         `json:"report"`
+		Agent   agentstatus.Status `json:"agent"`
 	}{health.Healthy, health, r, agentStatus}
 	return printResult(out, asJSON, result, func(out io.Writer) {
 		fmt.Fprint(out, r)

@@ -7,7 +7,8 @@ import (
 	"testing"
 
 	"github.com/wslmtu/wslmtu/internal/lab"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/labtest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // verify refuses what names no host, a bad timeout, and having nothing to
@@ -40,7 +41,7 @@ func TestVerifyBadInputExit2(t *testing.T) {
 // broken before the fix (exit 1, "not fixed") and ok after it (exit 0).
 func TestVerifyInTheLab(t *testing.T) {
 	netnstest.RequireRoot(t, "builds the namespace lab")
-	l := lab.NewForTest(t, lab.Options{CorporateVPN: true})
+	l := labtest.New(t, lab.Options{CorporateVPN: true})
 	cfg := filepath.Join(t.TempDir(), "wslmtu.toml")
 	if err := os.WriteFile(cfg, nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -3,11 +3,11 @@ package doctor
 import (
 	"errors"
 	"fmt"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"io/fs"
 	"strings"
 	"time"
 
-	"github.com/wslmtu/wslmtu/agent"
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
@@ -82,7 +82,7 @@ const agentRemedy = "sudo ./install.sh (or `sudo systemctl start wslmtu`)"
 
 // CheckAgent: without the agent, the next MTU WSL or tailscaled pushes
 // undoes a one-time fix.
-func CheckAgent(stateDir string, st agent.Status, err error) Check {
+func CheckAgent(stateDir string, st agentstatus.Status, err error) Check {
 	c := Check{Name: NameAgent}
 	if err != nil {
 		c.Status, c.Detail = Fail, fmt.Sprintf("cannot read the agent's counters in %s: %v", stateDir, err)

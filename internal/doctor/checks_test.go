@@ -2,13 +2,13 @@ package doctor
 
 import (
 	"errors"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"io/fs"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/wslmtu/wslmtu/agent"
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
@@ -66,26 +66,26 @@ func TestCheckEnvironment(t *testing.T) {
 
 func TestCheckAgent(t *testing.T) {
 	started := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
-	last := &agent.Repair{Time: started.Add(time.Hour), Interface: "eth0", From: 1280, To: 1360,
+	last := &agentstatus.Repair{Time: started.Add(time.Hour), Interface: "eth0", From: 1280, To: 1360,
 		Cause: "RTM_NEWLINK eth0", Latency: 420 * time.Microsecond}
 	for _, tc := range []struct {
 		name string
-		st   agent.Status
+		st   agentstatus.Status
 		err  error
 		want want
 	}{
-		{"never ran", agent.Status{}, nil,
+		{"never ran", agentstatus.Status{}, nil,
 			want{Fail, []string{"no agent has run with state dir /var/lib/wslmtu"}, "sudo ./install.sh (or `sudo systemctl start wslmtu`)"}},
-		{"running with repairs", agent.Status{Known: true, Running: true,
-			Counters: agent.Counters{PID: 42, Started: started, Repairs: 3, LastRepair: last}}, nil,
+		{"running with repairs", agentstatus.Status{Known: true, Running: true,
+			Counters: agentstatus.Counters{PID: 42, Started: started, Repairs: 3, LastRepair: last}}, nil,
 			want{OK, []string{"running (pid 42", "3 repairs", "last repair: eth0: mtu 1280 → 1360 after RTM_NEWLINK eth0, in 420µs"}, "-"}},
-		{"running, no repair yet", agent.Status{Known: true, Running: true, Counters: agent.Counters{PID: 42, Started: started}}, nil,
+		{"running, no repair yet", agentstatus.Status{Known: true, Running: true, Counters: agentstatus.Counters{PID: 42, Started: started}}, nil,
 			want{OK, []string{"0 repairs"}, "-"}},
-		{"stopped", agent.Status{Known: true, Counters: agent.Counters{PID: 42, Started: started, Stopped: started.Add(time.Hour), Repairs: 1, Fights: 2, LastRepair: last}}, nil,
+		{"stopped", agentstatus.Status{Known: true, Counters: agentstatus.Counters{PID: 42, Started: started, Stopped: started.Add(time.Hour), Repairs: 1, Fights: 2, LastRepair: last}}, nil,
 			want{Fail, []string{"not running: stopped at", "1 repairs, 2 fights", "last repair: eth0"}, "systemctl start wslmtu"}},
-		{"crashed", agent.Status{Known: true, Counters: agent.Counters{PID: 42}}, nil,
+		{"crashed", agentstatus.Status{Known: true, Counters: agentstatus.Counters{PID: 42}}, nil,
 			want{Fail, []string{"pid 42 is gone"}, "sudo ./install.sh"}},
-		{"unreadable", agent.Status{}, errors.New("agent.json: unexpected end of JSON input"),
+		{"unreadable", agentstatus.Status{}, errors.New("agent.json: unexpected end of JSON input"),
 			want{Fail, []string{"cannot read the agent's counters in /var/lib/wslmtu", "unexpected end"}, "--state-dir"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { assertCheck(t, CheckAgent("/var/lib/wslmtu", tc.st, tc.err), tc.want) })

@@ -5,6 +5,6 @@
 // feed fakes and the CLI only wires flags to Run and prints.
 //
 // It may import detect, fix, internal/config, internal/tunnel, windows (the
-// netsh parsers and WSL's MTU rule) and agent (only for the status file:
-// agent.Status and agent.ReadStatus).
+// netsh parsers and WSL's MTU rule) and internal/agentstatus (the agent's
+// status file); never agent itself.
 package doctor

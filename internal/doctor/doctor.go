@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"io/fs"
 	"os/exec"
 	"strings"
 	"time"
 
-	"github.com/wslmtu/wslmtu/agent"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/windows"
@@ -57,8 +57,8 @@ type Inputs struct {
 	Windows windows.Runner
 	// LookPath finds netsh.exe; nil means exec.LookPath.
 	LookPath func(string) (string, error)
-	// Agent reads the agent's status; nil means agent.ReadStatus.
-	Agent func(stateDir string) (agent.Status, error)
+	// Agent reads the agent's status; nil means agentstatus.Read.
+	Agent func(stateDir string) (agentstatus.Status, error)
 	// InteropTimeout bounds each netsh.exe call; 0 means DefaultInteropTimeout.
 	InteropTimeout time.Duration
 	// Verify checks the paths to the config's verify hosts under the
@@ -75,7 +75,7 @@ func Run(ctx context.Context, in Inputs) []Check {
 	}
 	readAgent := in.Agent
 	if readAgent == nil {
-		readAgent = agent.ReadStatus
+		readAgent = agentstatus.Read
 	}
 	lookPath := in.LookPath
 	if lookPath == nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/wslmtu/wslmtu/internal/doctor"
 	"github.com/wslmtu/wslmtu/internal/lab"
 	"github.com/wslmtu/wslmtu/internal/probe"
+	"github.com/wslmtu/wslmtu/internal/testenv/labtest"
 	"github.com/wslmtu/wslmtu/windows"
 )
 
@@ -48,7 +49,7 @@ func assertChecks(t *testing.T, when string, checks []doctor.Check, want map[str
 // broken state to the healthy one; the agent check keeps failing, since no
 // agent runs there.
 func TestDoctorInTheLab(t *testing.T) {
-	l := lab.NewForTest(t, lab.Options{EthMTU: 1280, TunnelMTU: 1280})
+	l := labtest.New(t, lab.Options{EthMTU: 1280, TunnelMTU: 1280})
 
 	cfg := config.Default()
 	cfg.AssumeWSL, cfg.MSSClamp, cfg.StateDir = true, true, t.TempDir()
@@ -133,7 +134,7 @@ func TestDoctorInTheLab(t *testing.T) {
 // under outer_scope "all" the server behind the Windows VPN fails with the
 // Windows side named, the tunnel peer passes.
 func TestDoctorChecksPathsInTheLab(t *testing.T) {
-	l := lab.NewForTest(t, lab.Options{CorporateVPN: true})
+	l := labtest.New(t, lab.Options{CorporateVPN: true})
 	cfg := config.Default()
 	cfg.AssumeWSL, cfg.StateDir = true, t.TempDir()
 	cfg.MTUStrategy, cfg.OuterScope = config.RaiseOuter, config.ScopeAll

@@ -3,6 +3,7 @@ package doctor
 import (
 	"context"
 	"errors"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,11 +12,10 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/wslmtu/wslmtu/agent"
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
 
 // fakeLinks is the kernel's view: links and the default route's interface.
@@ -101,7 +101,7 @@ func TestRunBrokenWSL(t *testing.T) {
 	checks := Run(context.Background(), Inputs{
 		Host: host(t, root, 1280, 1280), Config: config.Default(), StateDir: "/state",
 		Root: root, Windows: runner, LookPath: found,
-		Agent: func(dir string) (agent.Status, error) { agentDir = dir; return agent.Status{}, nil },
+		Agent: func(dir string) (agentstatus.Status, error) { agentDir = dir; return agentstatus.Status{}, nil },
 	})
 	want := strings.Join([]string{
 		"ok environment", "fail agent", "ok revert record", "fail plan", "fail mtu tailscale0", "warn outer scope", "skip mss clamp",
@@ -136,8 +136,8 @@ func TestRunHealthyWSLWithAgent(t *testing.T) {
 		// which needs the tunnel scope's rules this fake cannot hold).
 		Host: host(t, root, 1500, 1280), Config: config.Default(),
 		Root: root, Windows: &fakeRunner{answers: netshAnswers(t)}, LookPath: found,
-		Agent: func(string) (agent.Status, error) {
-			return agent.Status{Known: true, Running: true, Counters: agent.Counters{PID: 7, Started: time.Now(), Repairs: 2}}, nil
+		Agent: func(string) (agentstatus.Status, error) {
+			return agentstatus.Status{Known: true, Running: true, Counters: agentstatus.Counters{PID: 7, Started: time.Now(), Repairs: 2}}, nil
 		},
 	})
 	if !Healthy(checks) {
@@ -151,7 +151,7 @@ func TestRunHealthyWSLWithAgent(t *testing.T) {
 }
 
 func TestRunNoInteropNotWSLAndBadConfig(t *testing.T) {
-	agentNever := func(string) (agent.Status, error) { return agent.Status{}, nil }
+	agentNever := func(string) (agentstatus.Status, error) { return agentstatus.Status{}, nil }
 
 	t.Run("netsh.exe missing", func(t *testing.T) {
 		root := wslRoot("1")
@@ -223,12 +223,12 @@ func TestRunInteropHangs(t *testing.T) {
 	runner := &fakeRunner{block: true}
 	checks := Run(context.Background(), Inputs{Host: host(t, root, 1360, 1280), Config: config.Default(),
 		Root: root, Windows: runner, LookPath: found, InteropTimeout: 10 * time.Millisecond,
-		Agent: func(string) (agent.Status, error) { return agent.Status{}, nil }})
+		Agent: func(string) (agentstatus.Status, error) { return agentstatus.Status{}, nil }})
 	c, _ := Find(checks, NameWindows)
 	assertCheck(t, c, want{status: Warn, detail: []string{"context deadline exceeded"}, remedy: "WSL interop"})
 }
 
-// TestRunReadsTheAgentsCounters uses the real agent.ReadStatus on a state
+// TestRunReadsTheAgentsCounters uses the real agentstatus.Read on a state
 // directory whose counters name a pid that is not an agent.
 func TestRunReadsTheAgentsCounters(t *testing.T) {
 	dir := t.TempDir()
@@ -257,7 +257,7 @@ func TestRunDamagedRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	checks := Run(context.Background(), Inputs{Host: h, Config: config.Default(), Root: root,
-		Agent: func(string) (agent.Status, error) { return agent.Status{}, nil }})
+		Agent: func(string) (agentstatus.Status, error) { return agentstatus.Status{}, nil }})
 	c, ok := Find(checks, NameRecord)
 	if !ok || c.Status != Fail || !strings.Contains(c.Detail, path+" is damaged") || !strings.Contains(c.Remedy, "sudo mv "+path) {
 		t.Errorf("record check: %+v", c)

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	fw "github.com/wslmtu/wslmtu/internal/firewall"
-	"github.com/wslmtu/wslmtu/internal/firewall/firewalltest"
+	"github.com/wslmtu/wslmtu/internal/testenv/firewalltest"
 )
 
 const (

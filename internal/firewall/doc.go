@@ -15,8 +15,8 @@
 // of iptables-save (and revert) can tell our rules from anyone else's.
 //
 // It imports no package of this module (fix is its one user) and runs every
-// program inside the namespace it is given. It links package testing only to
-// ask testing.Testing(): inside a test binary it refuses to run iptables in a
-// namespace not made by `ip netns add`, so no test can touch the host's
-// firewall.
+// program inside the namespace it is given. Inside a test binary (one with
+// the test.v flag) it refuses to run iptables in a namespace not made by
+// `ip netns add`, so no test can touch the host's firewall; it does not link
+// package testing for that.
 package firewall

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -12,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink/nl"
@@ -61,13 +61,18 @@ func NewExec(path string) (*Exec, error) {
 	}
 	// Tests must never run iptables in the host's namespace: they pass a
 	// throwaway one. Checked here, where every command starts.
-	if testing.Testing() && !throwaway(h) {
+	if inTestBinary() && !throwaway(h) {
 		h.Close()
 		return nil, fmt.Errorf("a test may run the firewall tools only in a throwaway namespace (ip netns add), not in %s: "+
 			"give fix.Host.NetNS one", path)
 	}
 	return &Exec{ns: h, path: path}, nil
 }
+
+// inTestBinary says whether this is a `go test` binary, which registers
+// the test.v flag before any test runs. (testing.Testing would say the same,
+// but linking package testing into the shipped binaries is not wanted.)
+func inTestBinary() bool { return flag.Lookup("test.v") != nil }
 
 // throwaway says whether the namespace is one made by `ip netns add` (the
 // test helpers' and the lab's), which the host's own never is.

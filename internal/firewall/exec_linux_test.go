@@ -10,7 +10,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	fw "github.com/wslmtu/wslmtu/internal/firewall"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // nsRunner is a throwaway namespace and the Runner of it, by path.

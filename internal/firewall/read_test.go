@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	fw "github.com/wslmtu/wslmtu/internal/firewall"
-	"github.com/wslmtu/wslmtu/internal/firewall/firewalltest"
+	"github.com/wslmtu/wslmtu/internal/testenv/firewalltest"
 )
 
 const filterRule = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n"

@@ -5,11 +5,12 @@
 // tests and the cmd/wslmtu-lab demo can show the hang and the fix on any Linux
 // host (as root), and offers traffic checks (Download, Upload, Ping) that
 // report whether data crosses the tunnel or hangs. With ExternalTunnel the
-// caller runs tailscale0 itself: internal/lab/tailnet, a module of its own,
+// caller runs tailscale0 itself: internal/testenv/tailnet, a module of its own,
 // runs the real tailscaled there.
 //
 // The package only works on Linux; on other systems it is empty. It is a
-// test environment (NewForTest takes a testing.TB) that the demo links too.
-// It may import detect, internal/netnstest, internal/probe (the ICMP echo)
-// and internal/tunnel; its callers (the demo, the e2e tests) run fix in it.
+// library the shipped demo (cmd/wslmtu-lab) links, so it never links package
+// testing: tests build a lab through internal/testenv/labtest.
+// It may import detect, internal/probe (the ICMP echo) and internal/tunnel;
+// its callers (the demo, the e2e tests) run fix in it.
 package lab

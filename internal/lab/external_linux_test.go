@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // TestExternalTunnelLeavesTheTunnelToTheCaller: with ExternalTunnel the lab

@@ -8,7 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"testing/fstest"
+	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -603,7 +604,24 @@ const bootIDPath = "proc/sys/kernel/random/boot_id"
 
 func (b bootRoot) Open(name string) (fs.File, error) {
 	if name == bootIDPath {
-		return fstest.MapFS{bootIDPath: {Data: []byte(b.l.BootID() + "\n"), Mode: 0o444}}.Open(name)
+		data := b.l.BootID() + "\n"
+		return bootIDFile{Reader: strings.NewReader(data), size: int64(len(data))}, nil
 	}
 	return b.FS.Open(name)
 }
+
+// bootIDFile is the lab's boot_id as an open file. (testing/fstest would
+// do, but the demo binary must not link package testing.)
+type bootIDFile struct {
+	*strings.Reader
+	size int64
+}
+
+func (f bootIDFile) Stat() (fs.FileInfo, error) { return f, nil }
+func (bootIDFile) Close() error                 { return nil }
+func (bootIDFile) Name() string                 { return "boot_id" }
+func (f bootIDFile) Size() int64                { return f.size }
+func (bootIDFile) Mode() fs.FileMode            { return 0o444 }
+func (bootIDFile) ModTime() time.Time           { return time.Time{} }
+func (bootIDFile) IsDir() bool                  { return false }
+func (bootIDFile) Sys() any                     { return nil }

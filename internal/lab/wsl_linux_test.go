@@ -19,8 +19,8 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
-	"github.com/wslmtu/wslmtu/internal/fakekernel"
 	"github.com/wslmtu/wslmtu/internal/netwatch"
+	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
 
 // The lab's WSL sequences and the fake kernel's must be the same thing:
@@ -296,7 +296,7 @@ func TestWSLSequencesMatchTheFakeKernel(t *testing.T) {
 	t.Parallel()
 	t.Run("nat and consomme", func(t *testing.T) {
 		t.Parallel()
-		l := NewForTest(t, Options{EthMTU: 1280, TunnelMTU: 1280, Consomme: true})
+		l := newLab(t, Options{EthMTU: 1280, TunnelMTU: 1280, Consomme: true})
 		k := fakeLike(t, l)
 		kernel, fake := kernelEvents(t, l), fakeEvents(t, k)
 		kernel(0)
@@ -319,7 +319,7 @@ func TestWSLSequencesMatchTheFakeKernel(t *testing.T) {
 	})
 	t.Run("mirrored", func(t *testing.T) {
 		t.Parallel()
-		l := NewForTest(t, Options{EthMTU: 1400, TunnelMTU: 1420, Mirrored: true, IPv6Underlay: true})
+		l := newLab(t, Options{EthMTU: 1400, TunnelMTU: 1420, Mirrored: true, IPv6Underlay: true})
 		k := fakeLike(t, l)
 		kernel, fake := kernelEvents(t, l), fakeEvents(t, k)
 		kernel(0)
@@ -417,7 +417,7 @@ func scopeRoutes(t *testing.T, l *Lab, k *fakekernel.Kernel, kernel func(int) []
 // tunnel starts again, tailscaled's rules with it.
 func TestVMRestart(t *testing.T) {
 	t.Parallel()
-	l := NewForTest(t, Options{EthMTU: 1280, TunnelMTU: 1280})
+	l := newLab(t, Options{EthMTU: 1280, TunnelMTU: 1280})
 	bootID := func() string {
 		b, err := fs.ReadFile(l.Sources().Root, "proc/sys/kernel/random/boot_id")
 		if err != nil {

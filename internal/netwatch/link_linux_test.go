@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wslmtu/wslmtu/detect"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // linkMsg is an RTM_NEWLINK's data: ifinfomsg, IFLA_IFNAME, IFLA_MTU and,

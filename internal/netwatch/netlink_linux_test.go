@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wslmtu/wslmtu/detect"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // An RTM_NEWADDR as the kernel sends it for 172.28.5.2/20 on link 7

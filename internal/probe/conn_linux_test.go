@@ -16,7 +16,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 

@@ -7,8 +7,9 @@ import (
 
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
 	"github.com/wslmtu/wslmtu/internal/probe"
+	"github.com/wslmtu/wslmtu/internal/testenv/labtest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
@@ -31,7 +32,7 @@ func TestE2ELab(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			l := lab.NewForTest(t, lab.Options{EthMTU: tc.ethMTU, TunnelMTU: 1280})
+			l := labtest.New(t, lab.Options{EthMTU: tc.ethMTU, TunnelMTU: 1280})
 			for _, v6 := range []bool{false, true} {
 				peer := l.PeerTunnelIP(v6)
 				var res *probe.Result

@@ -10,8 +10,9 @@ import (
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
 	"github.com/wslmtu/wslmtu/internal/probe"
+	"github.com/wslmtu/wslmtu/internal/testenv/labtest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // verifyIn plans the lab's WSL host under cfg (optionally fixing it first)
@@ -54,7 +55,7 @@ func labCfg(scope config.Scope) config.Config {
 // what Windows chose, before and after.
 func TestVerifyLabBeforeAndAfterTheFix(t *testing.T) {
 	netnstest.RequireRoot(t, "builds the namespace lab")
-	l := lab.NewForTest(t, lab.Options{CorporateVPN: true})
+	l := labtest.New(t, lab.Options{CorporateVPN: true})
 	h := fix.HostAt(l.WSLNetlink(), l.Sources(), t.TempDir())
 	cfg := labCfg(config.ScopeTunnel)
 	peer, corp := l.PeerTunnelIP(false).String(), l.CorporateServerIP(false).String()
@@ -84,7 +85,7 @@ func TestVerifyLabBeforeAndAfterTheFix(t *testing.T) {
 // nothing: broken, on the Windows side.
 func TestVerifyLabScopeAllBreaksTheVPN(t *testing.T) {
 	netnstest.RequireRoot(t, "builds the namespace lab")
-	l := lab.NewForTest(t, lab.Options{CorporateVPN: true})
+	l := labtest.New(t, lab.Options{CorporateVPN: true})
 	h := fix.HostAt(l.WSLNetlink(), l.Sources(), t.TempDir())
 	cfg := labCfg(config.ScopeAll)
 	cfg.MTUStrategy = config.RaiseOuter
@@ -105,7 +106,7 @@ func TestVerifyLabScopeAllBreaksTheVPN(t *testing.T) {
 // chose: the peer reads broken, and the evidence names our own rules.
 func TestVerifyLabRulesMissTheTunnel(t *testing.T) {
 	netnstest.RequireRoot(t, "builds the namespace lab")
-	l := lab.NewForTest(t, lab.Options{})
+	l := labtest.New(t, lab.Options{})
 	h := fix.HostAt(l.WSLNetlink(), l.Sources(), t.TempDir())
 	cfg := labCfg(config.ScopeTunnel)
 	cfg.TunnelSettings = []config.TunnelSpec{{Name: lab.TunnelName, FwMark: "0x4000"}}

@@ -1,7 +1,7 @@
 // Command pkgbuild builds wslmtu's .deb and .rpm packages with nfpm, from
 // the root of a checkout:
 //
-//	go run ./internal/pkgbuild [-version 1.2.3] [-arch amd64,arm64] [-formats deb,rpm] [-out dist]
+//	go run ./cmd/wslmtu-pkgbuild [-version 1.2.3] [-arch amd64,arm64] [-formats deb,rpm] [-out dist]
 //
 // It builds the binary for each architecture with the version stamped in,
 // asks the binary for what the packages ship besides (the commented default

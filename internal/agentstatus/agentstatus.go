@@ -1,4 +1,4 @@
-package agent
+package agentstatus
 
 import (
 	"fmt"
@@ -62,10 +62,13 @@ type Counters struct {
 	Paths []fix.PathCheck `json:"paths,omitempty"`
 }
 
-const countersFile = "agent.json"
+// FileName is the status file in the agent's state directory.
+const FileName = "agent.json"
 
-func writeCounters(dir string, c Counters) error {
-	return statefile.WriteJSONUnsynced(filepath.Join(dir, countersFile), c)
+// Write replaces the status file in dir. Unsynced: it is rewritten often
+// and a lost copy only loses counters.
+func Write(dir string, c Counters) error {
+	return statefile.WriteJSONUnsynced(filepath.Join(dir, FileName), c)
 }
 
 // Status is the agent as seen from another process.
@@ -75,10 +78,11 @@ type Status struct {
 	Known   bool `json:"known"` // an agent has run with this state directory
 }
 
-// ReadStatus reads the counters and checks that their process still lives.
-func ReadStatus(stateDir string) (Status, error) {
+// Read reads the status file of stateDir and checks that its process still
+// lives.
+func Read(stateDir string) (Status, error) {
 	var s Status
-	found, err := statefile.ReadJSON(filepath.Join(stateDir, countersFile), &s.Counters)
+	found, err := statefile.ReadJSON(filepath.Join(stateDir, FileName), &s.Counters)
 	if err != nil || !found {
 		return s, err
 	}

@@ -4,5 +4,5 @@
 // commands inside it with nsenter. It works where the host itself has no
 // systemd as PID 1. Linux and root only.
 //
-// It is for tests only. It may import internal/netnstest.
+// It is for tests only. It may import internal/testenv/netnstest.
 package nspawn

@@ -12,7 +12,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/wslmtu/wslmtu/internal/lab"
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/labtest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // world is one lab with a tailnet: WSL behind Hyper-V's NAT with a server
@@ -47,7 +48,7 @@ func newWorld(t *testing.T) *world {
 		}
 		t.Logf("tailscaled and tailscale %s %s; wslmtu built in %v", w.bins.version, how, w.bins.wslmtuBuild.Round(100*time.Millisecond))
 	})
-	w.lab = lab.NewForTest(t, lab.Options{ExternalTunnel: true, CorporateVPN: true})
+	w.lab = labtest.New(t, lab.Options{ExternalTunnel: true, CorporateVPN: true})
 	w.ctl = startControl(t, w.lab)
 	w.peer = newNode(t, w, "peer", w.lab.PeerNetNS(), false)
 	w.peer.start(t)

@@ -73,7 +73,7 @@ func run(args []string) error {
 		return errors.New("build the packages on Linux: the binary is run to make the config, completions and man pages")
 	}
 	if _, err := os.Stat("cmd/wslmtu"); err != nil {
-		return errors.New("run from the root of a wslmtu checkout: go run ./internal/pkgbuild")
+		return errors.New("run from the root of a wslmtu checkout: go run ./cmd/wslmtu-pkgbuild")
 	}
 	epoch := sourceDateEpoch()
 	if o.version == "" {

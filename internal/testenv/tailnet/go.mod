@@ -1,4 +1,4 @@
-module github.com/wslmtu/wslmtu/internal/lab/tailnet
+module github.com/wslmtu/wslmtu/internal/testenv/tailnet
 
 go 1.26.8
 

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wslmtu/wslmtu/internal/netnstest"
+	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
 // CacheDir holds the rootfs, built once per machine.
