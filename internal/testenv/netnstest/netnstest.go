@@ -13,10 +13,18 @@ import (
 	"github.com/vishvananda/netns"
 )
 
+// UnitOnlyEnv, set to 1, skips every root test also as root: mutation
+// testing reruns a package's tests once per mutant and uses it to run only
+// the fast ones (see docs/development.md).
+const UnitOnlyEnv = "WSLMTU_TEST_UNIT_ONLY"
+
 // RequireRoot skips the test when not run as root, saying what needs root
 // and how to run it.
 func RequireRoot(t testing.TB, why string) {
 	t.Helper()
+	if os.Getenv(UnitOnlyEnv) == "1" {
+		t.Skipf("root test skipped (%s=1): %s", UnitOnlyEnv, why)
+	}
 	if os.Geteuid() != 0 {
 		t.Skipf("needs root: %s (run: sudo go test ./...)", why)
 	}
