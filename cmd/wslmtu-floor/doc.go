@@ -13,5 +13,6 @@
 // --library is what a plain Go reactor does instead: vishvananda/netlink's
 // LinkSubscribe (a goroutine and a channel, each event fully decoded) and
 // LinkSetMTU. It writes the MTU once at start when it differs, prints
-// "ready" on stdout, and reacts until killed.
+// "ready" on stdout, and reacts until killed. It imports nothing of this
+// module.
 package main

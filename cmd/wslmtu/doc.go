@@ -4,7 +4,6 @@
 // flags and prints. The man pages, the completions and `config --default`
 // are made from the same tree.
 //
-// It may import every non-test package of the module (agent, detect, fix,
-// systemd, windows, internal/config, internal/doctor, internal/metrics,
-// internal/probe, internal/statefile); nothing imports it.
+// It may import every package of the module but the test environments
+// (internal/testenv); nothing imports it.
 package main

@@ -9,7 +9,7 @@
 // about one timeout per round (usually two rounds), not one per bisection step.
 //
 // It may import detect (which link the route to the host takes, and whether
-// it is a tunnel), internal/config and internal/tunnel (the verdict's
-// numbers). internal/lab uses Conn's ICMP
+// it is a tunnel), fix (the size a path must carry under the plan in force),
+// internal/config and internal/tunnel (the verdict's numbers). internal/lab uses Conn's ICMP
 // echo too.
 package probe
