@@ -80,6 +80,39 @@ func TestVerifyLabBeforeAndAfterTheFix(t *testing.T) {
 	}
 }
 
+// tailscaled's own WSL fix (eth0 1280 → 1360 for every packet, at its
+// start) ran before wslmtu: the VPN server's path must carry the 1360 eth0
+// now sends, the Windows VPN adapter carries 1280: broken before the fix.
+// After it, the default route keeps what Windows chose and the path is ok;
+// the peer's path is ok before (1360 fits tailscale0's packets) and after.
+func TestVerifyLabTailscaledFixBreaksTheVPNUntilTheFix(t *testing.T) {
+	netnstest.RequireRoot(t, "builds the namespace lab")
+	l := labtest.New(t, lab.Options{CorporateVPN: true})
+	if err := l.SetEthMTU(1360); err != nil { // tailscaled's fixupWSLMTU
+		t.Fatal(err)
+	}
+	h := fix.HostAt(l.WSLNetlink(), l.Sources(), t.TempDir())
+	cfg := labCfg(config.ScopeTunnel)
+	peer, corp := l.PeerTunnelIP(false).String(), l.CorporateServerIP(false).String()
+
+	before := verifyIn(t, l, h, cfg, false, peer, corp)
+	if p := before[1]; p.Verdict != fix.PathBroken || p.Side != fix.SideNotFixed || p.Tunnel || p.Size != 1360 || p.Largest != lab.DefaultVPNMTU {
+		t.Errorf("VPN server before the fix: %s (largest %d), want broken, not fixed, 1360 needed, %d crossed", p, p.Largest, lab.DefaultVPNMTU)
+	}
+	if !before[0].OK() {
+		t.Errorf("peer before the fix: %s, want ok (eth0 at 1360 carries tailscale0's packets)", before[0])
+	}
+	after := verifyIn(t, l, h, cfg, true, peer, corp)
+	for _, p := range after {
+		if !p.OK() || p.Largest != p.Size {
+			t.Errorf("after the fix: %s, want ok", p)
+		}
+	}
+	if after[1].Size != lab.DefaultVPNMTU {
+		t.Errorf("after the fix the VPN server must carry what Windows chose (%d), got %d", lab.DefaultVPNMTU, after[1].Size)
+	}
+}
+
 // outer_scope "all" raises eth0 for every packet: the VPN server's path
 // must now carry eth0's 1360, the Windows VPN adapter carries 1280 and says
 // nothing: broken, on the Windows side.
