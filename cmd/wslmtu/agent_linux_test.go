@@ -220,8 +220,11 @@ func TestAgentRepairsRecreatedEth0AndFollowsTunnelRestart(t *testing.T) {
 	// Exactly 1480: the tun's first moments at 1500, before tailscaled sets
 	// its MTU and brings it up, must not count.
 	waitMTU(t, ns, "eth0", is(1480), 2*time.Second)
-	time.Sleep(20 * time.Millisecond)
-	if got := ns.MTU(t, "eth0"); got != 1480 {
+	// A barrier instead of a pause: events are handled in order, so once a
+	// later reset is repaired, the reconnect's events are all behind us,
+	// and the value they left is what the repair writes.
+	setMTU(t, ns, "eth0", 1280)
+	if got := waitMTU(t, ns, "eth0", func(m int) bool { return m != 1280 }, 2*time.Second); got != 1480 {
 		t.Errorf("eth0 %d after a reconnect at 1400, want 1480", got)
 	}
 }
@@ -260,8 +263,8 @@ func TestAgentDoesNotSpinWhenFought(t *testing.T) {
 
 func TestAgentReloadsConfig(t *testing.T) {
 	ns := netnstest.NewWSL(t, 1280, 1280)
+	// startAgent returns at READY=1, sent after the start plan ran.
 	a := startAgent(t, ns, "mtu_strategy = \"off\"\n")
-	time.Sleep(50 * time.Millisecond)
 	if got := ns.MTU(t, "eth0"); got != 1280 {
 		t.Fatalf("mtu_strategy off changed eth0 to %d", got)
 	}

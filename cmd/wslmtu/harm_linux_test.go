@@ -156,12 +156,27 @@ func TestHarmFixSaysWhatItWaitsFor(t *testing.T) {
 		t.Skipf("needs flock(1): %v", err)
 	}
 	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
-	time.Sleep(200 * time.Millisecond)
+	waitLockHeld(t, state, statefile.LinksLock)
 	r := wslmtu(t, ns, dir, "fix", "--assume-wsl")
 	if r.code != 0 || !strings.Contains(r.out, "wslmtu: waiting for pid") || !strings.Contains(r.out, "which holds the lock in "+state) {
 		t.Errorf("fix behind a held lock: exit %d\n%s", r.code, r.out)
 	}
 	if got := ns.MTU(t, "eth0"); got != 1360 {
 		t.Errorf("eth0 %d once the lock was free", got)
+	}
+}
+
+// waitLockHeld returns once another process holds the lock name in dir.
+func waitLockHeld(t *testing.T, dir, name string) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		l, err := statefile.Acquire(dir, name, time.Millisecond, nil)
+		if err != nil {
+			return
+		}
+		l.Release()
+		if time.Now().After(deadline) {
+			t.Fatalf("nobody took %s in %s", name, dir)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 func TestWriteJSONReplacesAtomically(t *testing.T) {
@@ -48,8 +47,11 @@ func TestLockSerializes(t *testing.T) {
 	var mu sync.Mutex
 	order := []string{}
 	done := make(chan struct{})
+	// The second holder says it waits only after failing to take the lock:
+	// the barrier that it tried while the first held it.
+	waiting := make(chan struct{})
 	go func() {
-		second, err := Acquire(dir, LinksLock, 0, nil)
+		second, err := Acquire(dir, LinksLock, 0, func(string) { close(waiting) })
 		if err != nil {
 			t.Error(err)
 		}
@@ -59,7 +61,7 @@ func TestLockSerializes(t *testing.T) {
 		second.Release()
 		close(done)
 	}()
-	time.Sleep(50 * time.Millisecond)
+	<-waiting
 	mu.Lock()
 	order = append(order, "first releases")
 	mu.Unlock()
