@@ -23,7 +23,8 @@
 //     (https://github.com/golang/go/issues/20676). The function must do the
 //     namespaced work itself (a dialer with a literal address, for example,
 //     makes its socket on the calling goroutine) and must not call
-//     runtime.UnlockOSThread.
+//     runtime.UnlockOSThread. Should it end its goroutine (runtime.Goexit,
+//     as t.FailNow does), Do returns an error and the thread is discarded.
 //   - When switching back fails, the thread is left locked: the goroutine
 //     then ends and the runtime ends the thread with it (or, for the main
 //     thread, which it never ends, parks it for good) instead of returning a

@@ -123,7 +123,17 @@ func (n *NetNS) Do(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		errc <- n.doLocked(fn)
+		returned := false
+		defer func() {
+			if !returned {
+				// fn called runtime.Goexit (t.FailNow does): the thread,
+				// maybe still in the namespace, ends with this goroutine.
+				errc <- fmt.Errorf("in %s: the function did not return (runtime.Goexit)", n.name)
+			}
+		}()
+		err := n.doLocked(fn)
+		returned = true
+		errc <- err
 	}()
 	return <-errc
 }

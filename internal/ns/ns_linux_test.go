@@ -124,6 +124,16 @@ func TestDoReturnsTheErrorOfFn(t *testing.T) {
 	}
 }
 
+// fn ending its goroutine (t.FailNow from inside Do does) does not leave Do
+// waiting forever.
+func TestDoReturnsWhenFnEndsItsGoroutine(t *testing.T) {
+	n, _ := throwaway(t)
+	err := n.Do(func() error { runtime.Goexit(); return nil })
+	if err == nil || !strings.Contains(err.Error(), n.String()) || !strings.Contains(err.Error(), "did not return") {
+		t.Errorf("Do with fn calling runtime.Goexit = %v", err)
+	}
+}
+
 // dropSysAdmin takes CAP_SYS_ADMIN (which setns needs) from the calling
 // thread's effective set: capabilities belong to a thread, so only this one
 // can no longer switch.
