@@ -11,7 +11,7 @@
 // the counters file (agent.json) that status and doctor read.
 //
 // It may import detect, fix, internal/config, internal/metrics, internal/probe,
-// internal/netwatch, internal/proc and internal/statefile; never cmd/,
+// internal/netwatch, internal/ns, internal/proc and internal/statefile; never cmd/,
 // systemd or windows. Tests run it on internal/testenv/fakekernel without root and
 // on netlink in namespaces (internal/testenv/netnstest, internal/lab).
 package agent
