@@ -1,7 +1,9 @@
 // Package ns owns switching network namespaces: one type for a network
 // namespace (NetNS: opened from a path, or the calling thread's current one)
-// and the only code in the shipped binaries that calls setns. After CNI's
-// pkg/ns (https://github.com/containernetworking/plugins/tree/main/pkg/ns).
+// and the one place this module calls setns. After CNI's pkg/ns
+// (https://github.com/containernetworking/plugins/tree/main/pkg/ns).
+// (vishvananda/netlink's NewHandleAt and SubscribeAt switch a thread on
+// their own; they get a namespace only in tests and the lab, as root.)
 //
 // It may import the standard library, golang.org/x/sys/unix and
 // github.com/vishvananda/netns only; firewall, lab and agent use it.
@@ -28,8 +30,8 @@
 //   - When switching back fails, the thread is left locked: the goroutine
 //     then ends and the runtime ends the thread with it (or, for the main
 //     thread, which it never ends, parks it for good) instead of returning a
-//     thread in the wrong namespace to the pool. As every switch in the
-//     shipped binaries goes through this package, every thread in the pool
+//     thread in the wrong namespace to the pool
+//     (https://github.com/golang/go/issues/20395). So every thread in the pool
 //     is in the process's own namespace, which is what Current relies on.
 //   - A thread already in the target namespace is not switched: no setns at
 //     all. The sandboxed systemd unit (no CAP_SYS_ADMIN,
