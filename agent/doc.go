@@ -11,8 +11,8 @@
 // the counters file (agent.json) that status and doctor read.
 //
 // It may import detect, fix, internal/agentstatus, internal/config,
-// internal/metrics, internal/netwatch, internal/probe and internal/statefile;
-// never cmd/, systemd or windows. Tests run it on internal/testenv/fakekernel
-// without root and on netlink in namespaces (internal/testenv/netnstest,
-// internal/testenv/labtest).
+// internal/metrics, internal/netwatch, internal/ns, internal/probe and
+// internal/statefile; never cmd/, systemd or windows. Tests run it on
+// internal/testenv/fakekernel without root and on netlink in namespaces
+// (internal/testenv/netnstest, internal/testenv/labtest).
 package agent

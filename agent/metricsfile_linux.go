@@ -5,15 +5,13 @@ import (
 	"fmt"
 	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"maps"
-	"runtime"
 	"sync"
 	"time"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/metrics"
+	"github.com/wslmtu/wslmtu/internal/ns"
 )
 
 // healthInterval is how often the health worker looks at the host without
@@ -212,14 +210,17 @@ const healthStopWait = 12 * time.Second
 
 // enterNetns moves the calling goroutine's thread into the agent's network
 // namespace for good (iptables runs as a child of the thread and inherits
-// it); the thread is never unlocked, so it ends with the goroutine instead
-// of going back to the pool in the wrong namespace. false: it could not.
+// it): ns.NetNS.Enter. false: it could not.
 func (a *agent) enterNetns(who string) bool {
 	if a.Netns == nil {
 		return true
 	}
-	runtime.LockOSThread()
-	if err := netns.Set(*a.Netns); err != nil {
+	n, err := ns.FromHandle(*a.Netns)
+	if err == nil {
+		err = n.Enter()
+		n.Close()
+	}
+	if err != nil {
 		a.log.Error(who+": cannot enter the network namespace", "error", err)
 		return false
 	}

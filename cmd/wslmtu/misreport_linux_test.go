@@ -5,13 +5,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
+	"github.com/wslmtu/wslmtu/internal/ns"
 	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 
@@ -63,30 +61,24 @@ func TestFixOnAFullDiskSaysNothingWasDone(t *testing.T) {
 // 200ms NAME` gives up in about 200 ms with exit 1 and says why, instead of
 // waiting out the resolver's own 2 × 5 s.
 func TestProbeTimeoutBoundsNameResolution(t *testing.T) {
-	ns := netnstest.New(t)
+	space := netnstest.New(t)
 	dir := t.TempDir()
 	resolv := filepath.Join(dir, "resolv.conf")
 	os.WriteFile(resolv, []byte("nameserver 127.0.0.1\noptions timeout:5 attempts:2\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "wslmtu.toml"), nil, 0o644)
 	// A name server that reads nothing and answers nothing.
-	deaf := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		if err := netns.Set(netnstest.Handle(t, ns)); err != nil {
-			deaf <- err
-			return
-		}
-		c, err := net.ListenPacket("udp", "127.0.0.1:53")
-		if err == nil {
-			t.Cleanup(func() { c.Close() })
-		}
-		deaf <- err
-	}()
-	if err := <-deaf; err != nil {
+	target, err := ns.Open("/var/run/netns/" + space.Name)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer target.Close()
+	var deaf net.PacketConn
+	if err := target.Do(func() (err error) { deaf, err = net.ListenPacket("udp", "127.0.0.1:53"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer deaf.Close()
 	self, _ := os.Executable()
-	cmd := exec.Command("ip", "netns", "exec", ns.Name, "sh", "-c", `mount --bind "$RESOLV" /etc/resolv.conf && exec "$@"`,
+	cmd := exec.Command("ip", "netns", "exec", space.Name, "sh", "-c", `mount --bind "$RESOLV" /etc/resolv.conf && exec "$@"`,
 		"sh", self, "--config", filepath.Join(dir, "wslmtu.toml"), "probe", "--timeout", "200ms", "wslmtu-probe-test.example.com")
 	cmd.Env = append(os.Environ(), "WSLMTU_TEST_AS_CLI=1", "RESOLV="+resolv)
 	start := time.Now()

@@ -14,9 +14,9 @@
 // WSLMTU-OUT, plus one jump each from PREROUTING and POSTROUTING, so a reader
 // of iptables-save (and revert) can tell our rules from anyone else's.
 //
-// It imports no package of this module (fix is its one user) and runs every
-// program inside the namespace it is given. Inside a test binary (one with
-// the test.v flag) it refuses to run iptables in a namespace not made by
-// `ip netns add`, so no test can touch the host's firewall; it does not link
-// package testing for that.
+// Of this module it imports only internal/ns (fix is its one user); it runs
+// every program inside the namespace it is given. Inside a test binary (one
+// with the test.v flag) it refuses to run iptables in a namespace not made
+// by `ip netns add`, so no test can touch the host's firewall; it does not
+// link package testing for that.
 package firewall

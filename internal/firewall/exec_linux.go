@@ -11,27 +11,23 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink/nl"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/wslmtu/wslmtu/internal/ns"
 )
 
 // runTimeout bounds one program; restores wait at most 10 s for the lock.
 const runTimeout = 30 * time.Second
 
-// Exec runs programs inside one network namespace. A child process is in
-// the network namespace of the thread that starts it, so each run locks a
-// fresh goroutine to its thread, setns()es that thread into the namespace,
-// starts the child, and sets the thread back; were that to fail, the thread
-// stays locked and the runtime ends it with the goroutine instead of
-// reusing it in the wrong namespace.
+// Exec runs programs inside one network namespace: a child process is in
+// the network namespace of the thread that starts it, so each run starts it
+// inside ns.NetNS.Do.
 type Exec struct {
-	ns   netns.NsHandle
-	path string
+	ns *ns.NetNS
 }
 
 // Open gives the Runner of a network namespace: a path such as
@@ -48,25 +44,18 @@ func Open(path string) (Runner, error) {
 
 // NewExec is Open with the concrete type.
 func NewExec(path string) (*Exec, error) {
-	var h netns.NsHandle
-	var err error
-	if path == "" {
-		h, err = netns.Get()
-		path = "the current network namespace"
-	} else {
-		h, err = netns.GetFromPath(path)
-	}
+	n, err := ns.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("network namespace %s: %w", path, err)
+		return nil, err
 	}
 	// Tests must never run iptables in the host's namespace: they pass a
 	// throwaway one. Checked here, where every command starts.
-	if inTestBinary() && !throwaway(h) {
-		h.Close()
+	if inTestBinary() && !throwaway(n) {
+		n.Close()
 		return nil, fmt.Errorf("a test may run the firewall tools only in a throwaway namespace (ip netns add), not in %s: "+
-			"give fix.Host.NetNS one", path)
+			"give fix.Host.NetNS one", n)
 	}
-	return &Exec{ns: h, path: path}, nil
+	return &Exec{ns: n}, nil
 }
 
 // inTestBinary says whether this is a `go test` binary, which registers
@@ -76,9 +65,9 @@ func inTestBinary() bool { return flag.Lookup("test.v") != nil }
 
 // throwaway says whether the namespace is one made by `ip netns add` (the
 // test helpers' and the lab's), which the host's own never is.
-func throwaway(h netns.NsHandle) bool {
+func throwaway(n *ns.NetNS) bool {
 	var want unix.Stat_t
-	if err := unix.Fstat(int(h), &want); err != nil {
+	if err := unix.Fstat(int(n.Handle()), &want); err != nil {
 		return false
 	}
 	entries, _ := os.ReadDir("/var/run/netns")
@@ -93,42 +82,6 @@ func throwaway(h netns.NsHandle) bool {
 
 // Close releases the namespace handle.
 func (e *Exec) Close() error { return e.ns.Close() }
-
-// inNS runs fn on a thread inside the namespace.
-func (e *Exec) inNS(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("reading this thread's network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if orig.Equal(e.ns) {
-			// Already there: no setns, which the sandboxed unit (no
-			// CAP_SYS_ADMIN, RestrictNamespaces=yes) would refuse.
-			ferr := fn()
-			runtime.UnlockOSThread()
-			errc <- ferr
-			return
-		}
-		if err := netns.Set(e.ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("entering %s: %w", e.path, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("leaving %s: %w", e.path, err))
-			return // still locked: the thread ends with this goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
 
 // Resolve implements Runner.
 func (e *Exec) Resolve(name string) (string, error) {
@@ -156,7 +109,7 @@ func (e *Exec) Run(name string, args []string, stdin string) (string, error) {
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
-	if err := e.inNS(cmd.Start); err != nil {
+	if err := e.ns.Do(cmd.Start); err != nil {
 		return "", fmt.Errorf("%s: %w", name, err)
 	}
 	if err := cmd.Wait(); err != nil {
@@ -169,7 +122,7 @@ func (e *Exec) Run(name string, args []string, stdin string) (string, error) {
 // the reading thread.
 func (e *Exec) NetFile(name string) (string, error) {
 	var data []byte
-	err := e.inNS(func() error {
+	err := e.ns.Do(func() error {
 		var err error
 		data, err = os.ReadFile("/proc/thread-self/net/" + name)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -185,7 +138,7 @@ func (e *Exec) NetFile(name string) (string, error) {
 // namespace (no process).
 func (e *Exec) Stamp() (Stamp, error) {
 	var s Stamp
-	err := e.inNS(func() error {
+	err := e.ns.Do(func() error {
 		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 		if err != nil {
 			return err

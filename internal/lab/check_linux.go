@@ -70,7 +70,7 @@ func httpClient(s *space) *http.Client {
 		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var c net.Conn
-			err := s.do(func() error {
+			err := s.ns.Do(func() error {
 				var err error
 				// A literal address makes the dialer create the socket on this
 				// goroutine (no parallel dial), hence on this namespaced thread.
@@ -86,7 +86,7 @@ func httpClient(s *space) *http.Client {
 // serve starts an HTTP server listening on addr inside s.
 func serve(s *space, addr netip.Addr, h http.Handler) (*http.Server, string, error) {
 	var ln net.Listener
-	err := s.do(func() error {
+	err := s.ns.Do(func() error {
 		var err error
 		ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
 		return err
@@ -225,7 +225,7 @@ func (l *Lab) SendUDP(ctx context.Context, payload int, v6 bool) Result {
 	deadline, _ := ctx.Deadline()
 
 	var rx, tx net.PacketConn
-	err := l.peer.do(func() (err error) {
+	err := l.peer.ns.Do(func() (err error) {
 		rx, err = net.ListenPacket(network, netip.AddrPortFrom(dst, 0).String())
 		return err
 	})
@@ -233,7 +233,7 @@ func (l *Lab) SendUDP(ctx context.Context, payload int, v6 bool) Result {
 		return r.fail(fmt.Errorf("listen in %s: %w", l.peer.name, err))
 	}
 	defer rx.Close()
-	if err := l.wsl.do(func() (err error) {
+	if err := l.wsl.ns.Do(func() (err error) {
 		tx, err = net.ListenPacket(network, ":0")
 		return err
 	}); err != nil {
@@ -324,7 +324,7 @@ func (l *Lab) ping(ctx context.Context, dst netip.Addr, payload int, df bool) Re
 		return r.fail(fmt.Errorf("payload %d out of range 0..65000", payload))
 	}
 	var conn *probe.Conn
-	err := l.wsl.do(func() error {
+	err := l.wsl.ns.Do(func() error {
 		var err error
 		conn, err = probe.Dial(dst)
 		return err

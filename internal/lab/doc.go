@@ -11,6 +11,7 @@
 // The package only works on Linux; on other systems it is empty. It is a
 // library the shipped demo (cmd/wslmtu-lab) links, so it never links package
 // testing: tests build a lab through internal/testenv/labtest.
-// It may import detect, internal/probe (the ICMP echo) and internal/tunnel;
+// It may import detect, internal/ns (its one way into a namespace),
+// internal/probe (the ICMP echo) and internal/tunnel;
 // its callers (the demo, the e2e tests) run fix in it.
 package lab

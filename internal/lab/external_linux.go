@@ -19,7 +19,7 @@ func (l *Lab) PeerNetNS() string { return l.peer.name }
 // DoPeer runs fn on a thread inside the peer's namespace, so that the
 // sockets fn opens (say, a control server's listener) live there. Goroutines
 // fn starts run outside it.
-func (l *Lab) DoPeer(fn func() error) error { return l.peer.do(fn) }
+func (l *Lab) DoPeer(fn func() error) error { return l.peer.ns.Do(fn) }
 
 // PeerLANIP is the peer's address on the LAN behind Hyper-V's NAT: what WSL
 // reaches through the NAT, so a server listening there sees WSL's traffic

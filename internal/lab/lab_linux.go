@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wslmtu/wslmtu/detect"
+	"github.com/wslmtu/wslmtu/internal/ns"
 	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
@@ -217,7 +218,7 @@ type Lab struct {
 // space is one named network namespace with an fd and a netlink handle in it.
 type space struct {
 	name string
-	ns   netns.NsHandle
+	ns   *ns.NetNS
 	nl   *netlink.Handle
 }
 
@@ -340,13 +341,13 @@ func newSpace(name string) (*space, error) {
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("lab: ip netns add %s: %v: %s", name, err, strings.TrimSpace(string(out)))
 	}
-	s := &space{name: name, ns: netns.None()}
+	s := &space{name: name}
 	var err error
-	if s.ns, err = netns.GetFromName(name); err != nil {
+	if s.ns, err = ns.Open(filepath.Join("/var/run/netns", name)); err != nil {
 		s.close()
 		return nil, fmt.Errorf("lab: open netns %s: %w", name, err)
 	}
-	if s.nl, err = netlink.NewHandleAt(s.ns); err != nil {
+	if s.nl, err = netlink.NewHandleAt(s.ns.Handle()); err != nil {
 		s.close()
 		return nil, fmt.Errorf("lab: netlink in %s: %w", name, err)
 	}
@@ -362,7 +363,7 @@ func (s *space) close() error {
 	if s.nl != nil {
 		s.nl.Close()
 	}
-	if s.ns.IsOpen() {
+	if s.ns != nil {
 		_ = s.ns.Close()
 	}
 	if out, err := exec.Command("ip", "netns", "del", s.name).CombinedOutput(); err != nil {
@@ -371,33 +372,8 @@ func (s *space) close() error {
 	return nil
 }
 
-// do runs fn on an OS thread switched into the namespace. Sockets fn creates
-// stay in that namespace and may be used from anywhere afterwards; goroutines
-// fn starts do not inherit the namespace.
-func (s *space) do(fn func() error) error {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("lab: current netns: %w", err)
-	}
-	defer orig.Close()
-	if err := netns.Set(s.ns); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("lab: enter netns %s: %w", s.name, err)
-	}
-	ferr := fn()
-	if err := netns.Set(orig); err != nil {
-		// Stay locked: the runtime then kills this thread with the goroutine
-		// instead of reusing a thread stuck in the wrong namespace.
-		return errors.Join(ferr, fmt.Errorf("lab: leave netns %s: %w", s.name, err))
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
-
 func (s *space) sysctl(key, value string) error {
-	return s.do(func() error {
+	return s.ns.Do(func() error {
 		p := filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
 		if err := os.WriteFile(p, []byte(value), 0o644); err != nil {
 			return fmt.Errorf("lab: sysctl %s=%s in %s: %w", key, value, s.name, err)
@@ -472,7 +448,7 @@ func (l *Lab) middleLink(s *space, hvName string, hvMTU int, name string, mtu in
 		LinkAttrs:     netlink.LinkAttrs{Name: hvName, MTU: hvMTU},
 		PeerName:      name,
 		PeerMTU:       uint32(mtu),
-		PeerNamespace: netlink.NsFd(s.ns),
+		PeerNamespace: netlink.NsFd(s.ns.Handle()),
 	}
 	if err := l.hv.nl.LinkAdd(veth); err != nil {
 		return fmt.Errorf("lab: create %s veth in %s: %w", hvName, l.hv.name, err)
@@ -511,7 +487,7 @@ func (l *Lab) createEth(mtu int) error {
 		LinkAttrs:     netlink.LinkAttrs{Name: EthName, MTU: mtu},
 		PeerName:      hvWSLName,
 		PeerMTU:       uint32(hvMTU),
-		PeerNamespace: netlink.NsFd(l.hv.ns),
+		PeerNamespace: netlink.NsFd(l.hv.ns.Handle()),
 	}
 	if err := l.wsl.nl.LinkAdd(eth); err != nil {
 		return fmt.Errorf("lab: create %s veth in %s: %w", EthName, l.wsl.name, err)
@@ -799,12 +775,12 @@ func (l *Lab) Namespaces() []string {
 func (l *Lab) WSLNetlink() *netlink.Handle { return l.wsl.nl }
 
 // WSLNetNSHandle is the WSL namespace, for netlink subscriptions; valid until Close.
-func (l *Lab) WSLNetNSHandle() netns.NsHandle { return l.wsl.ns }
+func (l *Lab) WSLNetNSHandle() netns.NsHandle { return l.wsl.ns.Handle() }
 
 // DoWSL runs fn on a thread inside the WSL namespace, so that netlink handles,
 // sockets and iptables calls fn makes act on the lab's "WSL". Goroutines fn
 // starts run outside it.
-func (l *Lab) DoWSL(fn func() error) error { return l.wsl.do(fn) }
+func (l *Lab) DoWSL(fn func() error) error { return l.wsl.ns.Do(fn) }
 
 // NetworkingMode is the WSL networking mode the lab models, in detect's
 // words: "nat", "mirrored" or "consomme".
@@ -1001,7 +977,7 @@ func RemoveStale() ([]string, error) {
 		if err != nil || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
 			continue
 		}
-		if err := (&space{name: e.Name(), ns: netns.None()}).close(); err != nil {
+		if err := (&space{name: e.Name()}).close(); err != nil {
 			errs = append(errs, err)
 			continue
 		}

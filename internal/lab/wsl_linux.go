@@ -105,7 +105,7 @@ func (l *Lab) sendRoute(op uint16, flags int, r wslRoute) error {
 		req.AddData(nl.NewRtAttr(unix.RTA_GATEWAY, r.gw.AsSlice()))
 	}
 	req.AddData(nl.NewRtAttr(unix.RTA_PRIORITY, nl.Uint32Attr(uint32(r.metric))))
-	err := l.wsl.do(func() error {
+	err := l.wsl.ns.Do(func() error {
 		_, err := req.Execute(unix.NETLINK_ROUTE, 0)
 		return err
 	})
@@ -149,7 +149,7 @@ func (l *Lab) sendAddr(op uint16, flags int, dev int, p netip.Prefix, noPrefixRo
 		}
 		req.AddData(nl.NewRtAttr(unix.IFA_BROADCAST, bcast[:]))
 	}
-	err := l.wsl.do(func() error {
+	err := l.wsl.ns.Do(func() error {
 		_, err := req.Execute(unix.NETLINK_ROUTE, 0)
 		return err
 	})
@@ -230,7 +230,7 @@ func (l *Lab) NATPush(mtu int) error {
 	if err != nil {
 		return err
 	}
-	return l.wsl.do(func() error {
+	return l.wsl.ns.Do(func() error {
 		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 		if err != nil {
 			return fmt.Errorf("lab: netlink socket in %s: %w", l.wsl.name, err)

@@ -7,15 +7,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/ns"
 	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
@@ -74,31 +72,23 @@ func waitReady(t *testing.T, ns, dev string) {
 	}
 }
 
-// runIn runs Run with the socket and route lookup made inside namespace ns:
-// a socket stays in the namespace it was created in.
-func runIn(t *testing.T, ns, host string, timeout time.Duration) (res *Result, err error) {
+// runIn runs Run with the socket and route lookup made inside namespace
+// name: a socket stays in the namespace it was created in.
+func runIn(t *testing.T, name, host string, timeout time.Duration) (res *Result, err error) {
 	t.Helper()
-	runtime.LockOSThread()
-	orig, e := netns.Get()
-	if e != nil {
-		t.Fatal(e)
-	}
-	defer orig.Close()
-	target, e := netns.GetFromName(ns)
+	target, e := ns.Open("/var/run/netns/" + name)
 	if e != nil {
 		t.Fatal(e)
 	}
 	defer target.Close()
-	if e := netns.Set(target); e != nil {
+	e = target.Do(func() error {
+		res, err = Run(context.Background(), host, config.Default(), Options{Config: Config{Timeout: timeout}})
+		return nil
+	})
+	if e != nil {
 		t.Fatal(e)
 	}
-	defer func() {
-		// A thread left in the wrong namespace must die with the goroutine.
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	return Run(context.Background(), host, config.Default(), Options{Config: Config{Timeout: timeout}})
+	return res, err
 }
 
 // probeIn is runIn where the probe must measure.
