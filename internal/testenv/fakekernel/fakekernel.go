@@ -13,6 +13,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/netwatch"
+	"github.com/wslmtu/wslmtu/internal/testenv/wsldistro"
 )
 
 // Kernel is the fake. The zero value is not usable; call New.
@@ -133,6 +134,21 @@ func (k *Kernel) WireGuard(name string) (detect.WireGuardDevice, bool) {
 	defer k.mu.Unlock()
 	d, ok := k.wg[name]
 	return d, ok
+}
+
+// Sources is a WSL2 distro on this kernel as detect reads it: the distro's
+// files (wsldistro.Root), wslinfo printing mode (empty: no wslinfo, as
+// before WSL 2.0) and this kernel's WireGuard devices.
+func (k *Kernel) Sources(mode string) detect.Sources {
+	src := detect.Sources{
+		Root:      wsldistro.Root(),
+		Getenv:    func(string) string { return "" },
+		WireGuard: k.WireGuard,
+	}
+	if mode != "" {
+		src.Run = wsldistro.Wslinfo(mode)
+	}
+	return src
 }
 
 // --- what fix writes (recorded) ---

@@ -101,7 +101,7 @@ func (w *world) restartTailscaled(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("tailscaled in WSL not running 30s after its restart:\n%s", w.wsl.log.tail(30))
+			t.Fatalf("tailscaled in WSL not running 30s after its restart:\n%s", w.wsl.log.Tail(30))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
