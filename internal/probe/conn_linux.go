@@ -290,9 +290,6 @@ func (c *Conn) Close() error {
 	return err
 }
 
-// Raw tells whether the socket is a raw one (else a ping socket).
-func (c *Conn) Raw() bool { return c.raw }
-
 // setDF sets what "DF" means for the next sends. IPv6 has no DF bit
 // (routers never fragment, only the sender does), so DF there is
 // IPV6_DONTFRAG: the kernel refuses a packet over the path MTU (EMSGSIZE)
