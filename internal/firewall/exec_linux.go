@@ -34,6 +34,11 @@ type Exec struct {
 	path string
 }
 
+var (
+	_ Runner = (*Exec)(nil)
+	_ Opener = Open
+)
+
 // Open gives the Runner of a network namespace: a path such as
 // /var/run/netns/NAME or /proc/PID/ns/net, or "" for the namespace of the
 // calling thread, taken now, so that runs from other goroutines (the two

@@ -221,6 +221,8 @@ type Conn struct {
 	done   chan struct{}
 }
 
+var _ Path = (*Conn)(nil)
+
 // Dial opens an ICMP socket towards addr in the current network namespace.
 func Dial(addr netip.Addr) (*Conn, error) {
 	addr = addr.Unmap()

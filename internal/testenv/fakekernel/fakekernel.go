@@ -43,6 +43,13 @@ type Kernel struct {
 	holding bool
 }
 
+// The fake stands in for what detect reads and the agent subscribes to; the
+// fix.Kernel check is in fix's tests, since fix's tests import this package.
+var (
+	_ detect.Netlink  = (*Kernel)(nil)
+	_ netwatch.Source = (*Kernel)(nil)
+)
+
 type sub struct {
 	ch   chan netwatch.Event
 	done <-chan struct{}
