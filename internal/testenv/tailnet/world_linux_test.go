@@ -229,17 +229,7 @@ func (w *world) runChecks(t *testing.T, tunnel bool) []lab.Result {
 		checks = w.lab.Transfers("tailscale0", w.wslIP, w.peerIP)
 	}
 	checks = append(checks, func(ctx context.Context) lab.Result { return w.lab.CorporateUpload(ctx, false) })
-	results := make([]lab.Result, len(checks))
-	var wg sync.WaitGroup
-	for i, c := range checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = c(t.Context())
-		}()
-	}
-	wg.Wait()
-	return results
+	return lab.RunChecks(t.Context(), checks)
 }
 
 // checks runs the checks; all must succeed.
