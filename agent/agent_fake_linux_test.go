@@ -9,9 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -23,43 +21,16 @@ import (
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/firewall"
 	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/logbuf"
 )
 
 // These tests run the agent's decisions against the in-memory kernel: no
 // root, no namespace, every write recorded. The root tests in
 // agent_linux_test.go and cmd/wslmtu run the same agent on real netlink.
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Len()
-}
-
-// Since returns a function that reads what was written after mark.
-func (s *syncBuffer) Since(mark int) func() string {
-	return func() string { return s.String()[mark:] }
-}
-
 type fakeAgent struct {
 	k      *fakekernel.Kernel
-	logs   *syncBuffer
+	logs   *logbuf.Buffer
 	dir    string // the state directory
 	cfg    string // the config file
 	cancel context.CancelFunc
@@ -67,24 +38,12 @@ type fakeAgent struct {
 	resync chan struct{}
 }
 
-func wslSources(k *fakekernel.Kernel) detect.Sources {
-	return detect.Sources{
-		Root: fstest.MapFS{
-			"proc/sys/kernel/osrelease":          {Data: []byte("5.15.167.4-microsoft-standard-WSL2\n")},
-			"proc/sys/fs/binfmt_misc/WSLInterop": {Data: []byte("enabled\n")},
-		},
-		Getenv:    func(string) string { return "" },
-		Run:       func(string, ...string) ([]byte, error) { return []byte("nat\n"), nil },
-		WireGuard: k.WireGuard,
-	}
-}
-
 // startFake runs the agent on k with cfgText as its config file; opts
 // adjusts the options. It returns once the agent is ready.
 func startFake(t *testing.T, k *fakekernel.Kernel, cfgText string, opts ...func(*Options)) *fakeAgent {
 	t.Helper()
 	dir := t.TempDir()
-	a := &fakeAgent{k: k, logs: &syncBuffer{}, dir: filepath.Join(dir, "state"), cfg: filepath.Join(dir, "wslmtu.toml"),
+	a := &fakeAgent{k: k, logs: &logbuf.Buffer{}, dir: filepath.Join(dir, "state"), cfg: filepath.Join(dir, "wslmtu.toml"),
 		done: make(chan error, 1), resync: make(chan struct{}, 1)}
 	if cfgText != "" {
 		if err := os.WriteFile(a.cfg, []byte(cfgText), 0o644); err != nil {
@@ -99,7 +58,7 @@ func startFake(t *testing.T, k *fakekernel.Kernel, cfgText string, opts ...func(
 	o := Options{
 		Config:       cfg,
 		ConfigPath:   a.cfg,
-		Host:         fix.Host{Sources: wslSources(k), Links: k, Kernel: k, Store: fix.Store{Dir: a.dir}},
+		Host:         fix.Host{Sources: k.Sources("nat"), Links: k, Kernel: k, Store: fix.Store{Dir: a.dir}},
 		Events:       k,
 		Logger:       slog.New(slog.NewTextHandler(a.logs, nil)),
 		Notify:       func(string) {},
@@ -448,8 +407,8 @@ func TestFakeAgentRefusesAPatternThatSelectsTheOuterInterface(t *testing.T) {
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.Tunnels = []string{"eth*"}
-	err := Run(t.Context(), Options{Config: cfg, Host: fix.Host{Sources: wslSources(k), Links: k, Kernel: k, Store: fix.Store{Dir: dir}},
-		Events: k, Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil)), Notify: func(string) {}})
+	err := Run(t.Context(), Options{Config: cfg, Host: fix.Host{Sources: k.Sources("nat"), Links: k, Kernel: k, Store: fix.Store{Dir: dir}},
+		Events: k, Logger: slog.New(slog.NewTextHandler(&logbuf.Buffer{}, nil)), Notify: func(string) {}})
 	var pe *detect.PatternError
 	if !errors.As(err, &pe) || pe.Interface != "eth0" {
 		t.Fatalf("Run = %v, want the pattern refused", err)

@@ -20,12 +20,13 @@ import (
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
 	"github.com/wslmtu/wslmtu/internal/testenv/labtest"
+	"github.com/wslmtu/wslmtu/internal/testenv/logbuf"
 )
 
 // labAgent is agent.Run against a lab's WSL namespace.
 type labAgent struct {
 	stateDir string
-	logs     *syncBuffer
+	logs     *logbuf.Buffer
 	stop     func() error
 }
 
@@ -34,7 +35,7 @@ type labAgent struct {
 func startAgent(t *testing.T, l *lab.Lab, cfg config.Config) *labAgent {
 	t.Helper()
 	ns, nl := l.WSLNetNSHandle(), l.WSLNetlink()
-	a := &labAgent{stateDir: t.TempDir(), logs: &syncBuffer{}}
+	a := &labAgent{stateDir: t.TempDir(), logs: &logbuf.Buffer{}}
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -211,7 +212,7 @@ func TestAgentKeepsTheTunnelScopeInLab(t *testing.T) {
 	if err := l.RewriteDefaultRoutes(); err != nil {
 		t.Fatal(err)
 	}
-	k.waitForSince("default routes rewritten without the mtu", want, start, a.logs.Since(mark))
+	k.waitForSince("default routes rewritten without the mtu", want, start, func() string { return a.logs.Since(mark) })
 	everythingWorks(t, l, "routes repaired")
 
 	// The VPN adapter comes back at 1300 and WSL pushes the new minimum;
@@ -225,7 +226,7 @@ func TestAgentKeepsTheTunnelScopeInLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		want.route = w
-		k.waitForSince(fmt.Sprintf("WSL pushed eth0 %d", w), want, start, a.logs.Since(mark))
+		k.waitForSince(fmt.Sprintf("WSL pushed eth0 %d", w), want, start, func() string { return a.logs.Since(mark) })
 		everythingWorks(t, l, fmt.Sprintf("W %d", w))
 	}
 
@@ -235,7 +236,7 @@ func TestAgentKeepsTheTunnelScopeInLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	want.port = lab.PortTunnelPort + 8
-	k.waitForSince(fmt.Sprintf("%s reconnected on port %d", pt.Name(), want.port), want, start, a.logs.Since(mark))
+	k.waitForSince(fmt.Sprintf("%s reconnected on port %d", pt.Name(), want.port), want, start, func() string { return a.logs.Since(mark) })
 	everythingWorks(t, l, "after the reconnect")
 
 	if st, err := agentstatus.Read(a.stateDir); err == nil {

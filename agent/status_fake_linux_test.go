@@ -88,7 +88,7 @@ func TestFakeAgentHealthIsAFreshRead(t *testing.T) {
 	release := k.HoldEvents()
 	k.Reset("eth0", 1280)
 	cfg, _ := config.Load(a.cfg)
-	r, _ := fix.Host{Sources: wslSources(k), Links: k, Kernel: k, Store: fix.Store{Dir: a.dir}}.Plan(cfg)
+	r, _ := fix.Host{Sources: k.Sources("nat"), Links: k, Kernel: k, Store: fix.Store{Dir: a.dir}}.Plan(cfg)
 	want := r.Health().String()
 	if !strings.HasPrefix(want, "unhealthy: ") {
 		t.Fatalf("status says %q of eth0 at 1280", want)

@@ -14,6 +14,7 @@ import (
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/netwatch"
 	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/logbuf"
 )
 
 // stepped is the agent driven by hand on the fake kernel: the test serves
@@ -25,18 +26,18 @@ type stepped struct {
 	a      *agent
 	k      *fakekernel.Kernel
 	events <-chan netwatch.Event
-	logs   *syncBuffer
+	logs   *logbuf.Buffer
 	clock  time.Time
 }
 
 func startStepped(t *testing.T, k *fakekernel.Kernel, cfg config.Config) *stepped {
 	t.Helper()
-	s := &stepped{t: t, k: k, logs: &syncBuffer{}}
+	s := &stepped{t: t, k: k, logs: &logbuf.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := filepath.Join(t.TempDir(), "state")
 	cfg.StateDir = dir
 	a, events, err := setup(ctx, Options{Config: cfg,
-		Host:   fix.Host{Sources: wslSources(k), Links: k, Kernel: k, Store: fix.Store{Dir: dir}},
+		Host:   fix.Host{Sources: k.Sources("nat"), Links: k, Kernel: k, Store: fix.Store{Dir: dir}},
 		Events: k, Logger: slog.New(slog.NewTextHandler(s.logs, nil)), Notify: func(string) {}})
 	if err != nil {
 		cancel()

@@ -18,6 +18,7 @@ import (
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/logbuf"
 	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
@@ -62,7 +63,7 @@ type replay struct {
 }
 
 type replayAgent struct {
-	logs *syncBuffer
+	logs *logbuf.Buffer
 	stop func()
 }
 
@@ -137,7 +138,7 @@ func (r *replay) start(cfgText string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &replayAgent{logs: &syncBuffer{}}
+	a := &replayAgent{logs: &logbuf.Buffer{}}
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -19,6 +19,7 @@ import (
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
 	"github.com/wslmtu/wslmtu/internal/testenv/labtest"
+	"github.com/wslmtu/wslmtu/internal/testenv/logbuf"
 )
 
 // WSL's own sequences, sent by the lab as WSL sends them (internal/lab's
@@ -41,7 +42,7 @@ type replayLab struct {
 	dir  string // the state directory, kept across VM restarts
 	corp bool   // the lab has a Windows VPN to check
 	stop func() error
-	logs *syncBuffer
+	logs *logbuf.Buffer
 }
 
 func newReplayLab(t *testing.T, opts lab.Options) *replayLab {
@@ -56,7 +57,7 @@ func (r *replayLab) start(cfg config.Config) {
 	t := r.t
 	t.Helper()
 	ns, nl := r.l.WSLNetNSHandle(), r.l.WSLNetlink()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

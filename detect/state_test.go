@@ -8,6 +8,7 @@ import (
 	"testing/fstest"
 
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/testenv/wsldistro"
 )
 
 type fakeNetlink struct {
@@ -25,10 +26,6 @@ func (f fakeNetlink) Routes() ([]Route, error) {
 }
 func (f fakeNetlink) Rules() ([]Rule, error) { return f.rules, nil }
 
-func wslSources() Sources {
-	return Sources{Root: kernelFS(wsl2Release, wsl2Version, "run/WSL/1_interop"), Getenv: envOf(nil)}
-}
-
 func TestObserveFindsOuterAndTunnels(t *testing.T) {
 	nl := fakeNetlink{links: []Link{
 		{Name: "lo", Index: 1, MTU: 65536},
@@ -38,7 +35,7 @@ func TestObserveFindsOuterAndTunnels(t *testing.T) {
 		{Name: "wg-new", Index: 7, MTU: 1500}, // just created, MTU not set yet
 		{Name: "docker0", Index: 4, MTU: 1500},
 	}, defaultIndex: 2}
-	st, err := Observe(wslSources(), nl, config.Default())
+	st, err := Observe(Sources{Root: wsldistro.Root()}, nl, config.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +56,7 @@ func TestObserveFindsOuterAndTunnels(t *testing.T) {
 
 func TestObserveIgnoresDefaultRouteThroughTunnel(t *testing.T) {
 	nl := fakeNetlink{links: []Link{{Name: "eth0", Index: 2, MTU: 1280}, {Name: "tailscale0", Index: 3, MTU: 1280, Up: true}}, defaultIndex: 3}
-	st, err := Observe(wslSources(), nl, config.Default())
+	st, err := Observe(Sources{Root: wsldistro.Root()}, nl, config.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +68,7 @@ func TestObserveIgnoresDefaultRouteThroughTunnel(t *testing.T) {
 func TestObserveUnknownOuterInterface(t *testing.T) {
 	cfg := config.Default()
 	cfg.OuterInterface = "eth9"
-	_, err := Observe(wslSources(), fakeNetlink{links: []Link{{Name: "eth0", Index: 2}}}, cfg)
+	_, err := Observe(Sources{Root: wsldistro.Root()}, fakeNetlink{links: []Link{{Name: "eth0", Index: 2}}}, cfg)
 	if err == nil || !strings.Contains(err.Error(), `"eth9" not found`) {
 		t.Fatalf("err = %v, want it to name eth9", err)
 	}
@@ -116,7 +113,7 @@ func TestObserveTunnelKindsAndIdentification(t *testing.T) {
 		{Name: "wg-port", Index: 7, MTU: 1420, Kind: "tun", Up: true},
 		{Name: "vpn0", Index: 8, MTU: 1400, Kind: "tun", Up: true},
 	}, defaultIndex: 2, rules: tailscaledRules(4)}
-	src := wslSources()
+	src := Sources{Root: wsldistro.Root()}
 	src.WireGuard = func(name string) (WireGuardDevice, bool) {
 		switch name {
 		case "corp":
@@ -221,7 +218,7 @@ func TestTunnelIdentifiedByEvidence(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			nl := fakeNetlink{links: []Link{{Name: "lo", Index: 1}, {Name: "eth0", Index: 2, MTU: 1280},
 				{Name: "tailscale0", Index: 3, MTU: 1280, Kind: "tun", Up: true}}, defaultIndex: 2, rules: tc.rules}
-			src := wslSources()
+			src := Sources{Root: wsldistro.Root()}
 			src.WireGuard = func(string) (WireGuardDevice, bool) {
 				if tc.wg == nil {
 					return WireGuardDevice{}, false
@@ -258,7 +255,7 @@ func TestObservePatternErrors(t *testing.T) {
 	for _, tunnels := range [][]string{{"eth*"}, {"tailscale0", "eth0"}, {"e*"}} {
 		cfg := config.Default()
 		cfg.Tunnels = tunnels
-		_, err := Observe(wslSources(), nl, cfg)
+		_, err := Observe(Sources{Root: wsldistro.Root()}, nl, cfg)
 		var pe *PatternError
 		if !errors.As(err, &pe) || pe.Interface != "eth0" || !strings.Contains(err.Error(), "the outer interface") {
 			t.Errorf("tunnels %q: err = %v", tunnels, err)
@@ -266,7 +263,7 @@ func TestObservePatternErrors(t *testing.T) {
 	}
 	cfg := config.Default()
 	cfg.Tunnels = []string{"tailscale0"}
-	st, err := Observe(wslSources(), nl, cfg)
+	st, err := Observe(Sources{Root: wsldistro.Root()}, nl, cfg)
 	if err != nil || len(st.Tunnels) != 1 || st.Outer.Name != "eth0" {
 		t.Errorf("the default config: %+v %v", st, err)
 	}
@@ -293,7 +290,7 @@ func TestNetworkingModes(t *testing.T) {
 		{"", mirroredLinks, "mirrored", "loopback0 and 2 eth interface(s)"},
 		{"", []Link{{Name: "lo"}, {Name: "ens3"}}, "unknown", "0 eth interface(s)"},
 	} {
-		src := wslSources()
+		src := Sources{Root: wsldistro.Root()}
 		if tt.wslinfo != "" {
 			out := tt.wslinfo
 			src.Run = func(string, ...string) ([]byte, error) { return []byte(out + "\r\n"), nil }

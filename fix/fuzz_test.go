@@ -68,7 +68,7 @@ func FuzzPlan(f *testing.F) {
 			return // the config refuses it before any plan (a pattern that selects lo)
 		}
 		w := newWorld(t, k, pick(fuzzModes, mode), cfg)
-		st, err := detect.Observe(wslSources(k, w.mode), k, cfg)
+		st, err := detect.Observe(k.Sources(w.mode), k, cfg)
 		if err != nil {
 			var pe *detect.PatternError
 			if !errors.As(err, &pe) {

@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"testing/fstest"
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
@@ -18,28 +17,10 @@ var (
 	_ detect.Netlink = (*fakekernel.Kernel)(nil)
 )
 
-// wslSources are a WSL2 distro's kernel strings and files, with wslinfo
-// reporting mode (empty: no wslinfo) and the fake kernel's WireGuard devices.
-func wslSources(k *fakekernel.Kernel, mode string) detect.Sources {
-	src := detect.Sources{
-		Root: fstest.MapFS{
-			"proc/sys/kernel/osrelease":          {Data: []byte("5.15.167.4-microsoft-standard-WSL2\n")},
-			"proc/version":                       {Data: []byte("Linux version 5.15.167.4-microsoft-standard-WSL2 (root@f9c826d3017f) #1 SMP\n")},
-			"proc/sys/fs/binfmt_misc/WSLInterop": {Data: []byte("enabled\n")},
-		},
-		Getenv:    func(string) string { return "" },
-		WireGuard: k.WireGuard,
-	}
-	if mode != "" {
-		src.Run = func(name string, args ...string) ([]byte, error) { return []byte(mode + "\n"), nil }
-	}
-	return src
-}
-
 // observe is what fix sees of the fake kernel under cfg.
 func observe(t testing.TB, k *fakekernel.Kernel, mode string, cfg config.Config) detect.State {
 	t.Helper()
-	st, err := detect.Observe(wslSources(k, mode), k, cfg)
+	st, err := detect.Observe(k.Sources(mode), k, cfg)
 	if err != nil {
 		t.Fatalf("observe: %v", err)
 	}
@@ -49,7 +30,7 @@ func observe(t testing.TB, k *fakekernel.Kernel, mode string, cfg config.Config)
 // hostOn is a Host on the fake kernel with a fresh state directory and no iptables.
 func hostOn(t testing.TB, k *fakekernel.Kernel, mode string) Host {
 	t.Helper()
-	return Host{Sources: wslSources(k, mode), Links: k, Kernel: k, Store: Store{Dir: t.TempDir()}}
+	return Host{Sources: k.Sources(mode), Links: k, Kernel: k, Store: Store{Dir: t.TempDir()}}
 }
 
 // changeText joins a plan's changes, one per line.

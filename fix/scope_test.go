@@ -332,7 +332,7 @@ func TestObserveRefusesAPatternThatSelectsTheOuterInterface(t *testing.T) {
 		cfg := config.Default()
 		cfg.Tunnels = []string{"tailscale0", pattern}
 		k := fakekernel.NewWSL(1280, 1280)
-		_, err := detect.Observe(wslSources(k, "nat"), k, cfg)
+		_, err := detect.Observe(k.Sources("nat"), k, cfg)
 		var pe *detect.PatternError
 		if !errors.As(err, &pe) || pe.Pattern != pattern || pe.Interface != "eth0" {
 			t.Errorf("pattern %q: err = %v", pattern, err)

@@ -25,6 +25,12 @@ type fakeRunner struct {
 	interfacesErr error
 }
 
+// One fake answers both: one call list shows the order of everything asked.
+var (
+	_ Runner         = (*fakeRunner)(nil)
+	_ InterfaceTable = (*fakeRunner)(nil)
+)
+
 func (f *fakeRunner) IPInterfaces() ([]IPInterface, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -14,6 +14,8 @@ import (
 // them but WSL's own adapter).
 type IPHelper struct{}
 
+var _ InterfaceTable = IPHelper{}
+
 // IPInterfaces implements InterfaceTable.
 func (IPHelper) IPInterfaces() ([]IPInterface, error) {
 	ip, err := winipcfg.GetIPInterfaceTable(winapi.AF_UNSPEC)

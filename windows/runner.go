@@ -42,6 +42,8 @@ func (e *RunError) Error() string {
 // interop, on Linux (name "netsh.exe", "wsl.exe").
 type ExecRunner struct{}
 
+var _ Runner = ExecRunner{}
+
 // Run implements Runner. On a non-zero exit it returns the stdout it got and a
 // *RunError carrying both streams.
 func (ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byte, error) {

@@ -110,20 +110,28 @@ func (a *runningAgent) logText() string {
 	return a.log.String()
 }
 
+// waitNotify waits for the sd_notify message want.
 func (a *runningAgent) waitNotify(t testing.TB, want string, timeout time.Duration) {
+	t.Helper()
+	a.awaitNotify(t, want, func(got string) bool { return got == want }, timeout)
+}
+
+// awaitNotify waits for the first sd_notify message that match accepts and
+// returns it; what describes it in a failure.
+func (a *runningAgent) awaitNotify(t testing.TB, what string, match func(string) bool, timeout time.Duration) string {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
 		select {
 		case got, ok := <-a.notified:
 			if !ok {
-				t.Fatalf("agent closed before sending %s", want)
+				t.Fatalf("agent closed before sending %s", what)
 			}
-			if got == want {
-				return
+			if match(got) {
+				return got
 			}
 		case <-deadline:
-			t.Fatalf("no %s from the agent within %s; log:\n%s", want, timeout, a.logText())
+			t.Fatalf("no %s from the agent within %s; log:\n%s", what, timeout, a.logText())
 		}
 	}
 }

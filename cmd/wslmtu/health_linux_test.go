@@ -36,20 +36,9 @@ func promValue(t *testing.T, path, name string) (float64, bool) {
 // and returns it.
 func (a *runningAgent) waitStatus(t *testing.T, prefix string, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case got, ok := <-a.notified:
-			if !ok {
-				t.Fatalf("agent closed before STATUS=%s…", prefix)
-			}
-			if strings.HasPrefix(got, "STATUS="+prefix) {
-				return strings.TrimPrefix(got, "STATUS=")
-			}
-		case <-deadline:
-			t.Fatalf("no STATUS=%s… from the agent within %s; log:\n%s", prefix, timeout, a.logText())
-		}
-	}
+	want := "STATUS=" + prefix
+	got := a.awaitNotify(t, want+"…", func(got string) bool { return strings.HasPrefix(got, want) }, timeout)
+	return strings.TrimPrefix(got, "STATUS=")
 }
 
 // Health has one definition: the agent's metrics and its unit status text

@@ -40,6 +40,8 @@ type Planner interface {
 	Plan(cfg config.Config) (fix.Report, error)
 }
 
+var _ Planner = fix.Host{}
+
 // DefaultInteropTimeout bounds each netsh.exe call: WSL interop can hang when
 // the Windows side is unwell, and doctor must still answer.
 const DefaultInteropTimeout = 5 * time.Second

@@ -16,6 +16,7 @@ import (
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/wsldistro"
 )
 
 // fakeLinks is the kernel's view: links and the default route's interface.
@@ -58,12 +59,9 @@ func (f *fakeRunner) Run(ctx context.Context, name string, args ...string) ([]by
 
 // wslRoot is a WSL2 distro's files as detect and the timestamps check read them.
 func wslRoot(timestamps string) fstest.MapFS {
-	return fstest.MapFS{
-		"proc/sys/kernel/osrelease":          {Data: []byte("5.15.153.1-microsoft-standard-WSL2\n")},
-		"proc/version":                       {Data: []byte("Linux version 5.15.153.1-microsoft-standard-WSL2 (root@941d701f84f1)\n")},
-		"proc/sys/fs/binfmt_misc/WSLInterop": {Data: []byte("enabled\n")},
-		"proc/sys/net/ipv4/tcp_timestamps":   {Data: []byte(timestamps + "\n")},
-	}
+	root := wsldistro.Root()
+	root["proc/sys/net/ipv4/tcp_timestamps"] = &fstest.MapFile{Data: []byte(timestamps + "\n")}
+	return root
 }
 
 func host(t *testing.T, root fstest.MapFS, ethMTU, tunMTU int) fix.Host {

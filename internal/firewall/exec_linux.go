@@ -30,6 +30,11 @@ type Exec struct {
 	ns *ns.NetNS
 }
 
+var (
+	_ Runner = (*Exec)(nil)
+	_ Opener = Open
+)
+
 // Open gives the Runner of a network namespace: a path such as
 // /var/run/netns/NAME or /proc/PID/ns/net, or "" for the namespace of the
 // calling thread, taken now, so that runs from other goroutines (the two

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -47,6 +48,18 @@ func (r Result) String() string {
 	default:
 		return fmt.Sprintf("%s: failed after %v: %s", r.Check, r.Duration.Round(time.Millisecond), r.Err)
 	}
+}
+
+// RunChecks runs checks side by side, as a host's flows overlap, and
+// returns their results in the same order.
+func RunChecks(ctx context.Context, checks []func(context.Context) Result) []Result {
+	results := make([]Result, len(checks))
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		wg.Go(func() { results[i] = c(ctx) })
+	}
+	wg.Wait()
+	return results
 }
 
 func (r *Result) fail(err error) Result {

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -75,22 +74,18 @@ func expectAt(t *testing.T, stage string, checks ...expectation) {
 	if stage != "" {
 		stage += ": "
 	}
-	results := make([]Result, len(checks))
-	var wg sync.WaitGroup
+	runs := make([]func(context.Context) Result, len(checks))
 	for i, c := range checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx := t.Context()
-			if !c.want {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, hangAfter)
+		runs[i] = c.run
+		if !c.want {
+			runs[i] = func(ctx context.Context) Result {
+				ctx, cancel := context.WithTimeout(ctx, hangAfter)
 				defer cancel()
+				return c.run(ctx)
 			}
-			results[i] = c.run(ctx)
-		}()
+		}
 	}
-	wg.Wait()
+	results := RunChecks(t.Context(), runs)
 	for i, r := range results {
 		switch {
 		case checks[i].want && !r.OK:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,5 +170,34 @@ func TestResultFailClassifiesHangs(t *testing.T) {
 	ok := Result{Check: "download", OK: true, Bytes: 55000, Duration: 12 * time.Millisecond}
 	if s := ok.String(); s != "download: ok, 55000 bytes in 12ms" {
 		t.Errorf("String() = %q", s)
+	}
+}
+
+// RunChecks starts every check before any ends (each waits until all have
+// started, which a sequential runner never gets to) and keeps their order.
+func TestRunChecksSideBySideInOrder(t *testing.T) {
+	const n = 4
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var started sync.WaitGroup
+	started.Add(n)
+	allStarted := make(chan struct{})
+	go func() { started.Wait(); close(allStarted) }()
+	var checks []func(context.Context) Result
+	for i := range n {
+		checks = append(checks, func(ctx context.Context) Result {
+			started.Done()
+			select {
+			case <-allStarted:
+				return Result{Check: fmt.Sprint(i), OK: true}
+			case <-ctx.Done():
+				return Result{Check: fmt.Sprint(i), Err: "not all checks started"}
+			}
+		})
+	}
+	for i, r := range RunChecks(ctx, checks) {
+		if r.Check != fmt.Sprint(i) || !r.OK {
+			t.Errorf("result %d = %+v", i, r)
+		}
 	}
 }

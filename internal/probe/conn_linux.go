@@ -221,6 +221,8 @@ type Conn struct {
 	done   chan struct{}
 }
 
+var _ Path = (*Conn)(nil)
+
 // Dial opens an ICMP socket towards addr in the current network namespace.
 func Dial(addr netip.Addr) (*Conn, error) {
 	addr = addr.Unmap()
@@ -289,9 +291,6 @@ func (c *Conn) Close() error {
 	<-c.done
 	return err
 }
-
-// Raw tells whether the socket is a raw one (else a ping socket).
-func (c *Conn) Raw() bool { return c.raw }
 
 // setDF sets what "DF" means for the next sends. IPv6 has no DF bit
 // (routers never fragment, only the sender does), so DF there is

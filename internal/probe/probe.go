@@ -294,35 +294,221 @@ func grid(lo, hi int) []int {
 // path could not be probed at all (a socket error, ctx cancelled); a host that
 // does not answer is a Result with VerdictNoAnswer.
 func Search(ctx context.Context, p Path, t Target, cfg Config) (*Result, error) {
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.MaxRounds <= 0 {
-		cfg.MaxRounds = defaultRounds
-	}
-	hdr := t.headers()
-	maxPayload := t.limitMTU() - hdr
+	cfg = cfg.withDefaults()
+	maxPayload := t.limitMTU() - t.headers()
 	if maxPayload < 0 {
-		return nil, fmt.Errorf("probe %s: MTU %d of %s is smaller than the %d bytes of IP and ICMP headers", t.Host, t.limitMTU(), t.Interface, hdr)
+		return nil, fmt.Errorf("probe %s: MTU %d of %s is smaller than the %d bytes of IP and ICMP headers", t.Host, t.limitMTU(), t.Interface, t.headers())
 	}
 	start := time.Now()
-	if cfg.Progress != nil {
-		msg := fmt.Sprintf("probing %s (%s) via %s…\n", t.Host, t.Addr, t.Interface)
-		timer := time.AfterFunc(progressAfter, func() { io.WriteString(cfg.Progress, msg) })
-		defer timer.Stop()
-	}
+	defer announce(cfg.Progress, t)()
 
-	frag := Probe{Size: fragmentPayload(t), DF: false}
-	got := map[int]bool{}    // DF sizes that came back
-	tooBig := map[int]bool{} // DF sizes the kernel refused
-	sentRounds := map[int]int{}
-	fragBack := false
+	s := newPathSearch(p, t, cfg, maxPayload)
+	if err := s.hello(ctx); err != nil {
+		return nil, fmt.Errorf("probe %s: %w", t.Host, err)
+	}
+	if err := s.narrowDown(ctx); err != nil {
+		return nil, fmt.Errorf("probe %s: %w", t.Host, err)
+	}
+	res := s.result(time.Since(start))
+	judge(res, t)
+	return res, nil
+}
+
+// withDefaults fills in the zero values.
+func (c Config) withDefaults() Config {
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.MaxRounds <= 0 {
+		c.MaxRounds = defaultRounds
+	}
+	return c
+}
+
+// announce writes what is being probed to w once the search has taken
+// progressAfter, so a quick probe prints nothing; stop cancels it.
+func announce(w io.Writer, t Target) (stop func()) {
+	if w == nil {
+		return func() {}
+	}
+	msg := fmt.Sprintf("probing %s (%s) via %s…\n", t.Host, t.Addr, t.Interface)
+	timer := time.AfterFunc(progressAfter, func() { io.WriteString(w, msg) })
+	return func() { timer.Stop() }
+}
+
+// pathSearch is one Search under way: what it has learned of each DF
+// payload size, and the bounds on the largest one the path carries.
+type pathSearch struct {
+	p          Path
+	t          Target
+	cfg        Config
+	maxPayload int   // the largest payload the kernel would send
+	frag       Probe // the non-DF echo the kernel fragments; Size 0: none
+
+	got        map[int]bool // DF sizes that came back
+	tooBig     map[int]bool // DF sizes the kernel refused
+	sentRounds map[int]int  // rounds each DF size was sent in
+	fragBack   bool
+	rounds     int // rounds of many sizes sent
+
+	// good is the largest size that came back (-1: none), bad the smallest
+	// above it lost or refused (maxPayload+1: none).
+	good, bad int
+}
+
+func newPathSearch(p Path, t Target, cfg Config, maxPayload int) *pathSearch {
+	return &pathSearch{
+		p: p, t: t, cfg: cfg, maxPayload: maxPayload,
+		frag:       Probe{Size: fragmentPayload(t), DF: false},
+		got:        map[int]bool{},
+		tooBig:     map[int]bool{},
+		sentRounds: map[int]int{},
+		good:       -1, bad: maxPayload + 1,
+	}
+}
+
+// hello sends a lone small echo first: it costs one round trip on a live
+// path, fills the neighbour cache (whose queue would drop most of a burst
+// sent to an unresolved neighbour), and tells a silent host within one
+// timeout.
+func (s *pathSearch) hello(ctx context.Context) error {
+	hello := Probe{Size: 0, DF: true}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	rep, err := s.p.Send(rctx, []Probe{hello}, 3)
+	cancel()
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return err
+	}
+	if rep.Got[hello] {
+		s.good = 0
+		s.got[0] = true
+	}
+	return nil
+}
+
+// narrowDown sends rounds of sizes between good and bad until the limit is
+// pinned to the byte, nothing answers, or the rounds run out. A host that
+// did not answer the hello gets no rounds.
+func (s *pathSearch) narrowDown(ctx context.Context) error {
+	var sizes []int
+	if s.good >= 0 {
+		sizes = grid(s.good, s.bad)
+	}
+	copies := 2
+	for round := 1; round <= s.cfg.MaxRounds && len(sizes) > 0; round++ {
+		rep, err := s.send(ctx, sizes, copies)
+		if err != nil {
+			return err
+		}
+		s.rounds = round
+		s.learn(sizes, rep)
+		if len(s.got) == 0 && !s.fragBack {
+			break // nothing answers: more rounds only make the user wait
+		}
+		s.bound()
+		if s.pinned() {
+			break
+		}
+		sizes = s.nextSizes()
+		copies = 3
+		if len(sizes) > maxBatch/2 {
+			copies = 2
+		}
+	}
+	return nil
+}
+
+// send sends one round: a DF echo of each size, and the fragmented echo
+// until it has come back once.
+func (s *pathSearch) send(ctx context.Context, sizes []int, copies int) (Replies, error) {
+	batch := make([]Probe, 0, len(sizes)+1)
+	for _, size := range sizes {
+		batch = append(batch, Probe{Size: size, DF: true})
+	}
+	if s.frag.Size > 0 && !s.fragBack {
+		batch = append(batch, s.frag)
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	rep, err := s.p.Send(rctx, batch, copies)
+	cancel()
+	if err != nil {
+		return Replies{}, err
+	}
+	return rep, ctx.Err()
+}
+
+// learn records a round's replies: the sizes that came back, those the
+// kernel refused, and one more round for each size it did send.
+func (s *pathSearch) learn(sizes []int, rep Replies) {
+	for pr := range rep.Got {
+		if pr == s.frag {
+			s.fragBack = true
+		} else if pr.DF {
+			s.got[pr.Size] = true
+		}
+	}
+	for pr := range rep.TooBig {
+		if pr.DF {
+			s.tooBig[pr.Size] = true
+		}
+	}
+	for _, size := range sizes {
+		if !s.tooBig[size] {
+			s.sentRounds[size]++
+		}
+	}
+}
+
+// bound moves good and bad to what the rounds so far show. The largest size
+// that came back is the answer so far; a smaller one lost meanwhile was
+// loss, not the limit.
+func (s *pathSearch) bound() {
+	s.good = -1
+	for size := range s.got {
+		s.good = max(s.good, size)
+	}
+	s.bad = s.maxPayload + 1
+	for size := range s.sentRounds {
+		if size > s.good && size < s.bad && !s.got[size] {
+			s.bad = size
+		}
+	}
+	for size := range s.tooBig {
+		if size > s.good && size < s.bad {
+			s.bad = size
+		}
+	}
+}
+
+// pinned tells whether the limit is known to the byte.
+func (s *pathSearch) pinned() bool { return s.bad == s.good+1 }
+
+// nextSizes are the next round's sizes between good and bad, with bad
+// itself again when only one round saw it lost: that may have been loss.
+func (s *pathSearch) nextSizes() []int {
+	sizes := grid(s.good, s.bad)
+	if s.bad <= s.maxPayload && !s.tooBig[s.bad] && s.sentRounds[s.bad] < 2 {
+		sizes = append(sizes, s.bad)
+	}
+	return sizes
+}
+
+// result is what the search found, before judge gives the verdict.
+func (s *pathSearch) result(elapsed time.Duration) *Result {
+	t, hdr := s.t, s.t.headers()
 	res := &Result{
 		Host: t.Host, Address: t.Addr.String(), Family: "ipv4",
 		Interface: t.Interface, Tunnel: t.Tunnel,
 		InterfaceMTU: t.InterfaceMTU, RouteMTU: t.RouteMTU,
 		Outer: t.Outer, OuterMTU: t.OuterMTU,
-		MaxDFPayload: -1, FragmentPayload: frag.Size, Timeout: cfg.Timeout,
+		MaxDFPayload: -1, FragmentPayload: s.frag.Size, Timeout: s.cfg.Timeout,
+		Rounds: s.rounds, Elapsed: elapsed,
+		Exact:           s.good >= 0 && s.pinned(),
+		Answered:        len(s.got) > 0 || s.fragBack,
+		FragmentsPassed: s.fragBack,
 	}
 	if t.IPv6() {
 		res.Family = "ipv6"
@@ -330,113 +516,14 @@ func Search(ctx context.Context, p Path, t Target, cfg Config) (*Result, error) 
 	if t.Tunnel {
 		res.TunnelKind = t.Spec.Kind
 	}
-
-	// A lone small echo first: it costs one round trip on a live path, fills
-	// the neighbour cache (whose queue would drop most of a burst sent to an
-	// unresolved neighbour), and tells a silent host within one timeout.
-	hello := Probe{Size: 0, DF: true}
-	rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	rep, err := p.Send(rctx, []Probe{hello}, 3)
-	cancel()
-	if err == nil {
-		err = ctx.Err()
+	if s.good >= 0 {
+		res.MaxDFPayload = s.good
+		res.MaxDFPacket = s.good + hdr
 	}
-	if err != nil {
-		return nil, fmt.Errorf("probe %s: %w", t.Host, err)
+	if len(s.tooBig) > 0 {
+		res.LocalLimitPacket = slices.Min(keys(s.tooBig)) - 1 + hdr
 	}
-	good, bad := -1, maxPayload+1
-	if rep.Got[hello] {
-		good = 0
-		got[0] = true
-	}
-	sizes := grid(good, bad)
-	if good < 0 {
-		sizes = nil
-	}
-	copies := 2
-	for round := 1; round <= cfg.MaxRounds && len(sizes) > 0; round++ {
-		batch := make([]Probe, 0, len(sizes)+1)
-		for _, s := range sizes {
-			batch = append(batch, Probe{Size: s, DF: true})
-		}
-		if frag.Size > 0 && !fragBack {
-			batch = append(batch, frag)
-		}
-		rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-		rep, err := p.Send(rctx, batch, copies)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("probe %s: %w", t.Host, err)
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("probe %s: %w", t.Host, err)
-		}
-		res.Rounds = round
-		for pr := range rep.Got {
-			if pr == frag {
-				fragBack = true
-			} else if pr.DF {
-				got[pr.Size] = true
-			}
-		}
-		for pr := range rep.TooBig {
-			if pr.DF {
-				tooBig[pr.Size] = true
-			}
-		}
-		for _, s := range sizes {
-			if !tooBig[s] {
-				sentRounds[s]++
-			}
-		}
-		if len(got) == 0 && !fragBack {
-			break // nothing answers: more rounds only make the user wait
-		}
-
-		// The largest size that came back is the answer so far; a smaller one
-		// lost meanwhile was loss, not the limit.
-		good = -1
-		for s := range got {
-			good = max(good, s)
-		}
-		bad = maxPayload + 1
-		for s := range sentRounds {
-			if s > good && s < bad && !got[s] {
-				bad = s
-			}
-		}
-		for s := range tooBig {
-			if s > good && s < bad {
-				bad = s
-			}
-		}
-		if bad == good+1 {
-			break
-		}
-		sizes = grid(good, bad)
-		// Re-try a limit seen in one round only: it may have been loss.
-		if bad <= maxPayload && !tooBig[bad] && sentRounds[bad] < 2 {
-			sizes = append(sizes, bad)
-		}
-		copies = 3
-		if len(sizes) > maxBatch/2 {
-			copies = 2
-		}
-	}
-
-	res.Elapsed = time.Since(start)
-	res.Exact = good >= 0 && bad == good+1
-	res.Answered = len(got) > 0 || fragBack
-	res.FragmentsPassed = fragBack
-	if good >= 0 {
-		res.MaxDFPayload = good
-		res.MaxDFPacket = good + hdr
-	}
-	if len(tooBig) > 0 {
-		res.LocalLimitPacket = slices.Min(keys(tooBig)) - 1 + hdr
-	}
-	judge(res, t)
-	return res, nil
+	return res
 }
 
 func keys(m map[int]bool) []int {

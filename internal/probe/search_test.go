@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wslmtu/wslmtu/internal/testenv/logbuf"
 	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
@@ -319,7 +319,7 @@ func TestProgressOnlyWhenSlow(t *testing.T) {
 	old := progressAfter
 	progressAfter = time.Millisecond
 	t.Cleanup(func() { progressAfter = old })
-	var buf syncBuffer
+	var buf logbuf.Buffer
 	sim := &simPath{dead: true}
 	if _, err := Search(context.Background(), sim, target4("eth0", 1500, false), Config{Timeout: 100 * time.Millisecond, Progress: &buf}); err != nil {
 		t.Fatal(err)
@@ -329,30 +329,13 @@ func TestProgressOnlyWhenSlow(t *testing.T) {
 	}
 
 	progressAfter = time.Hour
-	buf = syncBuffer{}
+	buf = logbuf.Buffer{}
 	if _, err := Search(context.Background(), &simPath{maxDF: 1472}, target4("eth0", 1500, false), Config{Progress: &buf}); err != nil {
 		t.Fatal(err)
 	}
 	if buf.String() != "" {
 		t.Fatalf("a quick probe printed progress %q", buf.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestResultText(t *testing.T) {

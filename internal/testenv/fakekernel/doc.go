@@ -5,5 +5,6 @@
 // changes the code under test makes are recorded as text, so a test
 // compares whole call lists (after tailscale's osrouter fakes).
 //
-// It is for tests only. It may import detect, internal/netwatch and internal/tunnel.
+// It is for tests only. It may import detect, internal/netwatch,
+// internal/tunnel and internal/testenv/wsldistro.
 package fakekernel

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/netwatch"
+	"github.com/wslmtu/wslmtu/internal/testenv/wsldistro"
 )
 
 // Kernel is the fake. The zero value is not usable; call New.
@@ -41,6 +42,13 @@ type Kernel struct {
 	held    []netwatch.Event
 	holding bool
 }
+
+// The fake stands in for what detect reads and the agent subscribes to; the
+// fix.Kernel check is in fix's tests, since fix's tests import this package.
+var (
+	_ detect.Netlink  = (*Kernel)(nil)
+	_ netwatch.Source = (*Kernel)(nil)
+)
 
 type sub struct {
 	ch   chan netwatch.Event
@@ -133,6 +141,21 @@ func (k *Kernel) WireGuard(name string) (detect.WireGuardDevice, bool) {
 	defer k.mu.Unlock()
 	d, ok := k.wg[name]
 	return d, ok
+}
+
+// Sources is a WSL2 distro on this kernel as detect reads it: the distro's
+// files (wsldistro.Root), wslinfo printing mode (empty: no wslinfo, as
+// before WSL 2.0) and this kernel's WireGuard devices.
+func (k *Kernel) Sources(mode string) detect.Sources {
+	src := detect.Sources{
+		Root:      wsldistro.Root(),
+		Getenv:    func(string) string { return "" },
+		WireGuard: k.WireGuard,
+	}
+	if mode != "" {
+		src.Run = wsldistro.Wslinfo(mode)
+	}
+	return src
 }
 
 // --- what fix writes (recorded) ---

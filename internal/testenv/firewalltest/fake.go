@@ -32,6 +32,8 @@ type Fake struct {
 	gen         uint32
 }
 
+var _ firewall.Runner = (*Fake)(nil)
+
 var cookies atomic.Uint64
 
 // New is an empty firewall whose plain iptables is def.

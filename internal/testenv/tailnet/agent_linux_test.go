@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wslmtu/wslmtu/internal/testenv/logbuf"
 )
 
 // noAgentEnv set to 1 runs the scenarios without wslmtu's agent: each must
@@ -26,7 +28,7 @@ func noAgent() bool { return os.Getenv(noAgentEnv) == "1" }
 type agent struct {
 	cmd    *exec.Cmd
 	dir    string
-	log    *syncBuffer
+	log    *logbuf.Buffer
 	ready  chan struct{}
 	exited chan struct{}
 }
@@ -40,7 +42,7 @@ func (w *world) startAgent(t *testing.T, extra string) *agent {
 		t.Logf("%s=1: wslmtu's agent is not started", noAgentEnv)
 		return nil
 	}
-	a := &agent{dir: t.TempDir(), log: &syncBuffer{}, ready: make(chan struct{}), exited: make(chan struct{})}
+	a := &agent{dir: t.TempDir(), log: &logbuf.Buffer{}, ready: make(chan struct{}), exited: make(chan struct{})}
 	cfg := filepath.Join(a.dir, "wslmtu.toml")
 	if err := os.WriteFile(cfg, []byte("assume_wsl = true\n"+extra), 0o644); err != nil {
 		t.Fatal(err)
@@ -114,7 +116,7 @@ var latencyRE = regexp.MustCompile(`\blatency=(\S+)`)
 // the time stamp, and the latencies they name, once per repair (each line
 // of one repair names the repair's latency).
 func (a *agent) repairs(mark int) (lines []string, latencies []time.Duration) {
-	for _, line := range strings.Split(a.log.since(mark), "\n") {
+	for _, line := range strings.Split(a.log.Since(mark), "\n") {
 		i := strings.Index(line, "msg=repaired")
 		if i < 0 {
 			continue

@@ -3,14 +3,11 @@ package tailnet
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"strings"
-	"sync"
 	"testing"
 
 	"tailscale.com/derp/derpserver"
@@ -20,6 +17,7 @@ import (
 	"tailscale.com/types/key"
 
 	"github.com/wslmtu/wslmtu/internal/lab"
+	"github.com/wslmtu/wslmtu/internal/testenv/logbuf"
 )
 
 // control is the tailnet's coordination: tailscale's test control server,
@@ -30,13 +28,13 @@ import (
 type control struct {
 	URL    string
 	server *testcontrol.Server
-	logs   *syncBuffer
+	logs   *logbuf.Buffer
 }
 
 func startControl(t *testing.T, l *lab.Lab) *control {
 	t.Helper()
-	c := &control{logs: &syncBuffer{}}
-	logf := func(format string, args ...any) { c.logs.printf(format, args...) }
+	c := &control{logs: &logbuf.Buffer{}}
+	logf := func(format string, args ...any) { c.logs.Printf(format, args...) }
 	ip := l.PeerLANIP()
 
 	d := derpserver.New(key.NewNode(), logf)
@@ -49,7 +47,7 @@ func startControl(t *testing.T, l *lab.Lab) *control {
 	stunAddr, stunClose := stuntest.ServeWithPacketListener(t, peerPackets{l})
 
 	c.server = &testcontrol.Server{
-		Logf: func(format string, args ...any) { c.logs.printf("control: "+format, args...) },
+		Logf: func(format string, args ...any) { c.logs.Printf("control: "+format, args...) },
 		DERPMap: &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{1: {
 			RegionID:   1,
 			RegionCode: "lab",
@@ -84,7 +82,7 @@ func startControl(t *testing.T, l *lab.Lab) *control {
 		d.Close()
 		stunClose()
 		if t.Failed() {
-			t.Logf("control, DERP and STUN log (last lines):\n%s", c.logs.tail(40))
+			t.Logf("control, DERP and STUN log (last lines):\n%s", c.logs.Tail(40))
 		}
 	})
 	return c
@@ -114,48 +112,4 @@ func (p peerPackets) ListenPacket(_ context.Context, network, _ string) (net.Pac
 		return err
 	})
 	return pc, err
-}
-
-// syncBuffer is a log many goroutines and processes write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) printf(format string, args ...any) {
-	line := fmt.Sprintf(format, args...)
-	if !strings.HasSuffix(line, "\n") {
-		line += "\n"
-	}
-	_, _ = s.Write([]byte(line))
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Len()
-}
-
-// since is what was written after the first n bytes.
-func (s *syncBuffer) since(n int) string { return s.String()[n:] }
-
-// tail is the last n lines.
-func (s *syncBuffer) tail(n int) string {
-	lines := strings.Split(strings.TrimRight(s.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wslmtu/wslmtu/internal/lab"
+	"github.com/wslmtu/wslmtu/internal/testenv/logbuf"
 )
 
 // node is a real tailscaled in one of the lab's namespaces.
@@ -24,18 +25,18 @@ type node struct {
 	bins  binaries
 	lab   *lab.Lab
 	ctl   *control
-	log   *syncBuffer
+	log   *logbuf.Buffer
 
 	proc   *exec.Cmd
 	exited chan struct{}
 }
 
 func newNode(t *testing.T, w *world, name, netns string, inWSL bool) *node {
-	n := &node{name: name, netns: netns, inWSL: inWSL, dir: t.TempDir(), bins: w.bins, lab: w.lab, ctl: w.ctl, log: &syncBuffer{}}
+	n := &node{name: name, netns: netns, inWSL: inWSL, dir: t.TempDir(), bins: w.bins, lab: w.lab, ctl: w.ctl, log: &logbuf.Buffer{}}
 	t.Cleanup(func() {
 		n.kill()
 		if t.Failed() {
-			t.Logf("tailscaled %s log (last lines):\n%s", n.name, n.log.tail(30))
+			t.Logf("tailscaled %s log (last lines):\n%s", n.name, n.log.Tail(30))
 		}
 	})
 	return n
@@ -100,11 +101,11 @@ func (n *node) start(t *testing.T) {
 		}
 		select {
 		case <-n.exited:
-			t.Fatalf("tailscaled %s exited at start (%v):\n%s", n.name, cmd.ProcessState, n.log.tail(30))
+			t.Fatalf("tailscaled %s exited at start (%v):\n%s", n.name, cmd.ProcessState, n.log.Tail(30))
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("tailscaled %s does not answer on %s after 20s:\n%s", n.name, n.socket(), n.log.tail(30))
+			t.Fatalf("tailscaled %s does not answer on %s after 20s:\n%s", n.name, n.socket(), n.log.Tail(30))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -149,7 +150,7 @@ func (n *node) cli(args ...string) (string, error) {
 func (n *node) up(t *testing.T) netip.Addr {
 	t.Helper()
 	if out, err := n.cli("up", "--login-server="+n.ctl.URL, "--hostname="+n.name, "--accept-dns=false", "--timeout=30s"); err != nil {
-		t.Fatalf("tailscale up on %s: %v\n%s\ntailscaled:\n%s", n.name, err, out, n.log.tail(30))
+		t.Fatalf("tailscale up on %s: %v\n%s\ntailscaled:\n%s", n.name, err, out, n.log.Tail(30))
 	}
 	out, err := n.cli("ip", "-4")
 	if err != nil {

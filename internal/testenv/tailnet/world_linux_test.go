@@ -101,7 +101,7 @@ func (w *world) restartTailscaled(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("tailscaled in WSL not running 30s after its restart:\n%s", w.wsl.log.tail(30))
+			t.Fatalf("tailscaled in WSL not running 30s after its restart:\n%s", w.wsl.log.Tail(30))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -229,17 +229,7 @@ func (w *world) runChecks(t *testing.T, tunnel bool) []lab.Result {
 		checks = w.lab.Transfers("tailscale0", w.wslIP, w.peerIP)
 	}
 	checks = append(checks, func(ctx context.Context) lab.Result { return w.lab.CorporateUpload(ctx, false) })
-	results := make([]lab.Result, len(checks))
-	var wg sync.WaitGroup
-	for i, c := range checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = c(t.Context())
-		}()
-	}
-	wg.Wait()
-	return results
+	return lab.RunChecks(t.Context(), checks)
 }
 
 // checks runs the checks; all must succeed.
