@@ -132,6 +132,12 @@ type agent struct {
 	known map[int]knownRepair
 	// knownRepairs counts the repairs made that way (tests read it).
 	knownRepairs int
+	// repairs are the known repairs the netlink reader may write itself,
+	// armed while the loop waits (see armRepairs); received counts the
+	// events read from the current subscription, which an arm names.
+	repairs  *netwatch.Repairs
+	received uint64
+	armBuf   []netwatch.Repair
 }
 
 // knownRepair is one link's MTU repair as the last plans decided it: the
@@ -172,7 +178,8 @@ func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, er
 		a.Notify = func(state string) { daemon.SdNotify(false, state) }
 	}
 	if a.Events == nil {
-		a.Events = netwatch.Netlink{NS: a.Netns, BufferSize: a.ReceiveBufferSize}
+		a.repairs = &netwatch.Repairs{}
+		a.Events = netwatch.Netlink{NS: a.Netns, BufferSize: a.ReceiveBufferSize, Repairs: a.repairs}
 	}
 	if a.MSSResyncInterval <= 0 {
 		a.MSSResyncInterval = mssResyncInterval
@@ -257,14 +264,17 @@ func (a *agent) loop(ctx context.Context, events <-chan netwatch.Event) error {
 	}
 	for {
 		ended := false
+		a.armRepairs()
 		select {
 		case <-ctx.Done():
+			a.disarmRepairs()
 			return a.stop()
 		case ev, ok := <-events:
 			if !ok || ev.Err != nil {
 				ended = true
 				a.subscriptionEnded(ev)
 			} else {
+				a.received++
 				a.onEvent(ev)
 			}
 		case <-a.reload.due():
@@ -298,6 +308,7 @@ func (a *agent) loop(ctx context.Context, events <-chan netwatch.Event) error {
 				return a.stop()
 			}
 		}
+		a.disarmRepairs()
 		a.settle()
 	}
 }
@@ -334,6 +345,7 @@ func (a *agent) drain(events <-chan netwatch.Event) bool {
 				a.subscriptionEnded(ev)
 				return false
 			}
+			a.received++
 			a.onEvent(ev)
 		default:
 			return true
@@ -372,6 +384,7 @@ func (a *agent) resubscribe(ctx context.Context) (<-chan netwatch.Event, error) 
 	for {
 		events, err := a.Events.Subscribe(ctx)
 		if err == nil {
+			a.received = 0
 			a.resync("resync after a netlink error")
 			a.saveCounters()
 			return events, nil
@@ -437,6 +450,14 @@ func (a *agent) onLink(ev netwatch.Event) {
 	old, had := a.kernel.links[l.Index]
 	relevant := a.relevant(l) || (had && a.relevant(old))
 	a.kernel.link(l, ev.Gone)
+	if ev.Wrote != 0 {
+		// The reader wrote it back as it read the event (see armRepairs):
+		// it is accounted whatever the loop did since, for it was made.
+		what := fmt.Sprintf("%s mtu is %d", l.Name, l.MTU)
+		a.repairKnown(old, l, cause{at: ev.At, what: what}, ev)
+		a.queue(ev.At, what)
+		return
+	}
 	if !relevant {
 		return
 	}
@@ -456,7 +477,7 @@ func (a *agent) onLink(ev netwatch.Event) {
 			return
 		}
 		what := fmt.Sprintf("%s mtu is %d", l.Name, l.MTU)
-		a.repairKnown(old, l, cause{at: ev.At, what: what})
+		a.repairKnown(old, l, cause{at: ev.At, what: what}, ev)
 		// The plan still runs, and confirms the repair (it finds nothing to
 		// do) or corrects it.
 		a.queue(ev.At, what)
@@ -468,23 +489,29 @@ func (a *agent) onLink(ev netwatch.Event) {
 // about it changed, nothing else waits for a plan, and the fight limiter
 // allows it. Logging, counters and the model follow the write; the record
 // already holds this repair (fix.Apply would not save it either).
-func (a *agent) repairKnown(old, l detect.Link, c cause) {
+func (a *agent) repairKnown(old, l detect.Link, c cause, ev netwatch.Event) {
 	r, ok := a.known[l.Index]
-	if !ok || r.name != l.Name || l.MTU != r.from || old.MTU != r.to || old.Name != l.Name ||
-		old.Up != l.Up || old.Kind != l.Kind || len(a.pending) > 0 || a.now().Before(a.holdUntil) {
-		return
-	}
-	if !a.record.valid || a.record.rec.Links[l.Name] != (fix.LinkRecord{Before: r.from, Wrote: r.to}) {
-		return
-	}
-	if f := a.fights[linkKey(l.Name)]; f != nil {
-		now := a.now()
-		if f.active || f.limiter.TokensAt(now) < 1 {
-			return // the plan's limiter decides, and logs the fight
+	var err error
+	if ev.Wrote != 0 {
+		// The reader wrote it, armed under the same conditions (see
+		// armRepairs); a config reload since may have forgotten why.
+		if !ok || r.name != l.Name || r.from != l.MTU || r.to != ev.Wrote {
+			r = knownRepair{name: l.Name, from: l.MTU, to: ev.Wrote, reason: "the value a plan chose before"}
 		}
-		f.needed(now)
+		if f := a.fights[linkKey(l.Name)]; f != nil {
+			f.needed(a.now())
+		}
+		err = ev.WriteErr
+	} else {
+		if !a.mayRepairKnown(old, r, ok) || l.MTU != r.from || old.Name != l.Name || old.Up != l.Up || old.Kind != l.Kind {
+			return
+		}
+		if f := a.fights[linkKey(l.Name)]; f != nil {
+			f.needed(a.now())
+		}
+		err = a.Host.Kernel.SetMTU(l, r.to)
 	}
-	if err := a.Host.Kernel.SetMTU(l, r.to); err != nil {
+	if err != nil {
 		delete(a.known, l.Index) // the plan tries again, and says why it fails
 		return
 	}
@@ -497,6 +524,56 @@ func (a *agent) repairKnown(old, l detect.Link, c cause) {
 		a.countersChanged()
 	}
 	a.verify.check(a.cfg) // a repair, like the plan's: the paths are proven again
+}
+
+// mayRepairKnown is whether r, known for the link now at old, may be
+// written as its reset is read: the link is at the value a plan put right,
+// nothing else waits for a plan, the record already holds the repair, and
+// the fight limiter allows it (else the plan's limiter decides, and logs
+// the fight).
+func (a *agent) mayRepairKnown(old detect.Link, r knownRepair, ok bool) bool {
+	if !ok || r.name != old.Name || old.MTU != r.to || len(a.pending) > 0 || a.now().Before(a.holdUntil) {
+		return false
+	}
+	if !a.record.valid || a.record.rec.Links[old.Name] != (fix.LinkRecord{Before: r.from, Wrote: r.to}) {
+		return false
+	}
+	if f := a.fights[linkKey(old.Name)]; f != nil && (f.active || f.limiter.TokensAt(a.now()) < 1) {
+		return false
+	}
+	return true
+}
+
+// armRepairs lets the netlink reader write the known repairs itself while
+// the loop waits: the write then leaves on the thread the kernel woke, and
+// the loop logs and counts it as it reads the event (Event.Wrote). An arm
+// is the loop's state when it has read every event handed on, so it holds
+// only until the reader hands on another (an event the loop has not read
+// may change its mind). The loop disarms before it plans, writes or stops,
+// so a reader's write comes first, as if its event had been read before
+// whatever else woke the loop.
+func (a *agent) armRepairs() {
+	if a.repairs == nil {
+		return
+	}
+	a.armBuf = a.armBuf[:0]
+	for idx, r := range a.known {
+		l, ok := a.kernel.links[idx]
+		if !ok || !a.relevant(l) || !a.mayRepairKnown(l, r, true) {
+			continue
+		}
+		if want, own := a.ownWrites[l.Name]; own && want == r.from {
+			continue // that value is the echo of our own write, not a reset
+		}
+		a.armBuf = append(a.armBuf, netwatch.Repair{Link: l, From: r.from})
+	}
+	a.repairs.Arm(a.received, a.armBuf)
+}
+
+func (a *agent) disarmRepairs() {
+	if a.repairs != nil {
+		a.repairs.Disarm()
+	}
 }
 
 // learnRepairs keeps, after a plan was applied in full, the MTU repairs it

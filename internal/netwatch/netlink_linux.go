@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -17,15 +18,20 @@ import (
 )
 
 // Netlink subscribes to the kernel's link, route, rule and address groups
-// on one socket, read by one goroutine that decodes and stamps each
-// message: one wake-up between the kernel and the agent, as few as a
-// reactor can have. It is also a Dumper of the same namespace.
+// on one socket, read by one goroutine on a thread of its own, blocked in
+// recvfrom as the least reactor is: the kernel wakes that thread, and it
+// decodes and stamps each message, with no poller between them. It can
+// also write armed repairs itself as it reads the reset (see Repairs). It
+// is also a Dumper of the same namespace.
 type Netlink struct {
 	// NS is the namespace to follow; nil follows the caller's.
 	NS *netns.NsHandle
 	// BufferSize is the socket's receive buffer; 0 picks 4 MiB. Tests make
 	// it tiny to force ENOBUFS.
 	BufferSize int
+	// Repairs, when set, are the MTU repairs the reader writes back itself
+	// as it reads the reset, before handing the event on.
+	Repairs *Repairs
 }
 
 // Netlink is both the agent's event source and its dumper.
@@ -53,40 +59,53 @@ func (n Netlink) Subscribe(ctx context.Context) (<-chan Event, error) {
 		s.Close()
 		return nil, fmt.Errorf("netlink receive buffer: %w", err)
 	}
-	c, err := newConn(s)
+	r, err := newReader(s, target)
 	if err != nil {
 		return nil, err
 	}
 	out := make(chan Event, 1024)
-	stop := make(chan struct{})
+	done := make(chan struct{})
 	go func() {
 		select {
 		case <-ctx.Done():
-		case <-stop:
+			r.wake() // a thread blocked in recvfrom is not woken by a close
+		case <-done:
 		}
-		c.Close() // wakes the receive below
+		<-done
+		r.close()
 	}()
 	go func() {
+		defer close(done)
 		defer close(out)
-		defer close(stop)
+		// The thread stays blocked in the kernel between events; it is
+		// never handed back (the runtime ends it with this goroutine).
+		runtime.LockOSThread()
 		buf := make([]byte, receiveBuffer)
 		names := linkNames{}
+		var sent uint64
 		for {
-			msgs, err := c.receive(buf)
+			msgs, err := r.receive(buf)
 			at := time.Now()
+			if ctx.Err() != nil {
+				return
+			}
 			if err != nil {
-				if ctx.Err() == nil {
-					out <- Event{At: at, Err: fmt.Errorf("netlink: %w", err)}
-				}
+				out <- Event{At: at, Err: fmt.Errorf("netlink: %w", err)}
 				return
 			}
 			for m := range messages(msgs) {
-				if ev, ok := decode(m, at, names); ok {
-					select {
-					case out <- ev:
-					case <-ctx.Done():
-						return
-					}
+				ev, ok := decode(m, at, names)
+				if !ok {
+					continue
+				}
+				if n.Repairs != nil && ev.Link != nil && !ev.Gone {
+					n.Repairs.try(&ev, sent, r)
+				}
+				select {
+				case out <- ev:
+					sent++
+				case <-ctx.Done():
+					return
 				}
 			}
 		}
@@ -98,7 +117,7 @@ func (n Netlink) Subscribe(ctx context.Context) (<-chan Event, error) {
 // reply is at most 32 KiB, a notification one message.
 const receiveBuffer = 64 << 10
 
-// conn is a netlink socket read through the runtime's poller into a buffer
+// conn is a netlink socket for dumps, read through the runtime's poller into a buffer
 // the caller keeps: vishvananda/netlink's Receive allocates 64 KiB a call,
 // which under a burst of 100k route events was most of the agent's garbage.
 type conn struct {

@@ -24,6 +24,10 @@ type Event struct {
 	// without an RTM_DELROUTE, so an address event is the only word of it.
 	Addr *Addr
 	Gone bool
+	// Wrote is the MTU the reader wrote back to Link as it read this event
+	// (an armed Repairs); WriteErr is the write's failure.
+	Wrote    int
+	WriteErr error
 	// Err is a failed subscription (ENOBUFS under a burst, a closed socket):
 	// it is the last event before the channel closes, and everything must be
 	// read again after subscribing anew.
