@@ -98,8 +98,10 @@ func TestDeriveWholeState(t *testing.T) {
 	}
 
 	// A configured outer interface of kind wireguard is the outer one, never
-	// also a tunnel.
+	// also a tunnel; without a local.conf payload, ZeroTier's spec is the
+	// one its name implies.
 	cfg.OuterInterface = "kwg"
+	in.ZeroTierPayload = 0
 	got, err = Derive(in, cfg)
 	if err != nil || got.Outer == nil || got.Outer.Name != "kwg" || got.OuterWhy != "outer_interface in the config" {
 		t.Fatalf("outer %+v (%s), %v", got.Outer, got.OuterWhy, err)
@@ -107,6 +109,9 @@ func TestDeriveWholeState(t *testing.T) {
 	for _, l := range append(got.Tunnels, got.DownTunnels...) {
 		if l.Name == "kwg" {
 			t.Error("the outer interface is also a tunnel")
+		}
+		if want := (tunnel.Spec{Kind: tunnel.ZeroTier, Source: "a ZeroTier name"}); l.Name == "zt0" && l.Tunnel.Spec != want {
+			t.Errorf("zt0 without local.conf: %+v, want %+v", l.Tunnel.Spec, want)
 		}
 	}
 }
