@@ -73,3 +73,23 @@ func TestApplyReportsOnlyWhatWasDone(t *testing.T) {
 		t.Errorf("after a failed IPv6 restore:\n%s", fake.All())
 	}
 }
+
+// iptables without any save or restore program: unavailable, each backend's
+// and family's reason named, nft's first.
+func TestReadWithIptablesButNoSave(t *testing.T) {
+	fake := firewalltest.New(fw.NFT)
+	missingBackend(fake, fw.NFT)
+	missingBackend(fake, fw.Legacy)
+	for _, f := range []string{"iptables", "ip6tables"} {
+		fake.Missing[f+"-save"], fake.Missing[f+"-restore"] = true, true
+	}
+	_, err := fw.Read(fake, fw.Auto)
+	want := "MSS clamping unavailable: " +
+		"no iptables-save for the nft backend (iptables-nft-save not found, iptables-save not found); " +
+		"no ip6tables-save for the nft backend (ip6tables-nft-save not found, ip6tables-save not found); " +
+		"no iptables-save for the legacy backend (iptables-legacy-save not found, iptables-save not found); " +
+		"no ip6tables-save for the legacy backend (ip6tables-legacy-save not found, ip6tables-save not found); the MTU part still works"
+	if !errors.Is(err, fw.ErrUnavailable) || err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
+	}
+}
