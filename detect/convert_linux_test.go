@@ -95,3 +95,14 @@ func TestRuleOf(t *testing.T) {
 		}
 	}
 }
+
+// A helper that is not installed is "not available", never a failure to
+// run it.
+func TestRunIfPresent(t *testing.T) {
+	if _, err := runIfPresent("wslmtu-no-such-helper"); err != errNotInstalled {
+		t.Errorf("a missing helper: %v, want errNotInstalled", err)
+	}
+	if out, err := runIfPresent("echo", "nat"); err != nil || out == nil || string(out) != "nat\n" {
+		t.Errorf("echo nat: %q, %v", out, err)
+	}
+}

@@ -429,3 +429,15 @@ func TestReadErrors(t *testing.T) {
 		t.Errorf("Read = %+v, %v\nwant %+v", snap, err, want)
 	}
 }
+
+func TestRuleEqual(t *testing.T) {
+	r := Rule{Family: 4, Priority: 5200, Mark: 0x80000, Mask: 0xff0000, Table: 5200, SuppressPrefixlen: -1}
+	o := r
+	if !r.Equal(o) {
+		t.Error("a rule is not equal to its copy")
+	}
+	o.SuppressPrefixlen = 0
+	if r.Equal(o) {
+		t.Error("rules with different selectors are equal")
+	}
+}
