@@ -109,3 +109,117 @@ func TestFloor16(t *testing.T) {
 		}
 	}
 }
+
+// outputs is everything a Spec says about a 1300-byte tunnel and a 1280-byte
+// outer interface, so one comparison pins every method for every kind.
+type outputs struct {
+	Need4, Need6     int
+	Reason, Describe string
+
+	Lower    int
+	LowerOK  bool
+	LowerWhy string
+
+	// Inner at outer 1280 (short), at exactly the need (fits) and at 50
+	// (below the overhead: never negative).
+	Short, AtNeed, Tiny        int
+	AllShort, AllNeed, AllTiny bool
+
+	MSS4, MSS6 int
+	MSSOK      bool
+	MSSWhy     string
+	ClampWhy   string
+}
+
+func outputsOf(s Spec, name string) outputs {
+	const tun, outer = 1300, 1280
+	o := outputs{
+		Need4:    s.OuterNeed(tun, IPv4),
+		Need6:    s.OuterNeed(tun, IPv6),
+		Reason:   s.Reason(name, tun),
+		Describe: s.Describe(tun),
+	}
+	o.Lower, o.LowerOK, o.LowerWhy = s.LargestTunnelMTU(outer)
+	o.Short, o.AllShort = s.LargestInner(outer, tun, IPv6)
+	o.AtNeed, o.AllNeed = s.LargestInner(s.Need(tun), tun, IPv6)
+	o.Tiny, o.AllTiny = s.LargestInner(50, tun, IPv6)
+	o.MSS4, o.MSSOK, o.MSSWhy = s.ClampMSS(outer, IPv4)
+	o.MSS6, _, _ = s.ClampMSS(outer, IPv6)
+	if o.MSSOK {
+		o.ClampWhy = s.ClampWhy(outer, IPv4)
+	}
+	return o
+}
+
+func TestSpecOutputs(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		spec Spec
+		want outputs
+	}{
+		{"wg0", Spec{Kind: WireGuard}, outputs{
+			Need4: 1360, Need6: 1380,
+			Reason:   "wg0 1300 + 80 WireGuard/IPv6 overhead",
+			Describe: "WireGuard: outer ≥ mtu + 80 = 1380 (IPv6 underlay; + 60 = 1360 over IPv4)",
+			Lower:    1200, LowerOK: true,
+			Short: 1200, AtNeed: 1300, AllNeed: true, Tiny: 0,
+			MSS4: 1160, MSS6: 1140, MSSOK: true,
+			ClampWhy: "floor16(1280 − 80) − 40, WireGuard pads to 16 bytes",
+		}},
+		{"zt0", Spec{Kind: ZeroTier, Payload: 1400}, outputs{
+			Need4: 1428, Need6: 1448,
+			Reason:   "zt0: ZeroTier sends 1400-byte UDP payloads + 48 UDP/IPv6",
+			Describe: "ZeroTier: outer ≥ 1448 (IPv6 underlay; 1428 over IPv4): it sends 1400-byte UDP payloads whatever its own mtu",
+			LowerWhy: "ZeroTier sends 1400-byte UDP payloads whatever the interface's mtu, so lowering it does not help",
+			AtNeed:   1300, AllNeed: true,
+			MSSWhy: "ZeroTier sends 1400-byte UDP payloads whatever the segment size, so clamping the MSS does not help",
+		}},
+		{"corp", Spec{Kind: Other, Overhead: 100, Source: "[[tunnel]] in the config"}, outputs{
+			Need4: 1400, Need6: 1400,
+			Reason:   "corp 1300 + 100 overhead ([[tunnel]] in the config)",
+			Describe: "other: outer ≥ mtu + 100 = 1400 ([[tunnel]] in the config)",
+			Lower:    1180, LowerOK: true,
+			Short: 1180, AtNeed: 1300, AllNeed: true, Tiny: 0,
+			MSS4: 1140, MSS6: 1120, MSSOK: true,
+			ClampWhy: "1280 − 100 overhead − 40",
+		}},
+		{"fixed", Spec{Kind: Other, OuterMTU: 1420, Overhead: 100}, outputs{
+			Need4: 1420, Need6: 1420,
+			Reason:   "fixed: needs an outer mtu of 1420 (the config)",
+			Describe: "other: outer ≥ 1420 (the config)",
+			LowerWhy: "it needs an outer mtu of 1420 whatever its own (the config)",
+			AtNeed:   1300, AllNeed: true,
+			MSSWhy: "it needs an outer mtu of 1420 whatever its packets' size (the config)",
+		}},
+	} {
+		if got := outputsOf(tt.spec, tt.name); got != tt.want {
+			t.Errorf("%+v:\n got %+v\nwant %+v", tt.spec, got, tt.want)
+		}
+	}
+}
+
+func TestParseKind(t *testing.T) {
+	for _, k := range Kinds {
+		if got, err := ParseKind(string(k)); got != k || err != nil {
+			t.Errorf("ParseKind(%q) = %q, %v", k, got, err)
+		}
+	}
+	if got, err := ParseKind("WireGuard"); got != "" || err == nil || !strings.Contains(err.Error(), `"WireGuard"`) {
+		t.Errorf(`ParseKind("WireGuard") = %q, %v; want an error naming it (kinds are lower case)`, got, err)
+	}
+}
+
+func TestInferSpec(t *testing.T) {
+	for _, tt := range []struct {
+		name, linkKind string
+		want           Spec
+	}{
+		{"zt0", "wireguard", Spec{Kind: WireGuard, Source: "netlink kind wireguard"}},
+		{"zt3jnkd6ic", "tun", Spec{Kind: ZeroTier, Source: "a ZeroTier name"}},
+		{"tailscale0", "tun", Spec{Kind: WireGuard, Source: "a WireGuard-family name"}},
+	} {
+		if got := Infer(tt.name, tt.linkKind); got != tt.want {
+			t.Errorf("Infer(%s, %s) = %+v, want %+v", tt.name, tt.linkKind, got, tt.want)
+		}
+	}
+}
