@@ -3,6 +3,7 @@ package detect
 import (
 	"errors"
 	"fmt"
+	"github.com/wslmtu/wslmtu/internal/testenv/wsldistro"
 	"reflect"
 	"strings"
 	"testing"
@@ -418,7 +419,7 @@ func TestReadErrors(t *testing.T) {
 		if err == nil || err.Error() != want || !errors.Is(err, errBroken) || !reflect.DeepEqual(snap, Snapshot{}) {
 			t.Errorf("%s: %+v, %v; want %q", fail, snap, err, want)
 		}
-		if _, err := Observe(wslSources(), nl, config.Default()); err == nil || err.Error() != want {
+		if _, err := Observe(Sources{Root: wsldistro.Root()}, nl, config.Default()); err == nil || err.Error() != want {
 			t.Errorf("Observe with failing %s: %v", fail, err)
 		}
 	}
