@@ -431,14 +431,10 @@ func TestReadErrors(t *testing.T) {
 	}
 }
 
-func TestRuleEqual(t *testing.T) {
-	r := Rule{Family: 4, Priority: 5200, Mark: 0x80000, Mask: 0xff0000, Table: 5200, SuppressPrefixlen: -1}
-	o := r
-	if !r.Equal(o) {
-		t.Error("a rule is not equal to its copy")
-	}
-	o.SuppressPrefixlen = 0
-	if r.Equal(o) {
-		t.Error("rules with different selectors are equal")
+// Sources without a root read as a host without files, not a panic.
+func TestDetectEnvironmentWithoutRoot(t *testing.T) {
+	env := DetectEnvironment(Sources{}, nil)
+	if env.WSL2 || env.Kernel != "" || len(env.Evidence) != 0 {
+		t.Errorf("no root: %+v, want an empty environment", env)
 	}
 }

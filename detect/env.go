@@ -76,12 +76,16 @@ func DetectEnvironment(src Sources, links []Link) Environment {
 	}
 
 	corroborating := 0
-	if matches, _ := fs.Glob(src.Root, "proc/sys/fs/binfmt_misc/WSLInterop*"); len(matches) > 0 {
+	root := src.Root
+	if root == nil {
+		root = noFiles{} // as readString and BootID: no root, no files
+	}
+	if matches, _ := fs.Glob(root, "proc/sys/fs/binfmt_misc/WSLInterop*"); len(matches) > 0 {
 		corroborating++
 		env.Evidence = append(env.Evidence, "/"+matches[0]+" exists")
 	}
 	for _, p := range []string{"run/WSL", "mnt/wsl"} {
-		if _, err := fs.Stat(src.Root, p); err == nil {
+		if _, err := fs.Stat(root, p); err == nil {
 			corroborating++
 			env.Evidence = append(env.Evidence, "/"+p+" exists")
 		}
@@ -177,4 +181,11 @@ func readString(root fs.FS, name string) string {
 		return ""
 	}
 	return string(data)
+}
+
+// noFiles is a root without any file.
+type noFiles struct{}
+
+func (noFiles) Open(name string) (fs.File, error) {
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 }

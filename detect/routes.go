@@ -72,9 +72,6 @@ type Rule struct {
 	Other             bool `json:"other,omitempty"`
 }
 
-// Equal compares two rules selector by selector.
-func (r Rule) Equal(o Rule) bool { return r == o }
-
 func (r Rule) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d: from all", r.Priority)

@@ -123,6 +123,9 @@ func KeyNames() []string {
 
 // Lookup finds a key by its TOML name or its flag name.
 func Lookup(name string) (Key, bool) {
+	if name == "" {
+		return Key{}, false // [[tunnel]] has no flag: "" names no key
+	}
 	for _, k := range Keys {
 		if k.Name == name || k.Flag() == name {
 			return k, true

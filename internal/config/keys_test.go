@@ -45,7 +45,7 @@ func TestLookupByNameOrFlag(t *testing.T) {
 			t.Errorf("Lookup(%q) = %+v, %v", name, k, ok)
 		}
 	}
-	for _, name := range []string{"max-outer_mtu", "MAX_OUTER_MTU", "tunnels-"} {
+	for _, name := range []string{"max-outer_mtu", "MAX_OUTER_MTU", "tunnels-", ""} {
 		if k, ok := Lookup(name); ok {
 			t.Errorf("Lookup(%q) found %+v", name, k)
 		}
