@@ -434,7 +434,7 @@ func TestReadErrors(t *testing.T) {
 // Sources without a root read as a host without files, not a panic.
 func TestDetectEnvironmentWithoutRoot(t *testing.T) {
 	env := DetectEnvironment(Sources{}, nil)
-	if env.WSL2 || env.Kernel != "" || len(env.Evidence) != 0 {
+	if env.WSL || env.Kernel != "" || len(env.Evidence) != 0 {
 		t.Errorf("no root: %+v, want an empty environment", env)
 	}
 }
