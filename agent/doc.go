@@ -10,7 +10,8 @@
 // file and STATUS=), the path worker (the verify hosts' checks), the state directory's lock for its whole life, sd_notify, and
 // the counters file (agent.json) that status and doctor read.
 //
-// It may import detect, fix, internal/config, internal/metrics, internal/probe,
+// It may import detect, fix, internal/config, internal/firewall (whose
+// ErrUnavailable tells a host that cannot clamp), internal/metrics, internal/probe,
 // internal/netwatch, internal/proc and internal/statefile; never cmd/,
 // systemd or windows. Tests run it on internal/testenv/fakekernel without root and
 // on netlink in namespaces (internal/testenv/netnstest, internal/lab).
