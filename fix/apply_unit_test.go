@@ -176,3 +176,31 @@ func TestApplyReportsAFailedLastSave(t *testing.T) {
 		t.Errorf("err = %v, want the failed save", err)
 	}
 }
+
+// A plan without a table of its own keeps the recorded one.
+func TestApplyKeepsTheRecordedTable(t *testing.T) {
+	store := Store{Dir: t.TempDir()}
+	rec := newRecord()
+	rec.Policy = &PolicyRecord{Table: ourTable, Rules: []detect.Rule{ourRule}}
+	p := Plan{Routes: []RouteAction{{Op: RouteAdd, Route: ourRoute}}}
+	if _, _, err := Apply(p, rec, &callKernel{}, store); err != nil {
+		t.Fatal(err)
+	}
+	if saved, _, _ := store.LoadRecord(); saved.Policy == nil || saved.Policy.Table != ourTable || len(saved.Policy.Routes) != 1 {
+		t.Errorf("saved policy %+v, want table %d with the route", saved.Policy, ourTable)
+	}
+}
+
+// Only an interface brought back from below 1280 to at least 1280 lost its
+// IPv6 addresses on the way.
+func TestRevertedSaysIPv6IsGoneOnlyFromBelow1280(t *testing.T) {
+	for _, tt := range []struct {
+		from, to int
+		gone     bool
+	}{{1200, 1280, true}, {1279, 1360, true}, {1280, 1360, false}, {1200, 1279, false}, {1360, 1280, false}} {
+		r := Reverted{Link: "tailscale0", From: tt.from, To: tt.to}
+		if got := strings.Contains(r.String(), "lost its IPv6 addresses"); got != tt.gone {
+			t.Errorf("%d → %d: %q, want the IPv6 warning %v", tt.from, tt.to, r, tt.gone)
+		}
+	}
+}
