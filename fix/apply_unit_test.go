@@ -204,3 +204,59 @@ func TestRevertedSaysIPv6IsGoneOnlyFromBelow1280(t *testing.T) {
 		}
 	}
 }
+
+// Revert deletes our rules from the highest preference number down (equal
+// ones in the record's order), and the record on disk always lists the
+// rules not yet deleted: a failure part-way leaves a record that revert can
+// run from again.
+func TestRevertDeletesOurRulesInOrderAndRecordsEachStep(t *testing.T) {
+	v4a := detect.Rule{Family: 4, Priority: 5200, Table: ourTable, SuppressPrefixlen: -1}
+	v6a := detect.Rule{Family: 6, Priority: 5200, Table: ourTable, SuppressPrefixlen: -1}
+	v4b := detect.Rule{Family: 4, Priority: 5210, Table: detect.MainTable, SuppressPrefixlen: 0}
+	rec := newRecord()
+	rec.Policy = &PolicyRecord{Table: ourTable, Rules: []detect.Rule{v4a, v6a, v4b}}
+	st := detect.State{Rules: []detect.Rule{v4a, v6a, v4b}}
+
+	k := &callKernel{}
+	if _, err := revertKernel(st, rec, k, Store{Dir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"del-rule " + v4b.String(), "del-rule " + v4a.String(), "del-rule " + v6a.String()}
+	if !slices.Equal(k.calls, want) {
+		t.Errorf("calls\n%q\nwant\n%q", k.calls, want)
+	}
+
+	store := Store{Dir: t.TempDir()}
+	failing := &failNth{n: 2}
+	if _, err := revertKernel(st, rec, failing, store); err == nil {
+		t.Fatal("a failed rule delete is no error")
+	}
+	saved, _, err := store.LoadRecord()
+	if err != nil || saved.Policy == nil || !slices.Equal(saved.Policy.Rules, []detect.Rule{v4a, v6a}) {
+		t.Errorf("record after the second delete failed: %+v (%v), want the two rules not deleted", saved.Policy, err)
+	}
+}
+
+// failNth fails its n-th rule delete.
+type failNth struct {
+	callKernel
+	n, seen int
+}
+
+func (k *failNth) DeleteRule(r detect.Rule) error {
+	k.seen++
+	if k.seen == k.n {
+		return syscall.EPERM
+	}
+	return nil
+}
+
+// The last save of a revert (the record without its policy) failing is the
+// revert's error.
+func TestRevertReportsAFailedLastSave(t *testing.T) {
+	rec := newRecord()
+	rec.Policy = &PolicyRecord{Table: ourTable}
+	if _, err := revertKernel(detect.State{}, rec, &callKernel{}, noDisk); err == nil {
+		t.Error("a revert whose record cannot be saved is no error")
+	}
+}
