@@ -32,8 +32,12 @@ func (k *callKernel) SetRouteMTU(r detect.Route, mtu int) error {
 }
 func (k *callKernel) AddRoute(r detect.Route) error    { return k.do("add-route", r.String()) }
 func (k *callKernel) DeleteRoute(r detect.Route) error { return k.do("del-route", r.String()) }
-func (k *callKernel) AddRule(r detect.Rule) error      { return k.do("add-rule", r.String()) }
-func (k *callKernel) DeleteRule(r detect.Rule) error   { return k.do("del-rule", r.String()) }
+func (k *callKernel) AddRule(r detect.Rule) error {
+	return k.do("add-rule", detect.Tool(r.Family)+" "+r.String())
+}
+func (k *callKernel) DeleteRule(r detect.Rule) error {
+	return k.do("del-rule", detect.Tool(r.Family)+" "+r.String())
+}
 
 var _ Kernel = (*callKernel)(nil)
 
@@ -221,7 +225,7 @@ func TestRevertDeletesOurRulesInOrderAndRecordsEachStep(t *testing.T) {
 	if _, err := revertKernel(st, rec, k, Store{Dir: t.TempDir()}); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"del-rule " + v4b.String(), "del-rule " + v4a.String(), "del-rule " + v6a.String()}
+	want := []string{"del-rule ip " + v4b.String(), "del-rule ip " + v4a.String(), "del-rule ip -6 " + v6a.String()}
 	if !slices.Equal(k.calls, want) {
 		t.Errorf("calls\n%q\nwant\n%q", k.calls, want)
 	}
