@@ -1,8 +1,12 @@
 package fix
 
 import (
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
 
 // "nothing to do" is said of an empty plan that may be applied, never of a
@@ -24,5 +28,23 @@ func TestPlanStringSaysNothingToDoOnlyWhenApplicable(t *testing.T) {
 	p := Plan{Warnings: []string{"w"}, Notes: []string{"n"}}
 	if got := p.String(); !strings.HasSuffix(got, "warning: w\nnote: n\n") {
 		t.Errorf("warnings and notes: %q", got)
+	}
+}
+
+// Once tailscaled's fix is adopted, later plans say whose 1360 it is; a
+// 1360 wslmtu wrote itself gets no such note.
+func TestPlanNamesWhoSetAnAdoptedValue(t *testing.T) {
+	k := fakekernel.NewWSL(1360, 1280)
+	st := observe(t, k, "nat", config.Default())
+	note := "eth0 1360 was set by tailscaled's own WSL fix; 1280 is what Windows chose, and revert puts it back"
+	for _, tt := range []struct {
+		setBy string
+		want  bool
+	}{{"tailscaled", true}, {"", false}} {
+		rec := recordWith(map[string]LinkRecord{"eth0": {Before: 1280, Wrote: 1360, SetBy: tt.setBy}})
+		p := NewPlan(st, rec, config.Default())
+		if got := slices.Contains(p.Notes, note); got != tt.want {
+			t.Errorf("set by %q: notes %q", tt.setBy, p.Notes)
+		}
 	}
 }
