@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
@@ -45,6 +46,30 @@ func TestPlanNamesWhoSetAnAdoptedValue(t *testing.T) {
 		p := NewPlan(st, rec, config.Default())
 		if got := slices.Contains(p.Notes, note); got != tt.want {
 			t.Errorf("set by %q: notes %q", tt.setBy, p.Notes)
+		}
+	}
+}
+
+// eth0 at 1360 is taken for tailscaled's fix only while tailscaled is there:
+// its interface or its rules.
+func TestPlanAdoptsTailscaledsFixOnlyWithTailscaled(t *testing.T) {
+	eth0 := detect.Link{Name: "eth0", Index: 2, MTU: 1360, Up: true}
+	env := detect.Environment{WSL: true, Version: 2, NetworkingMode: detect.ModeNAT}
+	ts := detect.Link{Name: "tailscale0", Index: 3, MTU: 1280, Kind: "tun", Up: true}
+	for _, tt := range []struct {
+		name  string
+		links []detect.Link
+		rules []detect.Rule
+		adopt bool
+	}{
+		{"nothing of tailscaled", []detect.Link{eth0}, nil, false},
+		{"its interface", []detect.Link{eth0, ts}, nil, true},
+		{"its rules", []detect.Link{eth0}, fakekernel.TailscaledRules(4), true},
+	} {
+		st := detect.State{Env: env, Outer: &eth0, Links: tt.links, Rules: tt.rules}
+		p := NewPlan(st, newRecord(), config.Default())
+		if got := p.Adopt["eth0"] == (LinkRecord{Before: 1280, Wrote: 1360, SetBy: "tailscaled"}); got != tt.adopt {
+			t.Errorf("%s: adopt %v, notes %q", tt.name, p.Adopt, p.Notes)
 		}
 	}
 }
