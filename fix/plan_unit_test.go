@@ -1,6 +1,7 @@
 package fix
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -70,6 +71,84 @@ func TestPlanAdoptsTailscaledsFixOnlyWithTailscaled(t *testing.T) {
 		p := NewPlan(st, newRecord(), config.Default())
 		if got := p.Adopt["eth0"] == (LinkRecord{Before: 1280, Wrote: 1360, SetBy: "tailscaled"}); got != tt.adopt {
 			t.Errorf("%s: adopt %v, notes %q", tt.name, p.Adopt, p.Notes)
+		}
+	}
+}
+
+// The raise at its bounds, and the words that say why.
+func TestPlanRaiseOuterBoundsTable(t *testing.T) {
+	at := func(mtu int) config.Config {
+		cfg := config.Default()
+		cfg.MaxOuterMTU = mtu
+		return cfg
+	}
+	withEth1 := func(st detect.State) detect.State {
+		st.Links = append(st.Links, detect.Link{Name: "eth1", Index: 9, MTU: 1400})
+		return st
+	}
+	for _, tt := range []struct {
+		name  string
+		st    detect.State
+		rec   Record
+		cfg   config.Config
+		want  string // the actions
+		check func(Plan) string
+	}{
+		{"two tunnels of one need: the first names it", wslState(1280, tun("tailscale0", 1280), tun("wg0", 1280)), newRecord(), config.Default(),
+			"eth0: mtu 1280 → 1360 (tailscale0 1280 + 80 WireGuard/IPv6 overhead)", nil},
+		{"an outer MTU that is the need: nothing to raise, and wslmtu's other values go back", withEth1(wslState(1360, tun("wg0", 1280))),
+			recordWith(map[string]LinkRecord{"eth1": {Before: 1500, Wrote: 1400}}), config.Default(),
+			"eth1: mtu 1400 → 1500 (back to the value before wslmtu changed it: eth0 1360 already carries the tunnels)", nil},
+		{"a need that is the cap: no cap", wslState(1280, tun("tailscale0", 1280)), newRecord(), at(1360),
+			"eth0: mtu 1280 → 1360 (tailscale0 1280 + 80 WireGuard/IPv6 overhead)", func(p Plan) string {
+				if len(p.Warnings) > 0 {
+					return fmt.Sprintf("warnings %q", p.Warnings)
+				}
+				return ""
+			}},
+		{"capped at the outer MTU: no raise, no scope", wslState(1400, tun("wg0", 1420)), newRecord(), at(1400), "", func(p Plan) string {
+			if p.Scope != "" || p.WindowsMTU != 0 {
+				return fmt.Sprintf("scope %q, what Windows chose %d", p.Scope, p.WindowsMTU)
+			}
+			return ""
+		}},
+		{"capped, and lowering the tunnel to 68 is the other way", wslState(148, tun("wg0", 1420)), newRecord(), at(1400),
+			"eth0: mtu 148 → 1400 (wg0 1420 + 80 WireGuard/IPv6 overhead, capped at max_outer_mtu 1400)", func(p Plan) string {
+				if !strings.Contains(strings.Join(p.Warnings, "\n"), "use --mtu-strategy lower-tunnel (wg0 → 68) or --mss-clamp") {
+					return fmt.Sprintf("warnings %q", p.Warnings)
+				}
+				return ""
+			}},
+		{"capped, and the tunnel cannot go below 68", wslState(147, tun("wg0", 1420)), newRecord(), at(1400),
+			"eth0: mtu 147 → 1400 (wg0 1420 + 80 WireGuard/IPv6 overhead, capped at max_outer_mtu 1400)", func(p Plan) string {
+				if w := strings.Join(p.Warnings, "\n"); !strings.Contains(w, "use --mss-clamp") || strings.Contains(w, "lower-tunnel") {
+					return fmt.Sprintf("warnings %q", p.Warnings)
+				}
+				return ""
+			}},
+		{"auto with no networking mode is NAT's choice, said as unknown", func() detect.State {
+			st := wslState(1280, tun("tailscale0", 1280))
+			st.Env.NetworkingMode = ""
+			return st
+		}(), newRecord(), config.Default(), "eth0: mtu 1280 → 1360 (tailscale0 1280 + 80 WireGuard/IPv6 overhead)", func(p Plan) string {
+			if p.Chosen != config.RaiseOuter || !strings.HasPrefix(p.ChosenWhy, "networking mode unknown: treated like NAT") {
+				return fmt.Sprintf("chosen %s: %s", p.Chosen, p.ChosenWhy)
+			}
+			return ""
+		}},
+	} {
+		p := NewPlan(tt.st, tt.rec, tt.cfg)
+		var lines []string
+		for _, a := range p.Actions {
+			lines = append(lines, a.String())
+		}
+		if got := strings.Join(lines, "\n"); got != tt.want {
+			t.Errorf("%s: actions\n%s\nwant\n%s", tt.name, got, tt.want)
+		}
+		if tt.check != nil {
+			if msg := tt.check(p); msg != "" {
+				t.Errorf("%s: %s", tt.name, msg)
+			}
 		}
 	}
 }
