@@ -152,3 +152,23 @@ func TestPlanRaiseOuterBoundsTable(t *testing.T) {
 		}
 	}
 }
+
+// Under the tunnel scope, a tunnel that what Windows chose carries exactly
+// needs nothing: no rules of its own, and not knowing its packets does not
+// widen the raise to every packet.
+func TestScopeLeavesATunnelThatFitsWhatWindowsChose(t *testing.T) {
+	k := fakekernel.NewWSL(1280, 1280)
+	k.AddLink(detect.Link{Name: "wg0", MTU: 1200, Kind: "tun", Up: true}) // 1200 + 80 = 1280; unidentified
+	p := NewPlan(observe(t, k, "nat", config.Default()), newRecord(), config.Default())
+	if p.Scope != config.ScopeTunnel || strings.Contains(strings.Join(p.Warnings, "\n"), "wg0") {
+		t.Errorf("scope %q, warnings %q", p.Scope, p.Warnings)
+	}
+	for _, r := range p.Rules {
+		if !strings.Contains(r.Reason, "tailscale0") || strings.Contains(r.Reason, "wg0") {
+			t.Errorf("rule %s", r)
+		}
+	}
+	if len(p.Rules) == 0 {
+		t.Error("no rules for tailscale0")
+	}
+}
