@@ -172,3 +172,42 @@ func TestScopeLeavesATunnelThatFitsWhatWindowsChose(t *testing.T) {
 		t.Error("no rules for tailscale0")
 	}
 }
+
+// Lowering the tunnel at its bounds: a tunnel already at its target is left
+// alone without a word; 68 is still an MTU; 1280 keeps IPv6, so auto lowers
+// to it rather than clamping, and says nothing about IPv6.
+func TestPlanLowerTunnelBoundsTable(t *testing.T) {
+	mirrored := func(st detect.State) detect.State {
+		st.Env.NetworkingMode = detect.ModeMirrored
+		return st
+	}
+	for _, tt := range []struct {
+		name     string
+		st       detect.State
+		cfg      config.Config
+		want     string
+		warnings string // all of them, joined
+	}{
+		{"already at the target", wslState(1280, tun("tailscale0", 1200)), withStrategy(config.LowerTunnel), "", ""},
+		{"down to 68", wslState(148, tun("tailscale0", 1280)), withStrategy(config.LowerTunnel),
+			"tailscale0: mtu 1280 → 68 (eth0 148 − 80 WireGuard/IPv6 overhead)",
+			"tailscale0 below 1280 loses its IPv6 addresses (Linux requires 1280 for IPv6) and setting it back does not restore them; prefer --mtu-strategy raise-outer"},
+		{"auto in mirrored mode down to 1280", mirrored(wslState(1360, tun("wg0", 1400))), config.Default(),
+			"wg0: mtu 1400 → 1280 (eth0 1360 − 80 WireGuard/IPv6 overhead)", ""},
+	} {
+		p := NewPlan(tt.st, newRecord(), tt.cfg)
+		var lines []string
+		for _, a := range p.Actions {
+			lines = append(lines, a.String())
+		}
+		if got := strings.Join(lines, "\n"); got != tt.want {
+			t.Errorf("%s: actions\n%s\nwant\n%s", tt.name, got, tt.want)
+		}
+		if got := strings.Join(p.Warnings, "\n"); got != tt.warnings {
+			t.Errorf("%s: warnings\n%s\nwant\n%s", tt.name, got, tt.warnings)
+		}
+		if p.MSS != nil {
+			t.Errorf("%s: clamps: %s", tt.name, p.MSS)
+		}
+	}
+}
