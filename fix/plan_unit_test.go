@@ -192,6 +192,10 @@ func TestPlanLowerTunnelBoundsTable(t *testing.T) {
 		{"down to 68", wslState(148, tun("tailscale0", 1280)), withStrategy(config.LowerTunnel),
 			"tailscale0: mtu 1280 → 68 (eth0 148 − 80 WireGuard/IPv6 overhead)",
 			"tailscale0 below 1280 loses its IPv6 addresses (Linux requires 1280 for IPv6) and setting it back does not restore them; prefer --mtu-strategy raise-outer"},
+		{"ZeroTier cannot be lowered: raise instead", wslState(1280, tun("zt3jnkd6ic", 2800)), withStrategy(config.LowerTunnel), "",
+			"cannot lower zt3jnkd6ic: ZeroTier sends 1432-byte UDP payloads whatever the interface's mtu, so lowering it does not help; use mtu_strategy = \"raise-outer\""},
+		{"ZeroTier in mirrored mode: only a larger Windows adapter helps", mirrored(wslState(1280, tun("zt3jnkd6ic", 2800))), withStrategy(config.LowerTunnel), "",
+			"cannot lower zt3jnkd6ic: ZeroTier sends 1432-byte UDP payloads whatever the interface's mtu, so lowering it does not help; in mirrored mode only a Windows adapter with a larger mtu than 1280 helps"},
 		{"auto in mirrored mode down to 1280", mirrored(wslState(1360, tun("wg0", 1400))), config.Default(),
 			"wg0: mtu 1400 → 1280 (eth0 1360 − 80 WireGuard/IPv6 overhead)", ""},
 	} {
@@ -209,5 +213,59 @@ func TestPlanLowerTunnelBoundsTable(t *testing.T) {
 		if p.MSS != nil {
 			t.Errorf("%s: clamps: %s", tt.name, p.MSS)
 		}
+	}
+}
+
+// Steps go in Apply's order: our table's stale routes leave first only when
+// new ones come in (they share the kernel's key); otherwise after the
+// interfaces, with the route MTUs put back.
+func TestPlanStepsOrderTable(t *testing.T) {
+	lower := Action{Link: "eth0", From: 1360, To: 1280, Reason: "back"}
+	del := RouteAction{Op: RouteDelete, Route: ourRoute, Reason: "stale"}
+	unset := RouteAction{Op: RouteSetMTU, Route: mainRoute, From: 1280, To: 0, Reason: "back"}
+	add := RouteAction{Op: RouteAdd, Route: ourRoute, Reason: "new"}
+	for _, tt := range []struct {
+		name string
+		p    Plan
+		want []string
+	}{
+		{"no route added: the delete comes last", Plan{Routes: []RouteAction{del, unset}, Actions: []Action{lower}},
+			[]string{lower.String(), del.String(), unset.String()}},
+		{"a route added: the delete comes first", Plan{Routes: []RouteAction{add, del}, Actions: []Action{lower}},
+			[]string{del.String(), add.String(), lower.String()}},
+	} {
+		if got := tt.p.Changes(); !slices.Equal(got, tt.want) {
+			t.Errorf("%s:\n%s\nwant\n%s", tt.name, strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+		}
+	}
+}
+
+// Two default routes through the outer interface: a copy of each in our
+// table (here as many routes as rules), added in the kernel's order.
+func TestScopeWithTwoDefaultRoutes(t *testing.T) {
+	k := fakekernel.NewWSL(1280, 1280)
+	st0 := observe(t, k, "nat", config.Default())
+	for _, r := range st0.Routes {
+		if r.IsDefault() && r.Table == detect.MainTable {
+			r.Metric += 100
+			k.AppendRoute(r)
+		}
+	}
+	st := observe(t, k, "nat", config.Default())
+	p := NewPlan(st, newRecord(), config.Default())
+	if p.Policy == nil || len(p.Policy.Routes) != 2 || len(p.Policy.Rules) != 2 {
+		t.Fatalf("policy %+v", p.Policy)
+	}
+	var adds []detect.Route
+	for _, r := range p.Routes {
+		if r.Op == RouteAdd {
+			adds = append(adds, r.Route)
+		}
+	}
+	if !slices.Equal(adds, p.Policy.Routes) {
+		t.Errorf("added in the order\n%v\nwant\n%v", adds, p.Policy.Routes)
+	}
+	if p.Routes[0].Op != RouteAdd || p.Routes[len(p.Routes)-1].Op != RouteSetMTU {
+		t.Errorf("route actions out of order: %v", p.Routes)
 	}
 }
