@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/wslmtu/wslmtu/detect"
+	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
@@ -123,6 +124,72 @@ func TestTunnelWordsTable(t *testing.T) {
 	} {
 		if got := TunnelWords(detect.Link{Name: "wg0", MTU: 1280, Kind: "wireguard", Tunnel: tt.info}); got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// ScopeInForce reads the kernel at its bounds: a route at exactly what
+// Windows chose is in force; our table's route counts with no mtu or one at
+// least the outer MTU; our rule is ours only before tailscaled's and with
+// no suppress_prefixlength; a tunnel that fits what Windows chose needs no
+// rule.
+func TestScopeInForceBoundsTable(t *testing.T) {
+	eth0 := detect.Link{Name: "eth0", Index: 2, MTU: 1360}
+	ts := detect.Link{Name: "tailscale0", Index: 3, MTU: 1280,
+		Tunnel: &detect.TunnelInfo{Spec: tunnel.Spec{Kind: tunnel.WireGuard}, Mark: 0x80000, Mask: 0xff0000}}
+	mainDefault := detect.Route{Family: 4, Table: detect.MainTable, Dst: "default", Gw: "172.28.0.1", LinkIndex: 2, Dev: "eth0", MTU: 1280}
+	ourDefault := detect.Route{Family: 4, Table: 5200, Dst: "default", Gw: "172.28.0.1", LinkIndex: 2, Dev: "eth0"}
+	skipMain := detect.Rule{Family: 4, Priority: 5190, Table: detect.MainTable, Mark: 0x80000, Mask: 0xff0000, SuppressPrefixlen: 0}
+	toOurs := detect.Rule{Family: 4, Priority: 5200, Table: 5200, Mark: 0x80000, Mask: 0xff0000, SuppressPrefixlen: -1}
+	state := func(edit func(*detect.State)) detect.State {
+		st := detect.State{Outer: &eth0, Links: []detect.Link{eth0, ts}, Tunnels: []detect.Link{ts},
+			Routes: []detect.Route{mainDefault, ourDefault}, Rules: []detect.Rule{skipMain, toOurs}}
+		if edit != nil {
+			edit(&st)
+		}
+		return st
+	}
+	scoped := Plan{Scope: config.ScopeTunnel, WindowsMTU: 1280}
+	for _, tt := range []struct {
+		name  string
+		st    detect.State
+		p     Plan
+		ok    bool
+		lines string // all lines joined, or a substring after "~"
+	}{
+		{"in force", state(nil), scoped, true,
+			"route default via 172.28.0.1 dev eth0: packets leave at up to 1280 (its own mtu)\n" +
+				"tailscale0: its packets (fwmark 0x80000/0xff0000) take table 5200, eth0 at 1360"},
+		{"a route one above what Windows chose", state(func(st *detect.State) { st.Routes[0].MTU = 1281 }), scoped, false,
+			"~packets leave at up to 1281 (its own mtu), above what Windows chose (1280)"},
+		{"a route without an mtu", state(func(st *detect.State) { st.Routes[0].MTU = 0 }), scoped, false,
+			"~packets leave at up to 1360 (eth0's mtu), above what Windows chose (1280)"},
+		{"our table's route at the outer MTU", state(func(st *detect.State) { st.Routes[1].MTU = 1360 }), scoped, true, "~take table 5200"},
+		{"our table's route below the outer MTU", state(func(st *detect.State) { st.Routes[1].MTU = 1359 }), scoped, false,
+			"~table 5200 holds no default route through eth0"},
+		{"our rule at tailscaled's first preference", state(func(st *detect.State) { st.Rules[1].Priority = detect.TailscaledFirstPref }), scoped, false,
+			"~no ip rule sends its packets"},
+		{"our rule just before it", state(func(st *detect.State) { st.Rules[1].Priority = detect.TailscaledFirstPref - 1 }), scoped, true, "~take table 5200"},
+		{"our rule with suppress_prefixlength 0", state(func(st *detect.State) { st.Rules[1].SuppressPrefixlen = 0 }), scoped, false,
+			"~no ip rule sends its packets"},
+		{"a tunnel that fits what Windows chose", state(func(st *detect.State) {
+			small := ts
+			small.MTU = 1200
+			st.Tunnels = []detect.Link{small}
+			st.Rules = nil
+		}), scoped, true, "route default via 172.28.0.1 dev eth0: packets leave at up to 1280 (its own mtu)"},
+		{"scope all", state(nil), Plan{Scope: config.ScopeAll, WindowsMTU: 1280}, true, ""},
+		{"nothing known of Windows", state(nil), Plan{Scope: config.ScopeTunnel}, true, ""},
+		{"no outer interface", state(func(st *detect.State) { st.Outer = nil }), scoped, true, ""},
+	} {
+		lines, ok := ScopeInForce(tt.st, tt.p)
+		got := strings.Join(lines, "\n")
+		match := got == tt.lines
+		if sub, isSub := strings.CutPrefix(tt.lines, "~"); isSub {
+			match = strings.Contains(got, sub)
+		}
+		if ok != tt.ok || !match {
+			t.Errorf("%s: ok %v\n%s\nwant ok %v\n%s", tt.name, ok, got, tt.ok, tt.lines)
 		}
 	}
 }
