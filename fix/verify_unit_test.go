@@ -154,3 +154,15 @@ func TestJudgePathBoundsTable(t *testing.T) {
 		t.Errorf("evidence above: %q\nat: %q", above, at)
 	}
 }
+
+// Without knowing what Windows chose, a broken tunnel path cannot be
+// matched to our rules: the tunnel's peer is the likely side.
+func TestJudgePathWithoutWhatWindowsChose(t *testing.T) {
+	eth0 := detect.Link{Name: "eth0", Index: 2, MTU: 1280, Up: true}
+	wg0 := detect.Link{Name: "wg0", Index: 3, MTU: 1280, Kind: "wireguard", Up: true}
+	st := detect.State{Outer: &eth0, Links: []detect.Link{eth0, wg0}, Tunnels: []detect.Link{wg0}}
+	n := PathNeed{Host: "peer", Interface: "wg0", Tunnel: true, Size: 1280}
+	if v, side, ev := JudgePath(st, Plan{}, n, PathProbe{Answered: true, Largest: 0}); v != PathBroken || side != SideTunnelPeer {
+		t.Errorf("%s (%s): %s", v, side, ev)
+	}
+}
