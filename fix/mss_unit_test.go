@@ -1,0 +1,98 @@
+package fix
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/firewall"
+	"github.com/wslmtu/wslmtu/internal/testenv/firewalltest"
+)
+
+func TestMSSChangeStringTable(t *testing.T) {
+	for _, tt := range []struct {
+		c    MSSChange
+		want string
+	}{
+		{MSSChange{Backend: "nft", Clamp: true}, "mss clamp: rules already in place (iptables nft)"},
+		{MSSChange{Backend: "nft"}, "mss clamp off: none of our rules were left (iptables nft)"},
+		{MSSChange{Backend: "nft", Clamp: true, Done: []string{"a"}}, "mss clamp: a"},
+		{MSSChange{Backend: "nft", Clamp: true, Done: []string{"a", "b", "c"}}, "mss clamp: a\nmss clamp: b\nmss clamp: c"},
+	} {
+		if got := tt.c.String(); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.c, got, tt.want)
+		}
+	}
+}
+
+// The rules land in their chains: arriving (-i) in WSLMTU-IN, leaving (-o)
+// in WSLMTU-OUT, in the firewall itself, not only in the plan's words.
+func TestSyncPutsEachRuleInItsChain(t *testing.T) {
+	fake := firewalltest.New(firewall.NFT)
+	h, _ := fakeHost(t, fake)
+	p := NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff, "tailscale0"))
+	if _, err := h.SyncFirewall(&p); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range firewall.Families {
+		set, err := firewall.Parse(fake.Save(firewall.NFT, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := set.Table(firewall.Mangle)
+		for chain, flag := range map[string]string{firewall.ChainIn: "-i tailscale0 ", firewall.ChainOut: "-o tailscale0 "} {
+			c := m.Chain(chain)
+			if c == nil || len(c.Rules) != 1 || !strings.HasPrefix(c.Rules[0], flag) {
+				t.Errorf("%s %s: %+v, want one rule starting %q", f, chain, c, flag)
+			}
+		}
+	}
+}
+
+// A tunnel pattern that also matches the outer interface never becomes a
+// prefix rule: that would clamp every connection through the outer
+// interface. Only the tunnels present that it matches are clamped.
+func TestClampNeverMatchesTheOuterInterface(t *testing.T) {
+	st := mssTestState(1280, "tailscale0")
+	outer := *st.Outer
+	outer.Name = "wgx"
+	st.Outer = &outer
+	p := NewPlan(st, Record{}, clampCfg(config.StrategyOff))
+	var names []string
+	for _, r := range p.MSS.Rules {
+		if r.Family == firewall.IPv4 && r.Chain == firewall.ChainIn {
+			names = append(names, r.Spec[1])
+		}
+	}
+	if !slices.Equal(names, []string{"tailscale0", "wt+"}) {
+		t.Errorf("clamped interfaces %q, want tailscale0 and wt+ (wg* matches the outer interface wgx)", names)
+	}
+}
+
+// Revert takes a version 1 record's chains out of the firewall and out of
+// revert.json: nothing of ours is left recorded.
+func TestRevertClearsAVersion1RecordsChains(t *testing.T) {
+	fake := firewalltest.New(firewall.Legacy)
+	h, _ := fakeHost(t, fake)
+	if _, err := syncCopy(h, NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff, "tailscale0"))); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(h.Store.Dir, "firewall.json"))
+	v1 := `{"version": 1, "original_mtu": {"eth0": 1280}, "mss": {"backend": "legacy", "families": ["ipv4", "ipv6"], ` +
+		`"table": "mangle", "chains": ["WSLMTU-IN", "WSLMTU-OUT"], "jumps": ["PREROUTING -p tcp -j WSLMTU-IN", "POSTROUTING -p tcp -j WSLMTU-OUT"]}}`
+	if err := os.WriteFile(h.Store.RecordPath(), []byte(v1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.Revert(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(fake.All(), "WSLMTU") {
+		t.Errorf("our chains are left:\n%s", fake.All())
+	}
+	if rec, _, err := h.Store.LoadRecord(); err != nil || rec.MSS != nil || !rec.Empty() {
+		t.Errorf("record after revert: %+v, %v", rec, err)
+	}
+}
