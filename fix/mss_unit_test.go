@@ -1,6 +1,7 @@
 package fix
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -94,5 +95,21 @@ func TestRevertClearsAVersion1RecordsChains(t *testing.T) {
 	}
 	if rec, _, err := h.Store.LoadRecord(); err != nil || rec.MSS != nil || !rec.Empty() {
 		t.Errorf("record after revert: %+v, %v", rec, err)
+	}
+}
+
+// Without iptables, clamping off is no error when nothing of ours is
+// recorded; with our chains recorded, not being able to remove them is.
+func TestSyncWithoutIPTablesTable(t *testing.T) {
+	off := NewPlan(mssTestState(1280, "tailscale0"), Record{}, config.Default())
+	h, _ := fakeHost(t, nil)
+	if c, err := syncCopy(h, off); c != nil || err != nil {
+		t.Errorf("nothing recorded: %v, %v", c, err)
+	}
+	if err := h.Store.saveFirewallRecord(&MSSRecord{Backend: firewall.NFT, Families: firewall.Families}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := syncCopy(h, off); !errors.Is(err, firewall.ErrUnavailable) {
+		t.Errorf("our chains recorded: err = %v, want one matching firewall.ErrUnavailable", err)
 	}
 }
