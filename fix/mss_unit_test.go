@@ -113,3 +113,79 @@ func TestSyncWithoutIPTablesTable(t *testing.T) {
 		t.Errorf("our chains recorded: err = %v, want one matching firewall.ErrUnavailable", err)
 	}
 }
+
+// ourChainsGoneByHand is a host whose chains were synced into someone
+// else's mangle tables (so none is recorded as created by us) and then
+// deleted by hand, leaving the record.
+func ourChainsGoneByHand(t *testing.T) Host {
+	fake := firewalltest.New(firewall.NFT)
+	for _, f := range firewall.Families {
+		fake.Set(firewall.NFT, f, someoneElses)
+	}
+	h, _ := fakeHost(t, fake)
+	on := NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff, "tailscale0"))
+	if _, err := syncCopy(h, on); err != nil {
+		t.Fatal(err)
+	}
+	// A sync with all in place does not write the record again.
+	path := filepath.Join(h.Store.Dir, "firewall.json")
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := syncCopy(h, on); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := os.Stat(path); err != nil || !os.SameFile(before, after) {
+		t.Errorf("a sync with nothing to do rewrote firewall.json (%v)", err)
+	}
+	for _, f := range firewall.Families {
+		fake.Set(firewall.NFT, f, someoneElses)
+	}
+	return h
+}
+
+// Chains deleted by hand: clamping off forgets them, and revert says they
+// were already gone.
+func TestOurChainsGoneByHand(t *testing.T) {
+	h := ourChainsGoneByHand(t)
+	off := NewPlan(mssTestState(1280, "tailscale0"), Record{}, config.Default())
+	if _, err := syncCopy(h, off); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := h.Store.loadFirewallRecord(); rec != nil || err != nil {
+		t.Errorf("clamping off left the record: %+v, %v", rec, err)
+	}
+
+	h = ourChainsGoneByHand(t)
+	out, err := h.revertFirewall()
+	if err != nil || len(out) != 1 || out[0].String() != "mss clamp: chains WSLMTU-IN and WSLMTU-OUT were already gone (iptables nft)" {
+		t.Errorf("revert: %q, %v", out, err)
+	}
+}
+
+// Clamping off after wslmtu made the mangle tables says what became of
+// them, one line per family, and nothing empty.
+func TestClampOffSaysWhatBecameOfOurTables(t *testing.T) {
+	fake := firewalltest.New(firewall.Legacy)
+	h, _ := fakeHost(t, fake)
+	if _, err := syncCopy(h, NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff, "tailscale0"))); err != nil {
+		t.Fatal(err)
+	}
+	c, err := syncCopy(h, NewPlan(mssTestState(1280, "tailscale0"), Record{}, config.Default()))
+	if err != nil || c == nil {
+		t.Fatalf("%v, %v", c, err)
+	}
+	var tables []string
+	for _, d := range c.Done {
+		if d == "" {
+			t.Errorf("an empty line in %q", c.Done)
+		}
+		if strings.Contains(d, "legacy mangle table stays") {
+			tables = append(tables, d)
+		}
+	}
+	if len(tables) != 2 {
+		t.Errorf("done %q, want a line for each family's table", c.Done)
+	}
+}
