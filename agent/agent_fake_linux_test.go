@@ -385,7 +385,7 @@ func TestFakeAgentMTURepairNeverWaitsForTheFirewall(t *testing.T) {
 	a := startFake(t, k, "mss_clamp = true\n", func(o *Options) {
 		o.Host.Firewall = func(string) (firewall.Runner, error) {
 			<-release // a stuck iptables
-			return nil, fix.Unavailable("test")
+			return nil, firewall.Unavailable("test")
 		}
 	})
 	t.Cleanup(func() { close(release) }) // before the agent's cleanup waits for it

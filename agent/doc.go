@@ -11,6 +11,7 @@
 // the counters file (agent.json) that status and doctor read.
 //
 // It may import detect, fix, internal/agentstatus, internal/config,
+// internal/firewall (whose ErrUnavailable tells a host that cannot clamp),
 // internal/metrics, internal/netwatch, internal/ns, internal/probe and
 // internal/statefile; never cmd/, systemd or windows. Tests run it on
 // internal/testenv/fakekernel without root and on netlink in namespaces

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/firewall"
 )
 
 // firewallJob is a plan whose MSS part the firewall worker brings the
@@ -25,9 +26,9 @@ func startFirewall(ctx context.Context, a *agent) *latest[firewallJob] {
 	enter := func() bool { return a.enterNetns("MSS clamping") }
 	return startLatest(ctx, enter, func(j firewallJob) {
 		plan := j.plan
-		change, err := host.SyncMSS(&plan)
+		change, err := host.SyncFirewall(&plan)
 		switch {
-		case errors.Is(err, fix.ErrMSSUnavailable):
+		case errors.Is(err, firewall.ErrUnavailable):
 			log.Warn(err.Error())
 		case err != nil:
 			log.Error("MSS clamping failed", "cause", j.why, "error", err)

@@ -309,7 +309,7 @@ func cloneRecord(r Record) Record {
 	return out
 }
 
-// Reverted is one thing put back (or left alone) by Revert.
+// Reverted is one thing put back (or left alone) by Host.Revert.
 type Reverted struct {
 	Link      string `json:"interface,omitempty"`
 	From      int    `json:"from,omitempty"`
@@ -348,12 +348,12 @@ func (r Reverted) String() string {
 	return line
 }
 
-// Revert puts back what the record lists and still holds wslmtu's values:
+// revertKernel puts back what the record lists and still holds wslmtu's values:
 // interfaces first (so nothing is raised once the route MTUs are gone),
 // then route MTUs, then the routes of our table and our rules. A value
 // somebody else changed since is left alone, and said so. The record is
 // saved after each step, so an interrupted revert can be run again.
-func Revert(st detect.State, rec Record, k Kernel, store Store) ([]Reverted, error) {
+func revertKernel(st detect.State, rec Record, k Kernel, store Store) ([]Reverted, error) {
 	rec = cloneRecord(rec)
 	var done []Reverted
 	save := func() error {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/firewall"
 	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
 
@@ -79,7 +80,7 @@ func (w *world) revert() []string {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	done, err := Revert(snap.State(), w.record(), w.k, w.store)
+	done, err := revertKernel(snap.State(), w.record(), w.k, w.store)
 	if err != nil {
 		w.t.Fatalf("revert: %v", err)
 	}
@@ -111,3 +112,26 @@ func dump(t testing.TB, k *fakekernel.Kernel) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// syncCopy is Host.SyncFirewall on a copy of p's MSS part, so the caller's
+// plan stays as it was (tests sync the same plan more than once).
+func syncCopy(h Host, p Plan) (*MSSChange, error) {
+	if p.MSS != nil {
+		m := *p.MSS
+		p.MSS = &m
+	}
+	return h.SyncFirewall(&p)
+}
+
+// mssInSync says whether the firewall holds exactly the rules cfg asks for
+// (or none are asked for and none of ours are left), as status shows it.
+func mssInSync(h Host, cfg config.Config) (bool, error) {
+	r, err := h.Plan(cfg)
+	if err != nil {
+		return false, err
+	}
+	if m := r.Plan.MSS; m != nil && m.State == MSSUnavailable {
+		return false, firewall.Unavailable(m.Detail)
+	}
+	return !r.Plan.MSS.NeedsChange(), nil
+}

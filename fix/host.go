@@ -23,9 +23,9 @@ type Host struct {
 	// NetNS is the network namespace the firewall commands run in, as a
 	// path (/var/run/netns/NAME, /proc/PID/ns/net); "" is the caller's.
 	NetNS string
-	// Backend forces the iptables backend for new chains; BackendAuto
+	// Backend forces the iptables backend for new chains; firewall.Auto
 	// picks the one already holding rules, else the default iptables.
-	Backend Backend
+	Backend firewall.Backend
 	// OnWait is told who holds the state directory's lock when a command
 	// has to wait for it (another wslmtu); nil waits silently.
 	OnWait func(holder string)
@@ -62,7 +62,7 @@ func (h Host) Plan(cfg config.Config) (Report, error) {
 	r, err := h.observe(cfg)
 	var damaged *DamagedError
 	if err == nil || errors.As(err, &damaged) {
-		h.CheckFirewall(&r.Plan)
+		h.checkFirewall(&r.Plan)
 	}
 	return r, err
 }
@@ -88,7 +88,7 @@ func (h Host) observe(cfg config.Config) (Report, error) {
 // It is also the repair entry point: rules deleted or edited by hand are put
 // back, and nothing is written when all is in place. When MSS clamping is
 // impossible here the MTU part is still applied and the error matches
-// ErrMSSUnavailable. A damaged revert record stops it before any change.
+// firewall.ErrUnavailable. A damaged revert record stops it before any change.
 func (h Host) Fix(cfg config.Config) (Report, error) {
 	lock, err := h.lock()
 	if err != nil {
@@ -108,12 +108,12 @@ func (h Host) Fix(cfg config.Config) (Report, error) {
 		r.NotDone = ae.Pending
 	}
 	if err != nil || r.Plan.Refused != "" {
-		h.CheckFirewall(&r.Plan)
+		h.checkFirewall(&r.Plan)
 		return r, err
 	}
 	// The firewall is read once, under its own lock, and the plan's MSS
 	// part filled from that read.
-	r.MSS, err = h.syncFirewall(&r.Plan)
+	r.MSS, err = h.SyncFirewall(&r.Plan)
 	return r, err
 }
 
@@ -124,20 +124,6 @@ func (h Host) lock() (*statefile.Lock, error) {
 		return nil, nil
 	}
 	return h.Store.Lock(h.OnWait)
-}
-
-// MSSInSync is the cheap check for a periodic repair: true when the
-// firewall holds exactly the rules the config asks for (or none are asked
-// for and none of ours are left). It changes nothing.
-func (h Host) MSSInSync(cfg config.Config) (bool, error) {
-	r, err := h.Plan(cfg)
-	if err != nil {
-		return false, err
-	}
-	if m := r.Plan.MSS; m != nil && m.State == MSSUnavailable {
-		return false, Unavailable(m.Detail)
-	}
-	return !r.Plan.MSS.NeedsChange(), nil
 }
 
 // Revert removes our MSS chains and puts back every recorded value that is
@@ -164,20 +150,14 @@ func (h Host) Revert() (done []Reverted, found bool, err error) {
 		return []Reverted{{Text: fmt.Sprintf("the revert record is from an earlier boot (boot id %s, now %s): "+
 			"what it held went with that kernel, so nothing is put back; the record is cleared", rec.BootID, boot)}}, found, nil
 	}
-	done, mssErr := h.RevertFirewall()
+	done, mssErr := h.revertFirewall()
 	if mssErr == nil {
-		rec.MSS = nil // a version 1 record's chains: RevertFirewall took them
+		rec.MSS = nil // a version 1 record's chains: revertFirewall took them
 	}
 	snap, err := detect.Read(h.Links)
 	if err != nil {
 		return done, found, errors.Join(mssErr, err)
 	}
-	mtus, err := Revert(snap.State(), rec, h.Kernel, h.Store)
+	mtus, err := revertKernel(snap.State(), rec, h.Kernel, h.Store)
 	return append(done, mtus...), found, errors.Join(mssErr, err)
 }
-
-// SyncMSS checks the firewall against the MSS part of p and brings it in
-// line; the agent calls it apart from the MTU path because reading iptables
-// costs milliseconds, which MTU repairs must not wait for.
-// It fills in p's MSS part and warnings from what it read.
-func (h Host) SyncMSS(p *Plan) (*MSSChange, error) { return h.syncFirewall(p) }

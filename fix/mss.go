@@ -13,50 +13,22 @@ import (
 	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 
-// The firewall's names, as fix's callers and the revert record know them.
-type (
-	Family  = firewall.Family
-	Backend = firewall.Backend
-)
-
-const (
-	IPv4          = firewall.IPv4
-	IPv6          = firewall.IPv6
-	BackendAuto   = firewall.Auto
-	BackendNFT    = firewall.NFT
-	BackendLegacy = firewall.Legacy
-	MangleTable   = firewall.Mangle
-	ChainIn       = firewall.ChainIn
-	ChainOut      = firewall.ChainOut
-)
-
-// Families are both, in the order rules are listed and applied.
-var Families = firewall.Families
-
-// ErrMSSUnavailable marks errors that mean this host cannot clamp at all
-// (no iptables, no TCPMSS target, an outer MTU too small for any MSS):
-// retrying will not help, the MTU part is unaffected.
-var ErrMSSUnavailable = firewall.ErrUnavailable
-
-// Unavailable builds the error for a host that cannot clamp.
-func Unavailable(why string) error { return firewall.Unavailable(why) }
-
-// MSSOverrideIPv6 is what the IPv6 rules use when the config sets mss: the
+// mssOverrideIPv6 is what the IPv6 rules use when the config sets mss: the
 // setting is the IPv4 MSS, and IPv6 carries a header 20 bytes larger, so the
 // same packet size means 20 bytes less payload.
-func MSSOverrideIPv6(mss int) int { return mss - (tunnel.IPv6Header - tunnel.IPv4Header) }
+func mssOverrideIPv6(mss int) int { return mss - (tunnel.IPv6Header - tunnel.IPv4Header) }
 
 // MSSRule is one rule of ours, in the form `iptables -S` prints it, so the
 // applier compares what the kernel has with what is wanted as plain text.
 type MSSRule struct {
-	Family Family   `json:"family"`
-	Chain  string   `json:"chain"`
-	Spec   []string `json:"spec"`
-	Why    string   `json:"why,omitempty"`
+	Family firewall.Family `json:"family"`
+	Chain  string          `json:"chain"`
+	Spec   []string        `json:"spec"`
+	Why    string          `json:"why,omitempty"`
 }
 
 func (r MSSRule) String() string {
-	s := fmt.Sprintf("%s %s %s: %s", r.Family.Tool(), MangleTable, r.Chain, strings.Join(r.Spec, " "))
+	s := fmt.Sprintf("%s %s %s: %s", r.Family.Tool(), firewall.Mangle, r.Chain, strings.Join(r.Spec, " "))
 	if r.Why != "" {
 		s += " (" + r.Why + ")"
 	}
@@ -64,7 +36,7 @@ func (r MSSRule) String() string {
 }
 
 // mssJumps are the two rules in built-in chains (see firewall.Jumps).
-func mssJumps(f Family) []MSSRule {
+func mssJumps(f firewall.Family) []MSSRule {
 	var out []MSSRule
 	for _, j := range firewall.Jumps {
 		out = append(out, MSSRule{Family: f, Chain: j.From, Spec: strings.Fields(j.Spec())})
@@ -100,10 +72,10 @@ type MSSPlan struct {
 	// the firewall is read or changed.
 	Refused string `json:"refused,omitempty"`
 	// Filled by the host, which is the only one that can look at iptables.
-	Backend  string   `json:"backend,omitempty"`
-	State    MSSState `json:"state,omitempty"`
-	Detail   string   `json:"detail,omitempty"` // why unavailable, what differs
-	Families []Family `json:"families,omitempty"`
+	Backend  string            `json:"backend,omitempty"`
+	State    MSSState          `json:"state,omitempty"`
+	Detail   string            `json:"detail,omitempty"` // why unavailable, what differs
+	Families []firewall.Family `json:"families,omitempty"`
 }
 
 // NeedsChange says whether applying would touch the firewall.
@@ -112,7 +84,7 @@ func (m *MSSPlan) NeedsChange() bool {
 }
 
 // wanted are our chains' rules of one family, in order.
-func (m *MSSPlan) wanted(f Family) []MSSRule {
+func (m *MSSPlan) wanted(f firewall.Family) []MSSRule {
 	var out []MSSRule
 	for _, r := range m.Rules {
 		if r.Family == f {
@@ -124,14 +96,14 @@ func (m *MSSPlan) wanted(f Family) []MSSRule {
 
 // firewallRules is the wanted state of one family for the firewall
 // package; nil when clamping is off, which means: none of ours.
-func (m *MSSPlan) firewallRules(f Family) *firewall.Rules {
+func (m *MSSPlan) firewallRules(f firewall.Family) *firewall.Rules {
 	if m == nil || !m.Clamp {
 		return nil
 	}
 	rules := &firewall.Rules{}
 	for _, r := range m.wanted(f) {
 		spec := strings.Join(r.Spec, " ")
-		if r.Chain == ChainIn {
+		if r.Chain == firewall.ChainIn {
 			rules.In = append(rules.In, spec)
 		} else {
 			rules.Out = append(rules.Out, spec)
@@ -140,11 +112,11 @@ func (m *MSSPlan) firewallRules(f Family) *firewall.Rules {
 	return rules
 }
 
-func (m *MSSPlan) families() []Family {
+func (m *MSSPlan) families() []firewall.Family {
 	if len(m.Families) > 0 {
 		return m.Families
 	}
-	return Families
+	return firewall.Families
 }
 
 func (m *MSSPlan) String() string {
@@ -154,7 +126,7 @@ func (m *MSSPlan) String() string {
 		via = "iptables " + m.Backend
 	}
 	if !m.Clamp {
-		fmt.Fprintf(&b, "mss clamp off: remove chains %s and %s and their jumps (%s)\n", ChainIn, ChainOut, via)
+		fmt.Fprintf(&b, "mss clamp off: remove chains %s and %s and their jumps (%s)\n", firewall.ChainIn, firewall.ChainOut, via)
 		return b.String()
 	}
 	if m.Refused != "" {
@@ -207,7 +179,7 @@ func planMSS(p *Plan, st detect.State, cfg config.Config) {
 	wg := tunnel.Spec{Kind: tunnel.WireGuard}
 	switch {
 	case cfg.MSS != 0:
-		m.MSS4, m.MSS6 = cfg.MSS, MSSOverrideIPv6(cfg.MSS)
+		m.MSS4, m.MSS6 = cfg.MSS, mssOverrideIPv6(cfg.MSS)
 		m.Why4 = fmt.Sprintf("mss = %d in the config", cfg.MSS)
 		m.Why6 = fmt.Sprintf("mss = %d in the config − 20 for the larger IPv6 header", cfg.MSS)
 		if m.MSS6 < tunnel.MinMSS {
@@ -236,12 +208,12 @@ func planMSS(p *Plan, st detect.State, cfg config.Config) {
 		m.Why6 = fmt.Sprintf("%s: %s", outer, wg.ClampWhy(m.OuterMTU, tunnel.IPv6))
 	}
 	names := clampInterfaces(st, cfg)
-	for _, f := range Families {
+	for _, f := range firewall.Families {
 		mss, why := m.MSS4, m.Why4
-		if f == IPv6 {
+		if f == firewall.IPv6 {
 			mss, why = m.MSS6, m.Why6
 		}
-		for _, dir := range []struct{ chain, flag string }{{ChainIn, "-i"}, {ChainOut, "-o"}} {
+		for _, dir := range []struct{ chain, flag string }{{firewall.ChainIn, "-i"}, {firewall.ChainOut, "-o"}} {
 			for _, name := range names {
 				m.Rules = append(m.Rules, MSSRule{Family: f, Chain: dir.chain, Why: why, Spec: clampSpec(dir.flag, name, mss)})
 			}

@@ -2,6 +2,8 @@ package fix
 
 import (
 	"testing"
+
+	"github.com/wslmtu/wslmtu/internal/firewall"
 )
 
 // BenchmarkSyncFromClean is `fix --mss-clamp`'s firewall part on a namespace
@@ -17,14 +19,14 @@ func BenchmarkSyncFromClean(b *testing.B) {
 	}
 	for b.Loop() {
 		b.StopTimer()
-		if _, err := ns.host.RevertFirewall(); err != nil {
+		if _, err := ns.host.revertFirewall(); err != nil {
 			b.Fatal(err)
 		}
 		p := r.Plan
 		m := *p.MSS
 		p.MSS = &m
 		b.StartTimer()
-		c, err := ns.host.SyncFirewall(p)
+		c, err := syncCopy(ns.host, p)
 		if err != nil || len(c.Done) == 0 {
 			b.Fatalf("sync from clean: %v, %v", c, err)
 		}
@@ -57,10 +59,10 @@ func benchmarkCheckInSync(b *testing.B, between func(*mssNS)) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := ns.host.SyncFirewall(r.Plan); err != nil {
+	if _, err := syncCopy(ns.host, r.Plan); err != nil {
 		b.Fatal(err)
 	}
-	ns.host.Backend = BackendNFT
+	ns.host.Backend = firewall.NFT
 	for b.Loop() {
 		b.StopTimer()
 		between(ns)
@@ -68,7 +70,7 @@ func benchmarkCheckInSync(b *testing.B, between func(*mssNS)) {
 		m := *p.MSS
 		p.MSS = &m
 		b.StartTimer()
-		ns.host.CheckFirewall(&p)
+		ns.host.checkFirewall(&p)
 		if p.MSS.State != MSSInSync {
 			b.Fatalf("state %q (%s)", p.MSS.State, p.MSS.Detail)
 		}

@@ -16,15 +16,15 @@ import (
 // lives in firewall.json, apart from the MTU record, because the firewall has
 // its own lock: an MTU repair never waits for iptables.
 type MSSRecord struct {
-	Backend  Backend  `json:"backend"`
-	Families []Family `json:"families"`
-	Table    string   `json:"table"`
-	Chains   []string `json:"chains"`
-	Jumps    []string `json:"jumps"`
+	Backend  firewall.Backend  `json:"backend"`
+	Families []firewall.Family `json:"families"`
+	Table    string            `json:"table"`
+	Chains   []string          `json:"chains"`
+	Jumps    []string          `json:"jumps"`
 	// CreatedTables are the families whose mangle table did not exist
 	// before wslmtu first created its chains there, so revert deletes it
 	// again (nf_tables). Records from before this field have none.
-	CreatedTables []Family `json:"created_tables,omitempty"`
+	CreatedTables []firewall.Family `json:"created_tables,omitempty"`
 }
 
 // firewallFile is firewall.json: the record, or none once reverted.
@@ -37,10 +37,10 @@ const firewallFileVersion = 1
 
 func (s Store) firewallPath() string { return filepath.Join(s.Dir, "firewall.json") }
 
-// LoadFirewallRecord reads what wslmtu created in the firewall; nil when
+// loadFirewallRecord reads what wslmtu created in the firewall; nil when
 // nothing. Before firewall.json existed, the record was the "mss" key of
 // revert.json (version 1), which is read when firewall.json does not exist.
-func (s Store) LoadFirewallRecord() (*MSSRecord, error) {
+func (s Store) loadFirewallRecord() (*MSSRecord, error) {
 	var file firewallFile
 	found, err := statefile.ReadJSON(s.firewallPath(), &file)
 	if err != nil {
@@ -61,10 +61,10 @@ func (s Store) LoadFirewallRecord() (*MSSRecord, error) {
 	return v1.MSS, nil
 }
 
-// SaveFirewallRecord replaces firewall.json atomically; nil records that
+// saveFirewallRecord replaces firewall.json atomically; nil records that
 // nothing of ours is left, which also retires a version 1 record in
 // revert.json.
-func (s Store) SaveFirewallRecord(rec *MSSRecord) error {
+func (s Store) saveFirewallRecord(rec *MSSRecord) error {
 	if err := statefile.WriteJSON(s.firewallPath(), firewallFile{Version: firewallFileVersion, MSS: rec}); err != nil {
 		return fmt.Errorf("saving the firewall record: %w", err)
 	}
@@ -102,7 +102,7 @@ func (c MSSChange) String() string {
 // hold anything of ours, found without starting a process.
 func (h Host) openFirewall(rec *MSSRecord, clamp bool) (firewall.Runner, *firewall.State, error) {
 	if h.Firewall == nil {
-		return nil, nil, Unavailable("no iptables support on this system")
+		return nil, nil, firewall.Unavailable("no iptables support on this system")
 	}
 	r, err := h.Firewall(h.NetNS)
 	if err != nil {
@@ -129,15 +129,15 @@ func (h Host) openFirewall(rec *MSSRecord, clamp bool) (firewall.Runner, *firewa
 	return r, st, nil
 }
 
-// CheckFirewall fills the MSS part of p from the firewall, read once: the
+// checkFirewall fills the MSS part of p from the firewall, read once: the
 // backend, and whether our rules are as wanted. With clamping off it looks
 // for chains of ours all the same (recorded or left over) and, when there
 // are, makes the part their removal. It never changes anything.
-func (h Host) CheckFirewall(p *Plan) {
+func (h Host) checkFirewall(p *Plan) {
 	if m := p.MSS; m != nil && m.Refused != "" {
 		return
 	}
-	rec, err := h.Store.LoadFirewallRecord()
+	rec, err := h.Store.loadFirewallRecord()
 	if err != nil {
 		p.Warnings = append(p.Warnings, err.Error())
 	}
@@ -156,11 +156,11 @@ func (h Host) CheckFirewall(p *Plan) {
 func readFailed(p *Plan, rec *MSSRecord, err error) {
 	m := p.MSS
 	switch clamp := m != nil && m.Clamp; {
-	case !clamp && rec == nil && errors.Is(err, ErrMSSUnavailable):
+	case !clamp && rec == nil && errors.Is(err, firewall.ErrUnavailable):
 		// No iptables and nothing recorded: nothing of ours to find.
 	case !clamp:
 		p.Warnings = append(p.Warnings, "could not look for our MSS chains: "+err.Error())
-	case errors.Is(err, ErrMSSUnavailable):
+	case errors.Is(err, firewall.ErrUnavailable):
 		m.State, m.Detail = MSSUnavailable, firewall.Reason(err)
 		p.Warnings = append(p.Warnings, err.Error())
 	default:
@@ -178,7 +178,7 @@ func fillPlan(p *Plan, st *firewall.State) {
 		return
 	}
 	m.Backend, m.Families = st.Describe(), st.Families()
-	for _, f := range Families {
+	for _, f := range firewall.Families {
 		if why, missing := st.Missing[f]; missing {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("no %s MSS clamping: %s", f, why))
 		}
@@ -201,28 +201,20 @@ func fillPlan(p *Plan, st *firewall.State) {
 // exactly the wanted rules, or, with clamping off (p.MSS nil or Clamp
 // false), none of ours, recorded or left over. It reads the firewall once,
 // diffs, and applies the difference with one iptables-restore per family;
-// when all is in place it starts no restore at all. It holds the firewall
-// lock, not the links one, so MTU repairs never wait for it. The record is
-// written before anything is created, so revert finds it even after a crash.
-// A refused MSS part (see MSSPlan.Refused) changes nothing and returns an
-// error matching ErrMSSUnavailable.
-func (h Host) SyncFirewall(p Plan) (*MSSChange, error) {
-	if p.MSS != nil {
-		m := *p.MSS
-		p.MSS = &m // filled below; the caller's plan stays as it was
-	}
-	return h.syncFirewall(&p)
-}
-
-// syncFirewall is SyncFirewall filling p's MSS part and warnings from the
-// read it makes under the lock (as CheckFirewall would), so fix reads the
-// firewall once.
-func (h Host) syncFirewall(p *Plan) (*MSSChange, error) {
+// when all is in place it starts no restore at all. It fills p's MSS part
+// and warnings from that read (as Plan would), so a caller that keeps its
+// plan passes a copy. It holds the firewall lock, not the links one, so MTU
+// repairs never wait for it: the agent calls it apart from the MTU path,
+// because reading iptables costs milliseconds. The record is written before
+// anything is created, so revert finds it even after a crash. A refused MSS
+// part (see MSSPlan.Refused), or a host that cannot clamp, changes nothing
+// and returns an error matching firewall.ErrUnavailable.
+func (h Host) SyncFirewall(p *Plan) (*MSSChange, error) {
 	if p.Refused != "" {
 		return nil, nil
 	}
 	if m := p.MSS; m != nil && m.Refused != "" {
-		return nil, Unavailable(m.Refused)
+		return nil, firewall.Unavailable(m.Refused)
 	}
 	clamp := p.MSS != nil && p.MSS.Clamp
 	lock, err := statefile.Acquire(h.Store.Dir, statefile.FirewallLock, 0, nil)
@@ -230,14 +222,14 @@ func (h Host) syncFirewall(p *Plan) (*MSSChange, error) {
 		return nil, err
 	}
 	defer lock.Release()
-	rec, err := h.Store.LoadFirewallRecord()
+	rec, err := h.Store.loadFirewallRecord()
 	if err != nil {
 		return nil, err
 	}
 	r, st, err := h.openFirewall(rec, clamp)
 	if err != nil {
 		readFailed(p, rec, err)
-		if !clamp && rec == nil && errors.Is(err, ErrMSSUnavailable) {
+		if !clamp && rec == nil && errors.Is(err, firewall.ErrUnavailable) {
 			return nil, nil // nothing of ours can be there
 		}
 		return nil, err
@@ -257,7 +249,7 @@ func (h Host) syncFirewall(p *Plan) (*MSSChange, error) {
 	change := &MSSChange{Backend: st.Describe(), Clamp: clamp}
 	if clamp {
 		if next := recordFor(rec, st); next != nil {
-			if err := h.Store.SaveFirewallRecord(next); err != nil {
+			if err := h.Store.saveFirewallRecord(next); err != nil {
 				return change, err
 			}
 		}
@@ -277,14 +269,14 @@ func (h Host) syncFirewall(p *Plan) (*MSSChange, error) {
 	if err != nil {
 		return change, err
 	}
-	return change, h.Store.SaveFirewallRecord(nil)
+	return change, h.Store.saveFirewallRecord(nil)
 }
 
 // recordFor is the record once our chains exist in every family of st, or
 // nil when rec already says so. A family is recorded with whether its
 // mangle table existed before we made our chains there.
 func recordFor(rec *MSSRecord, st *firewall.State) *MSSRecord {
-	next := &MSSRecord{Backend: st.Backend, Table: MangleTable, Chains: slices.Clone(firewall.Chains)}
+	next := &MSSRecord{Backend: st.Backend, Table: firewall.Mangle, Chains: slices.Clone(firewall.Chains)}
 	for _, j := range firewall.Jumps {
 		next.Jumps = append(next.Jumps, j.From+" "+j.Spec())
 	}
@@ -331,16 +323,16 @@ func removeCreatedTables(r firewall.Runner, st *firewall.State, rec *MSSRecord) 
 	return done, nil
 }
 
-// RevertFirewall removes our chains and jumps through the recorded backend,
+// revertFirewall removes our chains and jumps through the recorded backend,
 // then the mangle tables they brought along, and forgets them. It removes
 // exactly what is ours: the chains named WSLMTU-* and our jumps to them.
-func (h Host) RevertFirewall() ([]Reverted, error) {
+func (h Host) revertFirewall() ([]Reverted, error) {
 	lock, err := statefile.Acquire(h.Store.Dir, statefile.FirewallLock, 0, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Release()
-	rec, err := h.Store.LoadFirewallRecord()
+	rec, err := h.Store.loadFirewallRecord()
 	if err != nil || rec == nil {
 		return nil, err
 	}
@@ -367,7 +359,7 @@ func (h Host) RevertFirewall() ([]Reverted, error) {
 		return out, err
 	}
 	if len(out) == 0 {
-		out = append(out, Reverted{MSS: fmt.Sprintf("mss clamp: chains %s and %s were already gone (iptables %s)", ChainIn, ChainOut, rec.Backend)})
+		out = append(out, Reverted{MSS: fmt.Sprintf("mss clamp: chains %s and %s were already gone (iptables %s)", firewall.ChainIn, firewall.ChainOut, rec.Backend)})
 	}
-	return out, h.Store.SaveFirewallRecord(nil)
+	return out, h.Store.saveFirewallRecord(nil)
 }

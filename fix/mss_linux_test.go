@@ -65,7 +65,7 @@ var counters = regexp.MustCompile(` \[\d+:\d+\]`)
 // saves is the whole iptables-save and ip6tables-save of a backend (every
 // table, not just mangle), with only the dated comment lines and the
 // counters left out; backend "" is plain iptables-save.
-func (ns *mssNS) saves(t testing.TB, backend Backend) string {
+func (ns *mssNS) saves(t testing.TB, backend firewall.Backend) string {
 	t.Helper()
 	var all string
 	for _, tool := range []string{"iptables", "ip6tables"} {
@@ -86,14 +86,14 @@ func mssConfig() config.Config {
 	return cfg
 }
 
-func needBackend(t *testing.T, backend Backend) {
+func needBackend(t *testing.T, backend firewall.Backend) {
 	if _, err := exec.LookPath("iptables-" + string(backend) + "-restore"); err != nil {
 		t.Skipf("iptables-%s not installed", backend)
 	}
 }
 
 func TestMSSAgainstRealIPTables(t *testing.T) {
-	for _, backend := range []Backend{BackendNFT, BackendLegacy} {
+	for _, backend := range []firewall.Backend{firewall.NFT, firewall.Legacy} {
 		t.Run(string(backend), func(t *testing.T) {
 			needBackend(t, backend)
 			ns := newMSSNS(t)
@@ -150,12 +150,12 @@ func TestMSSAgainstRealIPTables(t *testing.T) {
 
 			// Damage by hand: a rule deleted, a rule edited, a jump
 			// deleted, a jump duplicated.
-			ns.run(t, ipt, "-t", "mangle", "-D", ChainIn, "1")
-			ns.run(t, ip6t, "-t", "mangle", "-R", ChainOut, "1", "-o", "tailscale0", "-p", "tcp",
+			ns.run(t, ipt, "-t", "mangle", "-D", firewall.ChainIn, "1")
+			ns.run(t, ip6t, "-t", "mangle", "-R", firewall.ChainOut, "1", "-o", "tailscale0", "-p", "tcp",
 				"--tcp-flags", "SYN,RST", "SYN", "-j", "TCPMSS", "--set-mss", "1400")
-			ns.run(t, ip6t, "-t", "mangle", "-D", "POSTROUTING", "-p", "tcp", "-j", ChainOut)
-			ns.run(t, ipt, "-t", "mangle", "-A", "PREROUTING", "-p", "tcp", "-j", ChainIn)
-			if ok, err := host.MSSInSync(cfg); ok || err != nil {
+			ns.run(t, ip6t, "-t", "mangle", "-D", "POSTROUTING", "-p", "tcp", "-j", firewall.ChainOut)
+			ns.run(t, ipt, "-t", "mangle", "-A", "PREROUTING", "-p", "tcp", "-j", firewall.ChainIn)
+			if ok, err := mssInSync(host, cfg); ok || err != nil {
 				t.Fatalf("MSSInSync after damage = %v, %v", ok, err)
 			}
 			if _, err := host.Fix(cfg); err != nil {
@@ -164,7 +164,7 @@ func TestMSSAgainstRealIPTables(t *testing.T) {
 			if got := ns.saves(t, backend); got != afterFirst {
 				t.Fatalf("fix did not repair:\n%s\nwant\n%s", got, afterFirst)
 			}
-			if ok, err := host.MSSInSync(cfg); !ok || err != nil {
+			if ok, err := mssInSync(host, cfg); !ok || err != nil {
 				t.Fatalf("MSSInSync after repair = %v, %v", ok, err)
 			}
 
@@ -176,7 +176,7 @@ func TestMSSAgainstRealIPTables(t *testing.T) {
 			if got := ns.saves(t, backend); got != before {
 				t.Fatalf("revert left\n%s\nwant\n%s", got, before)
 			}
-			if rec, err := host.Store.LoadFirewallRecord(); rec != nil || err != nil {
+			if rec, err := host.Store.loadFirewallRecord(); rec != nil || err != nil {
 				t.Errorf("record after revert: %+v, %v", rec, err)
 			}
 		})
@@ -189,7 +189,7 @@ func TestMSSAgainstRealIPTables(t *testing.T) {
 // table cannot be deleted, so from a namespace that had none, legacy keeps
 // an empty *mangle (and revert says so).
 func TestRevertLeavesTheSavesAsTheyWere(t *testing.T) {
-	for _, backend := range []Backend{BackendNFT, BackendLegacy} {
+	for _, backend := range []firewall.Backend{firewall.NFT, firewall.Legacy} {
 		for _, had := range []string{"no tables", "a mangle table", "other tables"} {
 			t.Run(string(backend)+" "+had, func(t *testing.T) {
 				needBackend(t, backend)
@@ -217,7 +217,7 @@ func TestRevertLeavesTheSavesAsTheyWere(t *testing.T) {
 				}
 				t.Logf("revert: %v", reverted)
 				want := before
-				if backend == BackendLegacy && had != "a mangle table" {
+				if backend == firewall.Legacy && had != "a mangle table" {
 					want = withEmptyMangle(before)
 					if !strings.Contains(fmt.Sprint(reverted), "legacy tables cannot be deleted") {
 						t.Errorf("revert does not say the legacy table stays: %v", reverted)
@@ -226,7 +226,7 @@ func TestRevertLeavesTheSavesAsTheyWere(t *testing.T) {
 				if got := ns.saves(t, backend); got != want {
 					t.Errorf("after revert\n%s\nwant\n%s", got, want)
 				}
-				if backend == BackendNFT {
+				if backend == firewall.NFT {
 					if got := ns.saves(t, ""); got != beforePlain {
 						t.Errorf("plain iptables-save after revert\n%s\nwant\n%s", got, beforePlain)
 					}
@@ -247,14 +247,14 @@ func withEmptyMangle(saves string) string {
 // Chains of ours without any record (a crash, a lost
 // state directory) are removed when clamping is off; nobody else's rules go.
 func TestLeftoverChainsGoWhenClampingIsOff(t *testing.T) {
-	needBackend(t, BackendNFT)
+	needBackend(t, firewall.NFT)
 	ns := newMSSNS(t)
 	ns.run(t, "iptables-nft", "-t", "mangle", "-A", "PREROUTING", "-i", "eth0", "-j", "MARK", "--set-mark", "7")
-	before := ns.saves(t, BackendNFT)
+	before := ns.saves(t, firewall.NFT)
 	for _, tool := range []string{"iptables-nft", "ip6tables-nft"} {
-		ns.run(t, tool, "-t", "mangle", "-N", ChainIn)
-		ns.run(t, tool, "-t", "mangle", "-A", ChainIn, "-i", "tailscale0", "-p", "tcp", "--tcp-flags", "SYN,RST", "SYN", "-j", "TCPMSS", "--set-mss", "1000")
-		ns.run(t, tool, "-t", "mangle", "-I", "PREROUTING", "1", "-p", "tcp", "-j", ChainIn)
+		ns.run(t, tool, "-t", "mangle", "-N", firewall.ChainIn)
+		ns.run(t, tool, "-t", "mangle", "-A", firewall.ChainIn, "-i", "tailscale0", "-p", "tcp", "--tcp-flags", "SYN,RST", "SYN", "-j", "TCPMSS", "--set-mss", "1000")
+		ns.run(t, tool, "-t", "mangle", "-I", "PREROUTING", "1", "-p", "tcp", "-j", firewall.ChainIn)
 	}
 	cfg := mssConfig()
 	cfg.MSSClamp = false
@@ -265,7 +265,7 @@ func TestLeftoverChainsGoWhenClampingIsOff(t *testing.T) {
 	if _, err := ns.host.Fix(cfg); err != nil {
 		t.Fatal(err)
 	}
-	after := ns.saves(t, BackendNFT)
+	after := ns.saves(t, firewall.NFT)
 	// The IPv6 table was made by hand with our chains, and there was no
 	// record to say so: it stays, empty.
 	if strings.Contains(after, "WSLMTU") || !strings.Contains(after, "-A PREROUTING -i eth0 -j MARK --set-xmark 0x7/0xffffffff") {

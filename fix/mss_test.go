@@ -40,12 +40,12 @@ func TestClampMSSTable(t *testing.T) {
 	}
 	// Every outer MTU in the range: the padded packet fits with the 80-byte
 	// overhead, and a larger MSS would not (it is the largest such value).
-	headers := map[Family]int{IPv4: 40, IPv6: 60}
+	headers := map[firewall.Family]int{firewall.IPv4: 40, firewall.IPv6: 60}
 	for outer := 1280; outer <= 1500; outer++ {
 		m := NewPlan(mssTestState(outer, "tailscale0"), Record{}, clampCfg(config.StrategyOff, "tailscale0")).MSS
-		for _, f := range Families {
+		for _, f := range firewall.Families {
 			mss := m.MSS4
-			if f == IPv6 {
+			if f == firewall.IPv6 {
 				mss = m.MSS6
 			}
 			packet := mss + headers[f]
@@ -149,10 +149,10 @@ func TestPlanMSSVariants(t *testing.T) {
 			if !strings.Contains(m.Why4, tt.why) {
 				t.Errorf("reason %q lacks %q", m.Why4, tt.why)
 			}
-			for _, f := range Families {
+			for _, f := range firewall.Families {
 				var got []string
 				for _, r := range m.wanted(f) {
-					if r.Chain == ChainIn {
+					if r.Chain == firewall.ChainIn {
 						got = append(got, r.Spec[1])
 					}
 				}
@@ -217,16 +217,16 @@ func TestPlanMSSRefusesAnMSSBelowTheMinimum(t *testing.T) {
 
 	// Refused means nothing is read or changed in the firewall, and no
 	// empty chain is left: fix says clamping is unavailable and why.
-	fake := firewalltest.New(BackendNFT)
+	fake := firewalltest.New(firewall.NFT)
 	h, links := fakeHost(t, fake)
 	links.Reset("eth0", 200)
 	cfg := clampCfg(config.StrategyOff, "tailscale0")
 	cfg.AssumeWSL = true
 	r, err := h.Fix(cfg)
-	if !errors.Is(err, ErrMSSUnavailable) || !strings.Contains(err.Error(), "eth0 mtu 200 gives an MSS of 72") {
+	if !errors.Is(err, firewall.ErrUnavailable) || !strings.Contains(err.Error(), "eth0 mtu 200 gives an MSS of 72") {
 		t.Errorf("fix: %v", err)
 	}
-	if calls := fake.Calls(); len(calls) != 0 || fake.All() != firewalltest.New(BackendNFT).All() || r.MSS != nil {
+	if calls := fake.Calls(); len(calls) != 0 || fake.All() != firewalltest.New(firewall.NFT).All() || r.MSS != nil {
 		t.Errorf("a refused clamp ran %q and left\n%s", calls, fake.All())
 	}
 }
@@ -248,28 +248,28 @@ const someoneElses = "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:F
 	"-A PREROUTING -i eth0 -j MARK --set-xmark 0x1/0xffffffff\nCOMMIT\n"
 
 func TestSyncIsIdempotentRepairsAndRemovesCleanly(t *testing.T) {
-	fake := firewalltest.New(BackendNFT)
+	fake := firewalltest.New(firewall.NFT)
 	// Someone else's rule in the same table must survive everything.
-	fake.Set(BackendNFT, IPv4, someoneElses)
+	fake.Set(firewall.NFT, firewall.IPv4, someoneElses)
 	before := fake.All()
 	h, _ := fakeHost(t, fake)
 	plan := func() Plan { return NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff)) }
 	check := func() *MSSPlan {
 		p := plan()
-		h.CheckFirewall(&p)
+		h.checkFirewall(&p)
 		return p.MSS
 	}
 
 	if m := check(); m.State != MSSAbsent {
 		t.Fatalf("fresh table: state %q, want absent", m.State)
 	}
-	if c, err := h.SyncFirewall(plan()); err != nil || len(c.Done) == 0 {
+	if c, err := syncCopy(h, plan()); err != nil || len(c.Done) == 0 {
 		t.Fatalf("first sync: %v, %v", c, err)
 	}
 	after := fake.All()
 	restores := fake.Count("restore")
 	for i := 0; i < 2; i++ {
-		c, err := h.SyncFirewall(plan())
+		c, err := syncCopy(h, plan())
 		if err != nil || len(c.Done) != 0 || fake.Count("restore") != restores {
 			t.Fatalf("sync #%d changed %v (err %v), %d restores", i+2, c, err, fake.Count("restore")-restores)
 		}
@@ -277,42 +277,42 @@ func TestSyncIsIdempotentRepairsAndRemovesCleanly(t *testing.T) {
 	if m := check(); m.State != MSSInSync {
 		t.Fatalf("after sync: state %q (%s)", m.State, m.Detail)
 	}
-	set, _ := firewall.Parse(fake.Save(BackendNFT, IPv4))
-	if got := set.Table(MangleTable).Chain("PREROUTING").Rules; !slices.Equal(got, []string{"-p tcp -j WSLMTU-IN", "-i eth0 -j MARK --set-xmark 0x1/0xffffffff"}) {
+	set, _ := firewall.Parse(fake.Save(firewall.NFT, firewall.IPv4))
+	if got := set.Table(firewall.Mangle).Chain("PREROUTING").Rules; !slices.Equal(got, []string{"-p tcp -j WSLMTU-IN", "-i eth0 -j MARK --set-xmark 0x1/0xffffffff"}) {
 		t.Errorf("PREROUTING = %q, want our jump first and the other rule kept", got)
 	}
 
 	// Repairs: a deleted rule, an edited one, a duplicated jump.
-	v4, v6 := fake.Save(BackendNFT, IPv4), fake.Save(BackendNFT, IPv6)
+	v4, v6 := fake.Save(firewall.NFT, firewall.IPv4), fake.Save(firewall.NFT, firewall.IPv6)
 	v4 = strings.Replace(v4, "-A WSLMTU-IN -i tailscale0", "-A WSLMTU-IN -i gone0", 1)
 	v4 = regexp.MustCompile(`-A WSLMTU-IN -i wg\+[^\n]*\n`).ReplaceAllString(v4, "")
 	v4 = strings.Replace(v4, "-A POSTROUTING -p tcp -j WSLMTU-OUT\n", "-A POSTROUTING -p tcp -j WSLMTU-OUT\n-A POSTROUTING -p tcp -j WSLMTU-OUT\n", 1)
 	v6 = strings.Replace(v6, "--set-mss 1140", "--set-mss 1400", 1)
-	fake.Set(BackendNFT, IPv4, v4)
-	fake.Set(BackendNFT, IPv6, v6)
+	fake.Set(firewall.NFT, firewall.IPv4, v4)
+	fake.Set(firewall.NFT, firewall.IPv6, v6)
 	if m := check(); m.State != MSSDiffers {
 		t.Fatalf("after tampering: state %q, want differs", m.State)
 	}
-	if _, err := h.SyncFirewall(plan()); err != nil {
+	if _, err := syncCopy(h, plan()); err != nil {
 		t.Fatal(err)
 	}
 	if got := fake.All(); got != after {
 		t.Errorf("repair left\n%s\nwant\n%s", got, after)
 	}
 
-	if _, err := h.RevertFirewall(); err != nil {
+	if _, err := h.revertFirewall(); err != nil {
 		t.Fatal(err)
 	}
 	if got := fake.All(); got != before {
 		t.Errorf("remove left\n%s\nwant\n%s", got, before)
 	}
-	if p := NewPlan(mssTestState(1280, "tailscale0"), Record{}, config.Default()); func() bool { h.CheckFirewall(&p); return p.MSS != nil }() {
+	if p := NewPlan(mssTestState(1280, "tailscale0"), Record{}, config.Default()); func() bool { h.checkFirewall(&p); return p.MSS != nil }() {
 		t.Errorf("after remove: %+v", p.MSS)
 	}
 }
 
 func TestSyncReportsAMissingTCPMSSTargetAsUnavailable(t *testing.T) {
-	fake := firewalltest.New(BackendNFT)
+	fake := firewalltest.New(firewall.NFT)
 	fake.FailRestore = func(tool string, args []string, script string) error {
 		if strings.Contains(script, "TCPMSS") {
 			return errors.New("iptables-nft-restore v1.8.9 (nf_tables): Couldn't load target `TCPMSS':No such file or directory")
@@ -320,9 +320,9 @@ func TestSyncReportsAMissingTCPMSSTargetAsUnavailable(t *testing.T) {
 		return nil
 	}
 	h, _ := fakeHost(t, fake)
-	_, err := h.SyncFirewall(NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff)))
-	if !errors.Is(err, ErrMSSUnavailable) || !strings.Contains(err.Error(), "the MTU part still works") {
-		t.Errorf("err = %v, want ErrMSSUnavailable with a clear message", err)
+	_, err := syncCopy(h, NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff)))
+	if !errors.Is(err, firewall.ErrUnavailable) || !strings.Contains(err.Error(), "the MTU part still works") {
+		t.Errorf("err = %v, want firewall.ErrUnavailable with a clear message", err)
 	}
 	if strings.Contains(fake.All(), "WSLMTU") {
 		t.Errorf("a failed clamp left chains behind:\n%s", fake.All())
@@ -330,7 +330,7 @@ func TestSyncReportsAMissingTCPMSSTargetAsUnavailable(t *testing.T) {
 }
 
 func TestHostFixRecordsRepairsAndReverts(t *testing.T) {
-	fake := firewalltest.New(BackendNFT)
+	fake := firewalltest.New(firewall.NFT)
 	before := fake.All()
 	h, links := fakeHost(t, fake)
 	cfg := clampCfg(config.RaiseOuter, "tailscale0")
@@ -343,23 +343,23 @@ func TestHostFixRecordsRepairsAndReverts(t *testing.T) {
 	if links.MTU("eth0") != 1360 || r.MSS == nil || len(r.MSS.Done) == 0 {
 		t.Fatalf("fix: eth0 %d, mss %v", links.MTU("eth0"), r.MSS)
 	}
-	if !strings.Contains(fake.Save(BackendNFT, IPv4), "--set-mss 1240") {
-		t.Errorf("the clamp does not follow the raised eth0:\n%s", fake.Save(BackendNFT, IPv4))
+	if !strings.Contains(fake.Save(firewall.NFT, firewall.IPv4), "--set-mss 1240") {
+		t.Errorf("the clamp does not follow the raised eth0:\n%s", fake.Save(firewall.NFT, firewall.IPv4))
 	}
-	rec, _ := h.Store.LoadFirewallRecord()
-	if rec == nil || rec.Backend != BackendNFT || !slices.Equal(rec.Chains, []string{ChainIn, ChainOut}) ||
-		!slices.Equal(rec.CreatedTables, Families) {
+	rec, _ := h.Store.loadFirewallRecord()
+	if rec == nil || rec.Backend != firewall.NFT || !slices.Equal(rec.Chains, []string{firewall.ChainIn, firewall.ChainOut}) ||
+		!slices.Equal(rec.CreatedTables, firewall.Families) {
 		t.Fatalf("record %+v", rec)
 	}
-	if ok, err := h.MSSInSync(cfg); !ok || err != nil {
+	if ok, err := mssInSync(h, cfg); !ok || err != nil {
 		t.Errorf("MSSInSync after fix = %v, %v", ok, err)
 	}
 	r, err = h.Fix(cfg)
 	if err != nil || len(r.MSS.Done) != 0 || !r.Healthy() {
 		t.Errorf("second fix changed %v (err %v)", r.MSS, err)
 	}
-	fake.Set(BackendNFT, IPv6, regexp.MustCompile(`-A WSLMTU-IN [^\n]*\n`).ReplaceAllString(fake.Save(BackendNFT, IPv6), ""))
-	if ok, _ := h.MSSInSync(cfg); ok {
+	fake.Set(firewall.NFT, firewall.IPv6, regexp.MustCompile(`-A WSLMTU-IN [^\n]*\n`).ReplaceAllString(fake.Save(firewall.NFT, firewall.IPv6), ""))
+	if ok, _ := mssInSync(h, cfg); ok {
 		t.Error("MSSInSync misses a flushed chain")
 	}
 	if r, _ := h.Plan(cfg); r.Healthy() {
@@ -368,7 +368,7 @@ func TestHostFixRecordsRepairsAndReverts(t *testing.T) {
 	if _, err := h.Fix(cfg); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := h.MSSInSync(cfg); !ok {
+	if ok, _ := mssInSync(h, cfg); !ok {
 		t.Error("fix did not repair the flushed chain")
 	}
 
@@ -385,7 +385,7 @@ func TestHostFixRecordsRepairsAndReverts(t *testing.T) {
 	if rec, _, _ := h.Store.LoadRecord(); len(rec.Links) != 0 {
 		t.Errorf("record after revert: %+v", rec)
 	}
-	if rec, err := h.Store.LoadFirewallRecord(); rec != nil || err != nil {
+	if rec, err := h.Store.loadFirewallRecord(); rec != nil || err != nil {
 		t.Errorf("firewall record after revert: %+v, %v", rec, err)
 	}
 }
@@ -398,8 +398,8 @@ func TestHostTurningClampOffRemovesOurRules(t *testing.T) {
 			name = "left over without a record"
 		}
 		t.Run(name, func(t *testing.T) {
-			fake := firewalltest.New(BackendNFT)
-			fake.Set(BackendNFT, IPv4, someoneElses)
+			fake := firewalltest.New(firewall.NFT)
+			fake.Set(firewall.NFT, firewall.IPv4, someoneElses)
 			before := fake.All()
 			h, _ := fakeHost(t, fake)
 			cfg := clampCfg(config.StrategyOff, "tailscale0")
@@ -431,7 +431,7 @@ func TestHostTurningClampOffRemovesOurRules(t *testing.T) {
 					t.Errorf("left\n%s\nwant\n%s", got, before)
 				}
 			}
-			if rec, _ := h.Store.LoadFirewallRecord(); rec != nil {
+			if rec, _ := h.Store.loadFirewallRecord(); rec != nil {
 				t.Errorf("the record still lists %+v", rec)
 			}
 			if r, _ := h.Plan(cfg); r.Plan.MSS != nil || !r.Healthy() {
@@ -446,7 +446,7 @@ func TestHostTurningClampOffRemovesOurRules(t *testing.T) {
 }
 
 func TestHostWithoutIPTablesStillFixesTheMTU(t *testing.T) {
-	none := firewalltest.New(BackendNFT)
+	none := firewalltest.New(firewall.NFT)
 	for _, f := range []string{"iptables", "ip6tables"} {
 		for _, b := range []string{"-nft", "-legacy", ""} {
 			for _, k := range []string{"", "-save", "-restore"} {
@@ -466,8 +466,8 @@ func TestHostWithoutIPTablesStillFixesTheMTU(t *testing.T) {
 			t.Errorf("dry run does not say %q:\n%s", name, r.Plan)
 		}
 		r, err = h.Fix(cfg)
-		if !errors.Is(err, ErrMSSUnavailable) {
-			t.Errorf("err = %v, want ErrMSSUnavailable", err)
+		if !errors.Is(err, firewall.ErrUnavailable) {
+			t.Errorf("err = %v, want firewall.ErrUnavailable", err)
 		}
 		if links.MTU("eth0") != 1360 || len(r.Changes) != 1 {
 			t.Errorf("the MTU part was not applied: eth0 %d, changes %v", links.MTU("eth0"), r.Changes)
@@ -483,36 +483,36 @@ func TestHostWithoutIPTablesStillFixesTheMTU(t *testing.T) {
 // The record lives in firewall.json; a version 1 revert.json kept it under
 // "mss", which is read until firewall.json exists.
 func TestFirewallRecordMigratesFromRevertJSON(t *testing.T) {
-	fake := firewalltest.New(BackendNFT)
+	fake := firewalltest.New(firewall.NFT)
 	h, _ := fakeHost(t, fake)
 	cfg := clampCfg(config.StrategyOff, "tailscale0")
 	cfg.AssumeWSL = true
 	// A v1 host: our chains in legacy, recorded in revert.json.
-	legacy := firewalltest.New(BackendLegacy)
+	legacy := firewalltest.New(firewall.Legacy)
 	lh, _ := fakeHost(t, legacy)
-	if _, err := lh.SyncFirewall(NewPlan(mssTestState(1280, "tailscale0"), Record{}, cfg)); err != nil {
+	if _, err := syncCopy(lh, NewPlan(mssTestState(1280, "tailscale0"), Record{}, cfg)); err != nil {
 		t.Fatal(err)
 	}
-	fake.Set(BackendLegacy, IPv4, legacy.Save(BackendLegacy, IPv4))
-	fake.Set(BackendLegacy, IPv6, legacy.Save(BackendLegacy, IPv6))
+	fake.Set(firewall.Legacy, firewall.IPv4, legacy.Save(firewall.Legacy, firewall.IPv4))
+	fake.Set(firewall.Legacy, firewall.IPv6, legacy.Save(firewall.Legacy, firewall.IPv6))
 	v1 := `{"version": 1, "original_mtu": {"eth0": 1280}, "mss": {"backend": "legacy", "families": ["ipv4", "ipv6"], ` +
 		`"table": "mangle", "chains": ["WSLMTU-IN", "WSLMTU-OUT"], "jumps": ["PREROUTING -p tcp -j WSLMTU-IN", "POSTROUTING -p tcp -j WSLMTU-OUT"]}}`
 	os.WriteFile(filepath.Join(h.Store.Dir, "revert.json"), []byte(v1), 0o644)
 
-	rec, err := h.Store.LoadFirewallRecord()
-	if err != nil || rec == nil || rec.Backend != BackendLegacy {
+	rec, err := h.Store.loadFirewallRecord()
+	if err != nil || rec == nil || rec.Backend != firewall.Legacy {
 		t.Fatalf("v1 record: %+v, %v", rec, err)
 	}
 	p := NewPlan(mssTestState(1280, "tailscale0"), Record{}, cfg)
-	h.CheckFirewall(&p)
+	h.checkFirewall(&p)
 	if p.MSS.State != MSSInSync || !strings.HasPrefix(p.MSS.Backend, "legacy: our chains are there") {
 		t.Errorf("the recorded backend is not used: %+v", p.MSS)
 	}
-	out, err := h.RevertFirewall()
+	out, err := h.revertFirewall()
 	if err != nil || strings.Contains(fake.All(), "WSLMTU") {
 		t.Fatalf("revert: %v, %v\n%s", out, err, fake.All())
 	}
-	if rec, err := h.Store.LoadFirewallRecord(); rec != nil || err != nil {
+	if rec, err := h.Store.loadFirewallRecord(); rec != nil || err != nil {
 		t.Errorf("after revert the v1 record is read again: %+v, %v", rec, err)
 	}
 
@@ -522,7 +522,7 @@ func TestFirewallRecordMigratesFromRevertJSON(t *testing.T) {
 		`{half`:          "is damaged",
 	} {
 		os.WriteFile(filepath.Join(h.Store.Dir, "firewall.json"), []byte(content), 0o644)
-		if _, err := h.Store.LoadFirewallRecord(); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "firewall.json") {
+		if _, err := h.Store.loadFirewallRecord(); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "firewall.json") {
 			t.Errorf("firewall.json %s: %v, want an error naming it and saying %q", content, err, want)
 		}
 	}
@@ -531,7 +531,7 @@ func TestFirewallRecordMigratesFromRevertJSON(t *testing.T) {
 // The firewall has its own lock: a sync proceeds while the links lock (the
 // one MTU repairs take) is held, so neither waits for the other.
 func TestSyncFirewallDoesNotTakeTheLinksLock(t *testing.T) {
-	fake := firewalltest.New(BackendNFT)
+	fake := firewalltest.New(firewall.NFT)
 	h, _ := fakeHost(t, fake)
 	links, err := h.Store.Lock(nil)
 	if err != nil {
@@ -540,7 +540,7 @@ func TestSyncFirewallDoesNotTakeTheLinksLock(t *testing.T) {
 	defer links.Release()
 	done := make(chan error, 1)
 	go func() {
-		_, err := h.SyncFirewall(NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff)))
+		_, err := syncCopy(h, NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff)))
 		done <- err
 	}()
 	select {
@@ -557,15 +557,15 @@ func TestSyncFirewallDoesNotTakeTheLinksLock(t *testing.T) {
 // nf_tables generation says the last read is still exact. Any change, by
 // anyone, makes it read again.
 func TestCheckInSyncStartsNoProcessWhileNothingChanged(t *testing.T) {
-	fake := firewalltest.New(BackendNFT)
+	fake := firewalltest.New(firewall.NFT)
 	h, _ := fakeHost(t, fake)
 	plan := func() Plan { return NewPlan(mssTestState(1280, "tailscale0"), Record{}, clampCfg(config.StrategyOff)) }
-	if _, err := h.SyncFirewall(plan()); err != nil {
+	if _, err := syncCopy(h, plan()); err != nil {
 		t.Fatal(err)
 	}
 	check := func() *MSSPlan {
 		p := plan()
-		h.CheckFirewall(&p)
+		h.checkFirewall(&p)
 		return p.MSS
 	}
 	check()
@@ -573,10 +573,10 @@ func TestCheckInSyncStartsNoProcessWhileNothingChanged(t *testing.T) {
 	if m := check(); m.State != MSSInSync || len(fake.Calls()) != 0 {
 		t.Errorf("unchanged: state %q, started %q", m.State, fake.Calls())
 	}
-	if c, err := h.SyncFirewall(plan()); err != nil || len(c.Done) != 0 || len(fake.Calls()) != 0 {
+	if c, err := syncCopy(h, plan()); err != nil || len(c.Done) != 0 || len(fake.Calls()) != 0 {
 		t.Errorf("sync of an unchanged firewall: %v, %v, started %q", c, err, fake.Calls())
 	}
-	fake.Set(BackendNFT, IPv4, regexp.MustCompile(`-A WSLMTU-IN [^\n]*\n`).ReplaceAllString(fake.Save(BackendNFT, IPv4), ""))
+	fake.Set(firewall.NFT, firewall.IPv4, regexp.MustCompile(`-A WSLMTU-IN [^\n]*\n`).ReplaceAllString(fake.Save(firewall.NFT, firewall.IPv4), ""))
 	if m := check(); m.State != MSSDiffers || fake.Count("save") == 0 {
 		t.Errorf("after a change: state %q, started %q", m.State, fake.Calls())
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/firewall"
 	"github.com/wslmtu/wslmtu/windows"
 )
 
@@ -187,7 +188,7 @@ func TestCheckMSS(t *testing.T) {
 	plan := func(st fix.MSSState, detail string) fix.Plan {
 		p := fix.NewPlan(state(1360, tunLink("tailscale0", 1280, 1)), fix.Record{}, on)
 		p.MSS.State, p.MSS.Detail, p.MSS.Backend = st, detail, "nft: the default iptables"
-		p.MSS.Families = fix.Families
+		p.MSS.Families = firewall.Families
 		return p
 	}
 	noOuter := fix.NewPlan(detect.State{Env: detect.Environment{WSL: true, Version: 2}, Tunnels: []detect.Link{tunLink("tailscale0", 1280, 1)}}, fix.Record{}, on)

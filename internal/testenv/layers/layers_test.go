@@ -38,9 +38,18 @@ func readTable(t *testing.T, path string) map[string]row {
 	defer f.Close()
 	rows := map[string]row{}
 	sc := bufio.NewScanner(f)
+	in := false // inside the package table, which ends at its first non-table line
 	for n := 1; sc.Scan(); n++ {
-		m := tableRow.FindStringSubmatch(sc.Text())
-		if m == nil {
+		line := sc.Text()
+		if strings.HasPrefix(line, "| package | owns | may import") {
+			in = true
+			continue
+		}
+		if in && !strings.HasPrefix(line, "|") {
+			break
+		}
+		m := tableRow.FindStringSubmatch(line)
+		if !in || m == nil {
 			continue
 		}
 		r := row{line: n}
