@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -143,12 +142,6 @@ type knownRepair struct {
 	reason   string
 }
 
-// cause is why a reconcile runs, with when the kernel reported it.
-type cause struct {
-	at   time.Time
-	what string
-}
-
 // Run applies the plan, then follows the kernel until ctx is done.
 func Run(ctx context.Context, opts Options) error {
 	a, events, err := setup(ctx, opts)
@@ -223,7 +216,7 @@ func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, er
 	a.verify = a.startVerify(ctx)
 	a.reload = a.watchConfig(ctx)
 
-	a.reconcile(cause{at: time.Now(), what: "start"})
+	a.reconcile(cause{at: time.Now(), kind: causeStart})
 	// Leftover chains of an earlier run are removed even with clamping off:
 	// the worker looks once now, and again whenever the config changes.
 	a.sendFirewall(true)
@@ -272,7 +265,7 @@ func (a *agent) loop(ctx context.Context, events <-chan netwatch.Event) error {
 		case <-a.Resync:
 			a.log.Info("resync requested")
 			a.reloadConfig("resync requested")
-			a.resync("resync requested")
+			a.resync(causeResync)
 		case <-a.retry.C:
 			a.retryDue()
 		case <-a.verify.ready():
@@ -315,7 +308,7 @@ func (a *agent) settle() {
 
 func (a *agent) retryDue() {
 	a.holdUntil = time.Time{}
-	a.pending = append(a.pending, cause{at: time.Now(), what: "rate-limited repair"})
+	a.pending = append(a.pending, cause{at: time.Now(), kind: causeRetry})
 }
 
 func (a *agent) subscriptionEnded(ev netwatch.Event) {
@@ -372,7 +365,7 @@ func (a *agent) resubscribe(ctx context.Context) (<-chan netwatch.Event, error) 
 	for {
 		events, err := a.Events.Subscribe(ctx)
 		if err == nil {
-			a.resync("resync after a netlink error")
+			a.resync(causeResubscribed)
 			a.saveCounters()
 			return events, nil
 		}
@@ -389,12 +382,12 @@ func (a *agent) resubscribe(ctx context.Context) (<-chan netwatch.Event, error) 
 }
 
 // resync reads the whole kernel view again and reconciles.
-func (a *agent) resync(why string) {
+func (a *agent) resync(why causeKind) {
 	clear(a.known)
 	if err := a.kernel.readAll(); err != nil {
 		a.log.Error("reading the kernel's view failed", "error", err)
 	}
-	a.pending = append(a.pending, cause{at: time.Now(), what: why})
+	a.pending = append(a.pending, cause{at: time.Now(), kind: why})
 	a.mssKey = "" // and look at the firewall again
 }
 
@@ -406,27 +399,23 @@ func (a *agent) onEvent(ev netwatch.Event) {
 		a.onLink(ev)
 	case ev.Route != nil:
 		if a.kernel.route(*ev.Route, ev.Gone) {
-			r := *ev.Route
-			r.Dev = a.kernel.links[r.LinkIndex].Name
-			a.queue(ev.At, routeCause(r, ev.Gone))
+			c := cause{at: ev.At, kind: causeRouteChanged, route: *ev.Route}
+			c.route.Dev = a.kernel.links[c.route.LinkIndex].Name
+			if ev.Gone {
+				c.kind = causeRouteRemoved
+			}
+			a.queue(c)
 		}
 	case ev.Addr != nil:
 		a.onAddr(ev)
 	case ev.Rules:
 		a.kernel.rulesChanged()
-		a.queue(ev.At, "policy rules changed")
+		a.queue(cause{at: ev.At, kind: causeRules})
 	}
 }
 
-func (a *agent) queue(at time.Time, what string) {
-	a.pending = append(a.pending, cause{at: at, what: what})
-}
-
-func routeCause(r detect.Route, gone bool) string {
-	if gone {
-		return "route " + r.String() + " removed"
-	}
-	return "route " + r.String() + " changed"
+func (a *agent) queue(c cause) {
+	a.pending = append(a.pending, c)
 }
 
 // onLink follows a link's MTU, and what the kernel does to routes without
@@ -440,27 +429,28 @@ func (a *agent) onLink(ev netwatch.Event) {
 	if !relevant {
 		return
 	}
+	c := cause{at: ev.At, link: l.Name, mtu: l.MTU}
 	switch {
 	case ev.Gone:
 		delete(a.ownWrites, l.Name)
-		a.queue(ev.At, l.Name+" removed")
+		c.kind = causeLinkRemoved
 	case !had:
-		a.queue(ev.At, fmt.Sprintf("%s appeared (mtu %d)", l.Name, l.MTU))
+		c.kind = causeLinkAppeared
 	case old.Up && !l.Up:
-		a.queue(ev.At, l.Name+" went down")
+		c.kind = causeLinkDown
 	case !old.Up && l.Up:
-		a.queue(ev.At, l.Name+" came up")
+		c.kind = causeLinkUp
 	default:
 		if want, ok := a.ownWrites[l.Name]; ok && want == l.MTU {
 			delete(a.ownWrites, l.Name)
 			return
 		}
-		what := fmt.Sprintf("%s mtu is %d", l.Name, l.MTU)
-		a.repairKnown(old, l, cause{at: ev.At, what: what})
+		c.kind = causeMTU
+		a.repairKnown(old, l, c)
 		// The plan still runs, and confirms the repair (it finds nothing to
 		// do) or corrects it.
-		a.queue(ev.At, what)
 	}
+	a.queue(c)
 }
 
 // repairKnown writes, as the event is read, a repair the planner decided
@@ -528,16 +518,16 @@ func (a *agent) onAddr(ev netwatch.Event) {
 	ad := *ev.Addr
 	flushed := a.kernel.addr(ad, ev.Gone)
 	l, ok := a.kernel.links[ad.LinkIndex]
-	name := l.Name
-	if !ok {
-		name = fmt.Sprintf("#%d", ad.LinkIndex)
-	}
+	c := cause{at: ev.At, link: l.Name, index: ad.LinkIndex, addr: ad.Prefix}
 	switch {
 	case flushed:
-		a.queue(ev.At, name+" lost address "+ad.Prefix)
+		c.kind = causeAddrLost
 	case !ev.Gone && ok && a.relevant(l):
-		a.queue(ev.At, name+" got address "+ad.Prefix)
+		c.kind = causeAddrGot
+	default:
+		return
 	}
+	a.queue(c)
 }
 
 // relevant says whether a link can change the plan: the outer interface
@@ -619,22 +609,23 @@ func (a *agent) reconcile(causes ...cause) {
 				"interface", name, "windows_chose", lr.Before, "tailscaled_set", lr.Wrote)
 		}
 	}
-	if c.what == "start" && plan.Refused != "" {
+	start := c.kind == causeStart
+	if start && plan.Refused != "" {
 		a.log.Warn("not applying: " + plan.Refused)
 	}
 	repaired := a.logChanges(causes, changes, done)
 	if err != nil {
-		a.log.Error("applying the plan failed", "cause", c.what, "error", err)
+		a.log.Error("applying the plan failed", "cause", c.String(), "error", err)
 	}
 	a.firewallPlan = plan
 	a.sendFirewall(false)
 	switch {
-	case c.what == "start":
+	case start:
 		a.saveCounters()
 	case repaired:
 		a.countersChanged()
 	}
-	if c.what == "start" || repaired {
+	if start || repaired {
 		a.verify.check(a.cfg)
 	}
 }
@@ -798,29 +789,13 @@ func (a *agent) logChanges(causes []cause, changes []fix.Change, done time.Time)
 			continue
 		}
 		if ch.Link == "" {
-			a.log.Info("repaired", "change", ch.String(), "cause", c.what, "latency", latency.Round(time.Microsecond).String())
+			a.log.Info("repaired", "change", ch.String(), "cause", c.String(), "latency", latency.Round(time.Microsecond).String())
 			continue
 		}
 		a.log.Info("repaired", "interface", ch.Link, "from", ch.Found, "to", ch.To, "reason", ch.Reason,
-			"cause", c.what, "latency", latency.Round(time.Microsecond).String())
+			"cause", c.String(), "latency", latency.Round(time.Microsecond).String())
 	}
 	return repaired
-}
-
-// causeOf is the first event about what a change touched (its interface,
-// or a route), else the first event served: the log says why, and the
-// latency runs from that event to the write.
-func causeOf(causes []cause, ch fix.Change) cause {
-	prefix := ch.Link + " "
-	if ch.Link == "" {
-		prefix = "route "
-	}
-	for _, c := range causes {
-		if strings.HasPrefix(c.what, prefix) {
-			return c
-		}
-	}
-	return causes[0]
 }
 
 func repairKey(ch fix.Change) string {

@@ -104,7 +104,7 @@ func TestSteppedKnownRepairFollowsThePlan(t *testing.T) {
 	// And back: the config turns the fix off; a reset is not "repaired".
 	s.a.cfg.MTUStrategy = config.StrategyOff
 	clear(s.a.known) // as reloadConfig does
-	s.a.queue(time.Now(), "config reloaded")
+	s.a.queue(cause{at: time.Now(), kind: causeReload})
 	s.step(time.Second)
 	s.k.Writes()
 	s.step(time.Second)

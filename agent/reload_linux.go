@@ -131,7 +131,7 @@ func (a *agent) reloadConfig(why string) {
 	a.verify.check(cfg)
 	a.armMSSResync()
 	a.log.Info("config reloaded", "config", cfg.Describe(), "why", why)
-	a.pending = append(a.pending, cause{at: time.Now(), what: "config reloaded"})
+	a.pending = append(a.pending, cause{at: time.Now(), kind: causeReload})
 	a.mssKey = "" // the firewall is looked at with the new config
 }
 
