@@ -530,18 +530,11 @@ func (a *agent) onAddr(ev netwatch.Event) {
 	a.queue(c)
 }
 
-// relevant says whether a link can change the plan: the outer interface
-// (followed by index, so a rename does not lose it), a tunnel, eth* (WSL
-// recreates eth0 on restart, and a default route may move to another one),
-// or an interface wslmtu changed.
+// relevant says whether a link can change the plan: one that can change
+// what detect decides (see detect.Relevant), or an interface wslmtu
+// changed, which the plan may have to put back.
 func (a *agent) relevant(l detect.Link) bool {
-	if l.Name == "" || l.Name == "lo" {
-		return false
-	}
-	if l.Index == a.kernel.outerIndex || l.Name == a.cfg.OuterInterface || a.cfg.IsTunnel(l.Name) || l.Kind == "wireguard" {
-		return true
-	}
-	if len(l.Name) >= 3 && l.Name[:3] == "eth" {
+	if detect.Relevant(l, a.kernel.outerIndex, a.cfg) {
 		return true
 	}
 	_, recorded := a.record.rec.Links[l.Name]
