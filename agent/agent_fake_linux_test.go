@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -65,6 +66,7 @@ type fakeAgent struct {
 	cancel context.CancelFunc
 	done   chan error
 	resync chan struct{}
+	idle   chan chan<- loopView
 }
 
 func wslSources(k *fakekernel.Kernel) detect.Sources {
@@ -85,7 +87,7 @@ func startFake(t *testing.T, k *fakekernel.Kernel, cfgText string, opts ...func(
 	t.Helper()
 	dir := t.TempDir()
 	a := &fakeAgent{k: k, logs: &syncBuffer{}, dir: filepath.Join(dir, "state"), cfg: filepath.Join(dir, "wslmtu.toml"),
-		done: make(chan error, 1), resync: make(chan struct{}, 1)}
+		done: make(chan error, 1), resync: make(chan struct{}, 1), idle: make(chan chan<- loopView)}
 	if cfgText != "" {
 		if err := os.WriteFile(a.cfg, []byte(cfgText), 0o644); err != nil {
 			t.Fatal(err)
@@ -106,6 +108,7 @@ func startFake(t *testing.T, k *fakekernel.Kernel, cfgText string, opts ...func(
 		Ready:        ready,
 		Resync:       a.resync,
 		ConfigSettle: 20 * time.Millisecond,
+		idle:         a.idle,
 	}
 	for _, f := range opts {
 		f(&o)
@@ -146,8 +149,30 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// quiet waits until the agent has had nothing to do for a moment.
-func quiet(a *fakeAgent) { time.Sleep(50 * time.Millisecond) }
+// settled waits until the agent has handled every change the kernel
+// reported before the call, and the echoes of its own writes for them, and
+// returns what it counted then: "nothing happened" is a count, not a sleep.
+func (a *fakeAgent) settled(t *testing.T) loopView {
+	t.Helper()
+	return waitIdle(t, a.idle)
+}
+
+func waitIdle(t *testing.T, idle chan chan<- loopView) loopView {
+	t.Helper()
+	reply := make(chan loopView, 1)
+	select {
+	case idle <- reply:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent's loop did not take the request within 5s")
+	}
+	select {
+	case v := <-reply:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent did not become idle within 5s")
+	}
+	return loopView{}
+}
 
 func (a *fakeAgent) counters(t *testing.T) agentstatus.Counters {
 	t.Helper()
@@ -169,22 +194,34 @@ route default via 172.28.0.1 dev eth0 mtu 1280
 eth0 mtu 1360`
 
 // The start applies the plan; a reset is repaired with one write; the echo
-// of the agent's own write is no new event.
+// of the agent's own write is no new event. The resets are to values no
+// plan repaired before, so the plan writes, and the echo arrives after the
+// reconcile: taken for a change, it would cost a second one.
 func TestFakeAgentRepairsAndIgnoresItsOwnEcho(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
 	a := startFake(t, k, "")
 	if got := strings.Join(k.Writes(), "\n"); got != scopedStart {
 		t.Fatalf("start wrote:\n%s\nwant:\n%s", got, scopedStart)
 	}
-	for i := 0; i < 3; i++ {
-		k.Reset("eth0", 1280)
-		eventually(t, "eth0 repaired", func() bool { return k.MTU("eth0") == 1360 })
-		quiet(a)
+	before := a.settled(t)
+	for i := 1; i <= 3; i++ {
+		k.Reset("eth0", 1290+i)
+		v := a.settled(t)
+		if got := k.MTU("eth0"); got != 1360 {
+			t.Fatalf("reset %d: eth0 %d once the agent settled, want 1360", i, got)
+		}
+		// Each reset is one event and one reconcile; the echoes of its
+		// repair (eth0's mtu, and the default route's, which follows what
+		// Windows chose) are two more events, taken for the agent's own and
+		// costing nothing.
+		if ev, echo, rec := v.events-before.events, v.echoes-before.echoes, v.counters.Reconciles-before.counters.Reconciles; ev != 3*i || echo != i || rec != i {
+			t.Errorf("after %d resets: %d events, %d own mtu echoes, %d reconciles; want %d, %d, %d", i, ev, echo, rec, 3*i, i, i)
+		}
 	}
-	if got := k.Writes(); len(got) != 3 || got[0] != "eth0 mtu 1360" {
+	if got := mtuWrites(k.Writes(), "eth0"); !slices.Equal(got, []string{"eth0 mtu 1360", "eth0 mtu 1360", "eth0 mtu 1360"}) {
 		t.Errorf("three resets wrote %q, want three eth0 writes", got)
 	}
-	if !strings.Contains(a.logs.String(), `msg=repaired interface=eth0 from=1280 to=1360`) {
+	if !strings.Contains(a.logs.String(), `msg=repaired interface=eth0 from=1291 to=1360`) {
 		t.Errorf("no repair logged:\n%s", a.logs)
 	}
 }
@@ -194,6 +231,7 @@ func TestFakeAgentCoalescesABurst(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
 	a := startFake(t, k, "")
 	k.Writes()
+	before := a.settled(t)
 	// The agent reads the burst late, all at once (as when it is busy).
 	release := k.HoldEvents()
 	k.Reset("eth0", 1280)
@@ -202,8 +240,13 @@ func TestFakeAgentCoalescesABurst(t *testing.T) {
 	}
 	k.Reset("eth0", 1280)
 	release()
-	eventually(t, "eth0 repaired", func() bool { return k.MTU("eth0") == 1360 })
-	quiet(a)
+	v := a.settled(t)
+	if got := k.MTU("eth0"); got != 1360 {
+		t.Errorf("eth0 %d after the burst, want 1360", got)
+	}
+	if v.counters.Reconciles > before.counters.Reconciles+2 {
+		t.Errorf("a burst of 200 resets cost %d reconciles, want at most 2", v.counters.Reconciles-before.counters.Reconciles)
+	}
 	if got := k.Writes(); len(got) > 2 {
 		t.Errorf("a burst of 200 resets cost %d writes, want at most 2: %q", len(got), got)
 	}
@@ -218,18 +261,15 @@ func TestFakeAgentLatencyCountsFromTheEvent(t *testing.T) {
 	k.Reset("eth0", 1280)
 	time.Sleep(150 * time.Millisecond)
 	release()
-	eventually(t, "eth0 repaired", func() bool { return k.MTU("eth0") == 1360 })
-	eventually(t, "the repair logged", func() bool { return strings.Contains(a.logs.String(), `cause="eth0 mtu is 1280"`) })
-	line := ""
-	for _, l := range strings.Split(a.logs.String(), "\n") {
-		if strings.Contains(l, `cause="eth0 mtu is 1280"`) {
-			line = l
-		}
+	r := a.settled(t).counters.LastRepair
+	if r == nil || r.Interface != "eth0" || r.Cause != "eth0 mtu is 1280" {
+		t.Fatalf("last repair %+v, want eth0's, caused by its reset", r)
 	}
-	i := strings.Index(line, "latency=")
-	d, err := time.ParseDuration(strings.TrimSpace(line[i+len("latency="):]))
-	if err != nil || d < 150*time.Millisecond {
-		t.Errorf("logged latency %v (%v) from %q, want ≥ 150ms: the event waited that long", d, err, line)
+	if r.Latency < 150*time.Millisecond {
+		t.Errorf("latency %v, want ≥ 150ms: the event waited that long", r.Latency)
+	}
+	if !strings.Contains(a.logs.String(), `cause="eth0 mtu is 1280" latency=`+r.Latency.Round(time.Microsecond).String()) {
+		t.Errorf("the log does not say the counters' latency %v:\n%s", r.Latency, a.logs)
 	}
 }
 
@@ -257,9 +297,9 @@ func TestFakeAgentLimitsAFight(t *testing.T) {
 // followed (by its index).
 func TestFakeAgentFollowsARenamedOuterInterface(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
-	startFake(t, k, "")
+	a := startFake(t, k, "")
 	k.Rename("eth0", "wan0")
-	time.Sleep(20 * time.Millisecond)
+	a.settled(t)
 	k.Writes()
 	k.Reset("wan0", 1280)
 	eventually(t, "wan0 repaired", func() bool { return k.MTU("wan0") == 1360 })
@@ -325,7 +365,8 @@ func TestFakeAgentReloadsOnlySettledConfigs(t *testing.T) {
 		f.WriteString(off)
 		f.Close()
 	}
-	time.Sleep(150 * time.Millisecond)
+	last := stampOf(a.cfg)
+	eventually(t, "the last rewrite read", func() bool { return a.settled(t).configRead == last })
 	if got := k.MTU("eth0"); got != 1280 {
 		t.Fatalf("rewriting the same off config raised eth0 to %d:\n%s", got, a.logs)
 	}
@@ -402,9 +443,10 @@ func TestFakeAgentResubscribesWithBackoff(t *testing.T) {
 func TestFakeAgentStopsWhileResubscribing(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
 	a := startFake(t, k, "")
+	before := k.Subscribes()
 	k.FailSubscribe(1 << 30)
 	k.Overflow()
-	time.Sleep(100 * time.Millisecond)
+	eventually(t, "subscribing again fails twice", func() bool { return k.Subscribes() >= before+2 })
 	start := time.Now()
 	a.cancel()
 	select {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"time"
@@ -61,6 +62,12 @@ type Options struct {
 	// HealthInterval is how often the health check runs without a change
 	// of the agent's own; 0 means once a minute.
 	HealthInterval time.Duration
+
+	// idle is for tests: the loop answers each request on it with a loopView
+	// once everything the kernel reported before the request is handled,
+	// the echoes of the agent's own writes included. Nil (never ready) in
+	// production.
+	idle chan chan<- loopView
 }
 
 const (
@@ -131,6 +138,24 @@ type agent struct {
 	known map[int]knownRepair
 	// knownRepairs counts the repairs made that way (tests read it).
 	knownRepairs int
+	// events counts the kernel's events read, echoes those of them that
+	// were only the echo of the agent's own MTU write (tests read both).
+	events, echoes int
+	// configRead is the config file as the last reload read it (tests
+	// wait for it).
+	configRead fileStamp
+	// idlers wait for the loop to have nothing left to do (see Options.idle).
+	idlers []chan<- loopView
+}
+
+// loopView is what tests read of a running agent, as the loop saw it when it
+// had nothing left to do.
+type loopView struct {
+	counters     agentstatus.Counters
+	events       int
+	echoes       int
+	knownRepairs int
+	configRead   fileStamp
 }
 
 // knownRepair is one link's MTU repair as the last plans decided it: the
@@ -279,6 +304,8 @@ func (a *agent) loop(ctx context.Context, events <-chan netwatch.Event) error {
 			a.sendFirewall(true)
 		case <-watchdog:
 			a.Notify(daemon.SdNotifyWatchdog)
+		case w := <-a.idle:
+			a.idlers = append(a.idlers, w)
 		}
 		// No fixed debounce: take whatever else is already queued, then
 		// reconcile once for all of it.
@@ -292,7 +319,27 @@ func (a *agent) loop(ctx context.Context, events <-chan netwatch.Event) error {
 			}
 		}
 		a.settle()
+		a.answerIdle(events)
 	}
+}
+
+// answerIdle answers the tests waiting for the loop to be idle: nothing
+// queued (the echo of a write made in this turn is queued already: the
+// kernel sends it before the write returns) and nothing pending.
+func (a *agent) answerIdle(events <-chan netwatch.Event) {
+	if len(a.idlers) == 0 || len(events) > 0 || len(a.pending) > 0 {
+		return
+	}
+	p := loopView{counters: a.counters, events: a.events, echoes: a.echoes, knownRepairs: a.knownRepairs, configRead: a.configRead}
+	p.counters.RepairsBy = maps.Clone(a.counters.RepairsBy)
+	if r := a.counters.LastRepair; r != nil {
+		last := *r
+		p.counters.LastRepair = &last
+	}
+	for _, w := range a.idlers {
+		w <- p
+	}
+	a.idlers = a.idlers[:0]
 }
 
 // settle reconciles for the events served, unless a fight holds repairs
@@ -394,6 +441,7 @@ func (a *agent) resync(why causeKind) {
 // onEvent updates the model and queues a reconcile when the change can
 // matter to the plan.
 func (a *agent) onEvent(ev netwatch.Event) {
+	a.events++
 	switch {
 	case ev.Link != nil:
 		a.onLink(ev)
@@ -443,6 +491,7 @@ func (a *agent) onLink(ev netwatch.Event) {
 	default:
 		if want, ok := a.ownWrites[l.Name]; ok && want == l.MTU {
 			delete(a.ownWrites, l.Name)
+			a.echoes++
 			return
 		}
 		c.kind = causeMTU

@@ -101,6 +101,7 @@ func (a *agent) reloadConfig(why string) {
 		a.askAgain() // it changed while being read
 		return
 	}
+	a.configRead = before
 	if errors.Is(err, config.ErrMissing) {
 		a.log.Warn("the config file is missing; keeping the config in force until it is back", "file", a.ConfigPath, "config", a.cfg.Describe())
 		return

@@ -95,8 +95,10 @@ var tableCopy = detect.Route{Family: 4, Table: 5200, Dst: "default", Gw: "172.28
 
 // The echo of the agent's own write is no new event: a reset costs one
 // reconcile, not two. Without the echo checks (ownWrites for an MTU, the
-// model's "nothing changed" for a route) the echo makes a second
-// reconcile, which writes nothing, so only counting reconciles shows it.
+// model's "nothing changed" for a route) the echo of a write the plan made
+// makes a second reconcile, which writes nothing, so only counting
+// reconciles shows it. (A known reset is written back as its event is
+// read, and its echo is served in the same turn.)
 func TestFakeAgentEchoesCostNoReconcile(t *testing.T) {
 	s := startStepped(t, fakekernel.NewWSL(1280, 1280), config.Default())
 	s.k.Writes()
@@ -107,6 +109,7 @@ func TestFakeAgentEchoesCostNoReconcile(t *testing.T) {
 	}{
 		{"eth0 mtu", func() { s.k.Reset("eth0", 1280) }, "eth0 mtu 1360"},
 		{"default route mtu", func() { s.k.ReplaceRoute(mainDefault) }, "route default via 172.28.0.1 dev eth0 mtu 1280"},
+		{"eth0 mtu at a new value", func() { s.k.Reset("eth0", 1300) }, "route default via 172.28.0.1 dev eth0 mtu 1300; eth0 mtu 1360"},
 	} {
 		before := s.a.counters.Reconciles
 		c.reset()
