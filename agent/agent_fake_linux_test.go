@@ -434,8 +434,18 @@ func TestFakeAgentResubscribesWithBackoff(t *testing.T) {
 	if c := a.counters(t); c.Resubscribe < 1 {
 		t.Errorf("counters %+v", c)
 	}
-	if !strings.Contains(a.logs.String(), "subscribing again failed") {
-		t.Errorf("the failed attempts were not logged:\n%s", a.logs)
+	logs := a.logs.String()
+	if !strings.Contains(logs, "netlink subscription failed; subscribing again") {
+		t.Errorf("the overflow was not logged:\n%s", logs)
+	}
+	// The delay doubles: 1, 2, 4 then 8 ms before the fifth attempt.
+	for _, d := range []string{"1ms", "2ms", "4ms", "8ms"} {
+		if !strings.Contains(logs, "subscribing again failed") || !strings.Contains(logs, "retry_in="+d) {
+			t.Errorf("no failed attempt logged with retry_in=%s:\n%s", d, logs)
+		}
+	}
+	if strings.Contains(logs, "reading the kernel's view failed") || strings.Contains(logs, "level=ERROR msg=\"netlink subscription failed") {
+		t.Errorf("the resync logged a failure it did not have:\n%s", logs)
 	}
 }
 
@@ -546,5 +556,39 @@ func TestFakeAgentWritesMetrics(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	if after, _ := os.Stat(prom); !after.ModTime().Equal(before.ModTime()) {
 		t.Error("the metrics file was rewritten while nothing changed")
+	}
+}
+
+// With systemd's watchdog on (WATCHDOG_USEC), the loop pings it at half the
+// interval; without it, never.
+func TestFakeAgentPingsTheWatchdog(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		if on {
+			t.Setenv("WATCHDOG_USEC", "20000")
+		} else {
+			t.Setenv("WATCHDOG_USEC", "")
+		}
+		var mu sync.Mutex
+		pings := 0
+		a := startFake(t, fakekernel.NewWSL(1280, 1280), "", func(o *Options) {
+			o.Notify = func(state string) {
+				mu.Lock()
+				defer mu.Unlock()
+				if state == "WATCHDOG=1" {
+					pings++
+				}
+			}
+		})
+		if on {
+			eventually(t, "two watchdog pings", func() bool { mu.Lock(); defer mu.Unlock(); return pings >= 2 })
+		} else {
+			a.settled(t)
+			mu.Lock()
+			if pings != 0 {
+				t.Errorf("%d watchdog pings without WATCHDOG_USEC", pings)
+			}
+			mu.Unlock()
+		}
+		a.cancel()
 	}
 }

@@ -300,3 +300,15 @@ func TestFakeAgentRestoresTheScopeAfterASilentFlush(t *testing.T) {
 			ok, got.MTU, k.MTU("eth0"), k.Writes())
 	}
 }
+
+// Options left zero take the documented defaults; a caller's Notify is
+// what asks for the health check's status text.
+func TestSteppedDefaults(t *testing.T) {
+	s := startStepped(t, fakekernel.NewWSL(1280, 1280), config.Default())
+	if s.a.ConfigSettle != configSettle || s.a.MSSResyncInterval != mssResyncInterval {
+		t.Errorf("config settle %v, MSS resync %v; want %v, %v", s.a.ConfigSettle, s.a.MSSResyncInterval, configSettle, mssResyncInterval)
+	}
+	if !s.a.statusWanted {
+		t.Error("a caller's Notify does not get the status text")
+	}
+}
