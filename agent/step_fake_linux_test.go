@@ -29,15 +29,19 @@ type stepped struct {
 	clock  time.Time
 }
 
-func startStepped(t *testing.T, k *fakekernel.Kernel, cfg config.Config) *stepped {
+func startStepped(t *testing.T, k *fakekernel.Kernel, cfg config.Config, opts ...func(*Options)) *stepped {
 	t.Helper()
 	s := &stepped{t: t, k: k, logs: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := filepath.Join(t.TempDir(), "state")
 	cfg.StateDir = dir
-	a, events, err := setup(ctx, Options{Config: cfg,
+	o := Options{Config: cfg,
 		Host:   fix.Host{Sources: wslSources(k), Links: k, Kernel: k, Store: fix.Store{Dir: dir}},
-		Events: k, Logger: slog.New(slog.NewTextHandler(s.logs, nil)), Notify: func(string) {}})
+		Events: k, Logger: slog.New(slog.NewTextHandler(s.logs, nil)), Notify: func(string) {}}
+	for _, f := range opts {
+		f(&o)
+	}
+	a, events, err := setup(ctx, o)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -310,5 +314,15 @@ func TestSteppedDefaults(t *testing.T) {
 	}
 	if !s.a.statusWanted {
 		t.Error("a caller's Notify does not get the status text")
+	}
+	t.Setenv("NOTIFY_SOCKET", "")
+	s = startStepped(t, fakekernel.NewWSL(1280, 1280), config.Default(), func(o *Options) { o.Notify = nil })
+	if s.a.statusWanted {
+		t.Error("the status text is made with no Notify and no systemd to send it to")
+	}
+	t.Setenv("NOTIFY_SOCKET", filepath.Join(t.TempDir(), "notify")) // nobody listens: sd_notify's send fails quietly
+	s = startStepped(t, fakekernel.NewWSL(1280, 1280), config.Default(), func(o *Options) { o.Notify = nil })
+	if !s.a.statusWanted {
+		t.Error("systemd (NOTIFY_SOCKET) does not get the status text")
 	}
 }
