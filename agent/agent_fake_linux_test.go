@@ -278,6 +278,7 @@ func TestFakeAgentLimitsAFight(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
 	a := startFake(t, k, "")
 	k.Writes()
+	before := a.settled(t)
 	start := time.Now()
 	for time.Since(start) < time.Second {
 		k.Reset("eth0", 1280)
@@ -287,6 +288,13 @@ func TestFakeAgentLimitsAFight(t *testing.T) {
 	writes := len(k.Writes())
 	if writes > repairBurst+2*repairsPerSecond {
 		t.Errorf("%d repairs in a 1s fight, want at most %d", writes, repairBurst+2*repairsPerSecond)
+	}
+	// A held plan waits for the limiter's next token, not less: about 1.4
+	// reconciles a repair here (some find the reset not read yet), and
+	// retrying every millisecond would cost four times that.
+	v := a.settled(t)
+	if n := v.counters.Reconciles - before.counters.Reconciles; n > 2*writes {
+		t.Errorf("%d reconciles for %d repairs in a 1s fight: the held plan was retried before the limiter allowed it", n, writes)
 	}
 	if !strings.Contains(a.logs.String(), "something keeps resetting the mtu") {
 		t.Errorf("the fight was not logged:\n%s", a.logs)
