@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/netwatch"
 	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
@@ -194,6 +197,9 @@ func TestFakeAgentLimitsEveryKindOfFight(t *testing.T) {
 			if n := s.lines("the fight is over"); n != 1 {
 				t.Errorf("the fight's end was logged %d times, want once", n)
 			}
+			if m := regexp.MustCompile(`the fight is over.* resets=(\d+) `).FindStringSubmatch(s.logs.String()); m == nil || len(m[1]) < 3 {
+				t.Errorf("the fight's end does not count its hundreds of resets: %q", m)
+			}
 			if !standing {
 				t.Errorf("the counters never listed the fight %q", c.fighting)
 			}
@@ -324,5 +330,67 @@ func TestSteppedDefaults(t *testing.T) {
 	s = startStepped(t, fakekernel.NewWSL(1280, 1280), config.Default(), func(o *Options) { o.Notify = nil })
 	if !s.a.statusWanted {
 		t.Error("systemd (NOTIFY_SOCKET) does not get the status text")
+	}
+}
+
+// Not WSL (and no assume_wsl): the start says once why nothing is applied,
+// and the reconciles after it do not say it again.
+func TestSteppedRefusalToldOnceAtStart(t *testing.T) {
+	k := fakekernel.NewWSL(1280, 1280)
+	s := startStepped(t, k, config.Default(), func(o *Options) {
+		o.Host.Sources.Root = fstest.MapFS{"proc/sys/kernel/osrelease": {Data: []byte("6.1.0-13-amd64\n")}}
+	})
+	k.Reset("eth0", 1300)
+	s.step(time.Millisecond)
+	k.Reset("eth0", 1280)
+	s.step(time.Millisecond)
+	if n := s.lines("level=WARN", "not applying: this is not WSL"); n != 1 {
+		t.Errorf("the refusal was told %d times, want once, at the start", n)
+	}
+	if w := k.Writes(); len(w) != 0 {
+		t.Errorf("not WSL, and wrote %q", w)
+	}
+}
+
+// The start writes the status file even when it changes nothing; a repair
+// after a quiet second writes it at once, and one within a second of the
+// last write waits for the flush (a fight costs no disk write per reset).
+func TestSteppedCountersSavedAtStartAndAfterRepairs(t *testing.T) {
+	k := fakekernel.NewWSL(1280, 1280)
+	cfg := config.Default()
+	cfg.MTUStrategy = config.StrategyOff
+	s := startStepped(t, k, cfg)
+	path := filepath.Join(s.a.Host.Store.Dir, agentstatus.FileName)
+	if st, err := agentstatus.Read(s.a.Host.Store.Dir); err != nil || !st.Known {
+		t.Fatalf("no status file after a start that changed nothing: %v", err)
+	}
+	s.a.cfg.MTUStrategy = config.RaiseOuter
+	s.a.countersSaved = time.Now().Add(-2 * time.Second)
+	before := stampOf(path)
+	s.a.queue(cause{at: time.Now(), kind: causeReload})
+	s.step(time.Millisecond)
+	if st, _ := agentstatus.Read(s.a.Host.Store.Dir); st.Repairs == 0 || stampOf(path) == before {
+		t.Fatalf("a repair a quiet second after the last save was not saved at once (repairs in the file: %d)", st.Repairs)
+	}
+	saved := stampOf(path)
+	k.Reset("eth0", 1300)
+	s.step(time.Millisecond)
+	if stampOf(path) != saved {
+		t.Error("a repair within a second of the last save was saved at once")
+	}
+}
+
+// The fights are looked at while there are any, and the timer is not armed
+// for nothing.
+func TestSteppedCalmArmedOnlyWithFights(t *testing.T) {
+	s := startStepped(t, fakekernel.NewWSL(1280, 1280), config.Default())
+	if len(s.a.fights) == 0 || !s.a.calmArmed {
+		t.Fatalf("after the start's repairs: %d fights remembered, calm armed %v; want some and armed", len(s.a.fights), s.a.calmArmed)
+	}
+	clear(s.a.fights)
+	s.a.calmArmed = false
+	s.a.armCalm()
+	if s.a.calmArmed {
+		t.Error("calm armed with no fight remembered")
 	}
 }
