@@ -24,6 +24,7 @@ import (
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/firewall"
 	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/firewalltest"
 )
 
 // These tests run the agent's decisions against the in-memory kernel: no
@@ -598,5 +599,30 @@ func TestFakeAgentPingsTheWatchdog(t *testing.T) {
 			mu.Unlock()
 		}
 		a.cancel()
+	}
+}
+
+// The MSS rules follow the config on the fake firewall: turned on by a
+// reload they are made, turned off they go; not WSL, the firewall is never
+// touched.
+func TestFakeAgentFollowsMSSClampingOnReload(t *testing.T) {
+	fw := firewalltest.New(firewall.NFT)
+	k := fakekernel.NewWSL(1280, 1280)
+	a := startFake(t, k, "mss_clamp = false\n", func(o *Options) { o.Host.Firewall = fw.Open })
+	ours := func() bool { return strings.Contains(fw.All(), "WSLMTU-IN") }
+	os.WriteFile(a.cfg, []byte("mss_clamp = true\n"), 0o644)
+	eventually(t, "the MSS chains made by a reload", ours)
+	os.WriteFile(a.cfg, []byte("mss_clamp = false\n"), 0o644)
+	eventually(t, "the MSS chains removed by a reload", func() bool { return !ours() })
+
+	fw = firewalltest.New(firewall.NFT)
+	clamp := config.Default()
+	clamp.MSSClamp = true
+	s := startStepped(t, fakekernel.NewWSL(1280, 1280), clamp, func(o *Options) {
+		o.Host.Sources.Root = fstest.MapFS{"proc/sys/kernel/osrelease": {Data: []byte("6.1.0-13-amd64\n")}}
+		o.Host.Firewall = fw.Open
+	})
+	if s.a.mssKey != "" {
+		t.Errorf("not WSL, and the firewall was handed %q", s.a.mssKey)
 	}
 }
