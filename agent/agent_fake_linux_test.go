@@ -626,3 +626,12 @@ func TestFakeAgentFollowsMSSClampingOnReload(t *testing.T) {
 		t.Errorf("not WSL, and the firewall was handed %q", s.a.mssKey)
 	}
 }
+
+// The metrics file is written also when nobody wants the status text (no
+// Notify, no systemd).
+func TestFakeAgentWritesMetricsWithoutSystemd(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "")
+	prom := filepath.Join(t.TempDir(), "wslmtu.prom")
+	startFake(t, fakekernel.NewWSL(1280, 1280), "metrics_file = \""+prom+"\"\n", func(o *Options) { o.Notify = nil })
+	eventually(t, "the metrics file", func() bool { _, err := os.Stat(prom); return err == nil })
+}

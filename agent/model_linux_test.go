@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -144,6 +145,15 @@ func TestModelReadAllKeepsOnlyWhatItActsOn(t *testing.T) {
 	if n := m.others.perTable[100] + m.others.perTable[101] + m.others.perTable[102]; n != 300 {
 		t.Errorf("%d routes counted, want 300", n)
 	}
+	// The addresses are known, so a flush can be told; not when their read
+	// failed.
+	if !m.v4addrs[2]["172.28.0.2/20"] {
+		t.Errorf("IPv4 addresses %v, want eth0's", m.v4addrs)
+	}
+	d.addrErr = errors.New("dump interrupted (fake)")
+	if err := m.readAll(); err != nil || m.v4addrs != nil {
+		t.Errorf("addresses not read (%v): %v, want not known", err, m.v4addrs)
+	}
 }
 
 // interruptingDumper dumps the fake kernel, the first reads cut short and
@@ -152,6 +162,7 @@ type interruptingDumper struct {
 	k             *fakekernel.Kernel
 	interruptions int
 	reads         int
+	addrErr       error
 }
 
 func (d *interruptingDumper) Routes(table int, fn func(detect.Route)) error {
@@ -169,4 +180,8 @@ func (d *interruptingDumper) Routes(table int, fn func(detect.Route)) error {
 	return nil
 }
 
-func (d *interruptingDumper) Addrs(func(netwatch.Addr)) error { return nil }
+// Addrs reports eth0's address, then addrErr.
+func (d *interruptingDumper) Addrs(fn func(netwatch.Addr)) error {
+	fn(netwatch.Addr{Family: 4, LinkIndex: 2, Prefix: "172.28.0.2/20"})
+	return d.addrErr
+}
