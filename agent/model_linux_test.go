@@ -157,6 +157,10 @@ func TestModelReadAllKeepsOnlyWhatItActsOn(t *testing.T) {
 		t.Errorf("always interrupted: %d reads (%v), want 3 and no error", d.reads, err)
 	}
 	d.interruptions = 0
+	// Reading the kept routes again reads the main table and each kept one.
+	if err := m.readKept(); err != nil || len(m.snapshot().Routes) != 2 {
+		t.Errorf("the kept routes read again (%v): %v, want the main table's and table 5200's default", err, m.snapshot().Routes)
+	}
 	d.addrErr = errors.New("dump interrupted (fake)")
 	if err := m.readAll(); err != nil || m.v4addrs != nil {
 		t.Errorf("addresses not read (%v): %v, want not known", err, m.v4addrs)
