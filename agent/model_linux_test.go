@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/wslmtu/wslmtu/detect"
+	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/netwatch"
 	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
@@ -195,4 +196,87 @@ func (d *interruptingDumper) Routes(table int, fn func(detect.Route)) error {
 func (d *interruptingDumper) Addrs(fn func(netwatch.Addr)) error {
 	fn(netwatch.Addr{Family: 4, LinkIndex: 2, Prefix: "172.28.0.2/20"})
 	return d.addrErr
+}
+
+// The agent's own writes are in the model at once: an MTU by the link's
+// index (or, without one, by its name), a deleted rule and no other.
+func TestModelAppliedRecordsOwnWrites(t *testing.T) {
+	k := fakekernel.NewWSL(1280, 1280)
+	m := newModel(k, detect.Sources{})
+	if err := m.readAll(); err != nil {
+		t.Fatal(err)
+	}
+	other := detect.Rule{Family: 4, Priority: 5300, Table: 5300, SuppressPrefixlen: -1}
+	ours := detect.Rule{Family: 4, Priority: 5200, Table: 5200, SuppressPrefixlen: -1}
+	m.rules = []detect.Rule{other, ours}
+	m.applied([]fix.Change{
+		{Action: fix.Action{Link: "eth0", Index: 2, From: 1280, To: 1360}, Found: 1280, Wrote: true},
+		{Action: fix.Action{Link: "tailscale0", From: 1280, To: 1200}, Found: 1280, Wrote: true},
+		{Rule: &fix.RuleAction{Rule: ours}, Wrote: true},
+	})
+	for idx, l := range m.links {
+		want := k.MTU(l.Name)
+		switch l.Name {
+		case "eth0":
+			want = 1360
+		case "tailscale0":
+			want = 1200
+		}
+		if l.MTU != want {
+			t.Errorf("link #%d %s at %d in the model, want %d", idx, l.Name, l.MTU, want)
+		}
+	}
+	if !slices.Equal(m.rules, []detect.Rule{other}) {
+		t.Errorf("rules %v after deleting ours, want only %v", m.rules, other)
+	}
+}
+
+// The kernel's reserved tables (0 and 253–255) are never counted as in use;
+// table 0 is never kept; the snapshot lists links by index.
+func TestModelTablesAndOrder(t *testing.T) {
+	for table, want := range map[int]bool{0: true, 1: false, 252: false, 253: true, 254: true, 255: true, 256: false} {
+		if reserved(table) != want {
+			t.Errorf("reserved(%d) = %v", table, !want)
+		}
+	}
+	k := fakekernel.NewWSL(1280, 1280)
+	m := newModel(k, detect.Sources{})
+	if err := m.readAll(); err != nil {
+		t.Fatal(err)
+	}
+	m.keepTable(0)
+	if len(m.keep) != 0 {
+		t.Errorf("table 0 kept: %v", m.keep)
+	}
+	links := m.snapshot().Links
+	if !slices.IsSortedFunc(links, func(a, b detect.Link) int { return a.Index - b.Index }) || len(links) < 3 {
+		t.Errorf("snapshot links %v, want them by index", links)
+	}
+}
+
+// A WireGuard device is asked once per link: a tunnel made again (a new
+// index, the same name) is asked again.
+func TestModelAsksWireGuardOncePerLink(t *testing.T) {
+	k := fakekernel.New()
+	k.AddLink(detect.Link{Name: "eth0", MTU: 1500, Up: true})
+	wg := k.AddLink(detect.Link{Name: "wg0", MTU: 1420, Kind: "wireguard", Up: true})
+	asked := 0
+	port := 51820
+	m := newModel(k, detect.Sources{WireGuard: func(string) (detect.WireGuardDevice, bool) {
+		asked++
+		return detect.WireGuardDevice{ListenPort: port}, true
+	}})
+	if err := m.readAll(); err != nil {
+		t.Fatal(err)
+	}
+	m.wireGuard("wg0")
+	if d, _ := m.wireGuard("wg0"); asked != 1 || d.ListenPort != 51820 {
+		t.Fatalf("asked %d times, port %d; want once, 51820", asked, d.ListenPort)
+	}
+	m.link(wg, true)
+	port = 40000
+	m.link(detect.Link{Name: "wg0", Index: wg.Index + 10, MTU: 1420, Kind: "wireguard", Up: true}, false)
+	if d, _ := m.wireGuard("wg0"); asked != 2 || d.ListenPort != 40000 {
+		t.Errorf("wg0 made again: asked %d times, port %d; want twice, 40000", asked, d.ListenPort)
+	}
 }
