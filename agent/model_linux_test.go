@@ -280,3 +280,28 @@ func TestModelAsksWireGuardOncePerLink(t *testing.T) {
 		t.Errorf("wg0 made again: asked %d times, port %d; want twice, 40000", asked, d.ListenPort)
 	}
 }
+
+// The tables in use follow the routes as they come and go: a table seen
+// after the list was made is in the next one, and a link's routes counted
+// after one of them went are all forgotten with the link.
+func TestModelOtherTablesFollowChanges(t *testing.T) {
+	m := newModel(nil, detect.Sources{})
+	m.link(detect.Link{Name: "docker0", Index: 3, Up: true}, false)
+	r := func(table int, dst string) detect.Route {
+		return detect.Route{Family: 4, Table: table, Dst: dst, LinkIndex: 3}
+	}
+	m.route(r(100, "10.1.0.0/24"), false)
+	m.route(r(100, "10.2.0.0/24"), false)
+	if got := m.snapshot().OtherTables; !slices.Equal(got, []int{100}) {
+		t.Fatalf("other tables %v, want 100", got)
+	}
+	m.route(r(300, "10.3.0.0/24"), false)
+	if got := m.snapshot().OtherTables; !slices.Equal(got, []int{100, 300}) {
+		t.Errorf("a new table after the list was made: %v, want 100 and 300", got)
+	}
+	m.route(r(100, "10.1.0.0/24"), true)
+	m.others.dropLink(3, 4)
+	if got := m.snapshot().OtherTables; len(got) != 0 {
+		t.Errorf("docker0's routes forgotten, and tables %v still in use", got)
+	}
+}
