@@ -300,8 +300,16 @@ func TestModelOtherTablesFollowChanges(t *testing.T) {
 		t.Errorf("a new table after the list was made: %v, want 100 and 300", got)
 	}
 	m.route(r(100, "10.1.0.0/24"), true)
+	m.route(r(300, "10.3.0.0/24"), true)
+	m.link(detect.Link{Name: "eth0", Index: 2, Up: true}, false)
+	m.route(detect.Route{Family: 4, Table: 200, Dst: "10.4.0.0/24", LinkIndex: 2}, false)
+	m.route(detect.Route{Family: 6, Table: 600, Dst: "fd00::/64", LinkIndex: 3}, false)
 	m.others.dropLink(3, 4)
-	if got := m.snapshot().OtherTables; len(got) != 0 {
-		t.Errorf("docker0's routes forgotten, and tables %v still in use", got)
+	if got := m.snapshot().OtherTables; !slices.Equal(got, []int{200, 600}) {
+		t.Errorf("docker0's IPv4 routes forgotten: tables %v in use, want eth0's 200 and docker0's IPv6 600", got)
+	}
+	m.others.dropLink(3, 0)
+	if got := m.snapshot().OtherTables; !slices.Equal(got, []int{200}) {
+		t.Errorf("all of docker0's routes forgotten: tables %v in use, want eth0's 200", got)
 	}
 }
