@@ -313,3 +313,20 @@ func TestModelOtherTablesFollowChanges(t *testing.T) {
 		t.Errorf("all of docker0's routes forgotten: tables %v in use, want eth0's 200", got)
 	}
 }
+
+// A table that becomes ours is no longer counted; the others' routes stay
+// counted by link, so a flush still forgets them.
+func TestModelKeptTableLeavesTheOthersCounted(t *testing.T) {
+	m := newModel(nil, detect.Sources{})
+	m.link(detect.Link{Name: "eth0", Index: 2, Up: true}, false)
+	m.route(detect.Route{Family: 4, Table: 100, Dst: "10.1.0.0/24", LinkIndex: 2}, false)
+	m.route(detect.Route{Family: 4, Table: 200, Dst: "10.2.0.0/24", LinkIndex: 2}, false)
+	m.keepTable(100)
+	if got := m.snapshot().OtherTables; !slices.Equal(got, []int{200}) {
+		t.Fatalf("table 100 kept: tables %v counted, want 200", got)
+	}
+	m.others.dropLink(2, 0)
+	if got := m.snapshot().OtherTables; len(got) != 0 {
+		t.Errorf("eth0's routes forgotten, and tables %v still counted", got)
+	}
+}
