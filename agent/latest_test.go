@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wslmtu/wslmtu/internal/config"
 )
 
 // A setup that fails ends the worker before it runs anything; one that
@@ -57,4 +59,14 @@ func TestLatestStopWaitsForTheRun(t *testing.T) {
 	if !finished.Load() {
 		t.Error("stop returned while the run was under way")
 	}
+}
+
+// A verify worker never started (nil) is asked, read and stopped safely.
+func TestVerifyWorkerNil(t *testing.T) {
+	var w *verifyWorker
+	w.check(config.Default())
+	if w.ready() != nil {
+		t.Error("a nil worker is ready")
+	}
+	w.stop(time.Second)
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"slices"
 	"testing"
@@ -328,5 +329,36 @@ func TestModelKeptTableLeavesTheOthersCounted(t *testing.T) {
 	m.others.dropLink(2, 0)
 	if got := m.snapshot().OtherTables; len(got) != 0 {
 		t.Errorf("eth0's routes forgotten, and tables %v still counted", got)
+	}
+}
+
+// The record is parsed once while its file stays the same, read again when
+// another wslmtu replaced it, and a broken one is an error, never an empty
+// record.
+func TestRecordCacheFollowsTheFile(t *testing.T) {
+	store := fix.Store{Dir: t.TempDir()}
+	c := recordCache{store: store}
+	save := func(before int) {
+		t.Helper()
+		if err := store.SaveRecord(fix.Record{Version: 2, Links: map[string]fix.LinkRecord{"eth0": {Before: before, Wrote: 1360}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save(1280)
+	if rec, err := c.load(); err != nil || rec.Links["eth0"].Before != 1280 {
+		t.Fatalf("load = %+v, %v", rec, err)
+	}
+	save(1300)
+	if rec, err := c.load(); err != nil || rec.Links["eth0"].Before != 1300 {
+		t.Errorf("after another wslmtu saved: %+v, %v; want before 1300", rec, err)
+	}
+	if err := os.WriteFile(store.RecordPath(), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := c.load(); err == nil {
+		t.Errorf("a broken record loaded as %+v", rec)
+	}
+	if c.valid {
+		t.Error("a broken record left the cache valid")
 	}
 }

@@ -394,3 +394,27 @@ func TestSteppedCalmArmedOnlyWithFights(t *testing.T) {
 		t.Error("calm armed with no fight remembered")
 	}
 }
+
+// A round of path checks is taken into the counters and saved like a
+// repair; an empty round after empty ones is no change and saves nothing.
+func TestSteppedPathsFoundSavesOnlyAChange(t *testing.T) {
+	s := startStepped(t, fakekernel.NewWSL(1280, 1280), config.Default())
+	select { // the start's round (verify is empty): no other comes
+	case <-s.a.verify.ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no round after the start")
+	}
+	path := filepath.Join(s.a.Host.Store.Dir, agentstatus.FileName)
+	s.a.countersSaved = time.Now().Add(-2 * time.Second)
+	before := stampOf(path)
+	s.a.verify.deliver(nil)
+	s.a.pathsFound()
+	if stampOf(path) != before {
+		t.Error("an empty round after empty ones rewrote the status file")
+	}
+	s.a.verify.deliver([]fix.PathCheck{{PathNeed: fix.PathNeed{Host: "192.0.2.1"}, Verdict: fix.PathOK}})
+	s.a.pathsFound()
+	if st, _ := agentstatus.Read(s.a.Host.Store.Dir); len(st.Paths) != 1 || st.Paths[0].Host != "192.0.2.1" {
+		t.Errorf("the round's paths are not in the status file: %+v", st.Paths)
+	}
+}
