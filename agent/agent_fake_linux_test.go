@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"log/slog"
 	"os"
@@ -569,32 +570,38 @@ func TestFakeAgentWritesMetrics(t *testing.T) {
 }
 
 // With systemd's watchdog on (WATCHDOG_USEC), the loop pings it at half the
-// interval; without it, never.
+// interval, well before systemd gives up on it; without it, never.
 func TestFakeAgentPingsTheWatchdog(t *testing.T) {
+	const interval = 200 * time.Millisecond
 	for _, on := range []bool{true, false} {
 		if on {
-			t.Setenv("WATCHDOG_USEC", "20000")
+			t.Setenv("WATCHDOG_USEC", fmt.Sprint(interval.Microseconds()))
 		} else {
 			t.Setenv("WATCHDOG_USEC", "")
 		}
 		var mu sync.Mutex
-		pings := 0
+		var pings []time.Time
 		a := startFake(t, fakekernel.NewWSL(1280, 1280), "", func(o *Options) {
 			o.Notify = func(state string) {
 				mu.Lock()
 				defer mu.Unlock()
 				if state == "WATCHDOG=1" {
-					pings++
+					pings = append(pings, time.Now())
 				}
 			}
 		})
 		if on {
-			eventually(t, "two watchdog pings", func() bool { mu.Lock(); defer mu.Unlock(); return pings >= 2 })
+			eventually(t, "three watchdog pings", func() bool { mu.Lock(); defer mu.Unlock(); return len(pings) >= 3 })
+			mu.Lock()
+			if gap := pings[2].Sub(pings[0]); gap >= 2*interval {
+				t.Errorf("three pings took %v: slower than one per watchdog interval (%v)", gap, interval)
+			}
+			mu.Unlock()
 		} else {
 			a.settled(t)
 			mu.Lock()
-			if pings != 0 {
-				t.Errorf("%d watchdog pings without WATCHDOG_USEC", pings)
+			if len(pings) != 0 {
+				t.Errorf("%d watchdog pings without WATCHDOG_USEC", len(pings))
 			}
 			mu.Unlock()
 		}
