@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
@@ -138,5 +140,22 @@ func TestSteppedKnownRepairsOutliveAnotherLinksPlan(t *testing.T) {
 	s.k.Reset("tailscale0", 1420)
 	if got := s.serve(); !slices.Equal(got, []string{"tailscale0 mtu 1320"}) {
 		t.Errorf("tailscale0's known reset after wg0's plan: reading the event wrote %q, want tailscale0 mtu 1320", got)
+	}
+}
+
+// A known reset of a thing fought over lately is written back as it is
+// read while its limiter holds a whole token, the last one included.
+func TestSteppedKnownRepairTakesTheLastToken(t *testing.T) {
+	s := startStepped(t, fakekernel.NewWSL(1280, 1280), config.Default())
+	s.k.Writes()
+	f := s.a.fights[linkKey("eth0")]
+	if f == nil {
+		t.Fatal("no limiter for eth0 after the start's repair")
+	}
+	f.limiter = rate.NewLimiter(rate.Limit(repairsPerSecond), repairBurst)
+	f.limiter.AllowN(s.clock, repairBurst-1)
+	s.k.Reset("eth0", 1280)
+	if got := s.serve(); !slices.Equal(got, []string{"eth0 mtu 1360"}) {
+		t.Errorf("with one token left, reading the reset wrote %q, want eth0 mtu 1360", got)
 	}
 }
