@@ -39,6 +39,7 @@ func TestLatestStopWaitsForTheRun(t *testing.T) {
 	none.stop(time.Second)
 	var nobody *healthWorker
 	nobody.recheck()
+	nobody.finish(healthJob{}, time.Second)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	started, release := make(chan struct{}), make(chan struct{})

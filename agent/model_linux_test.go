@@ -256,27 +256,31 @@ func TestModelTablesAndOrder(t *testing.T) {
 }
 
 // A WireGuard device is asked once per link: a tunnel made again (a new
-// index, the same name) is asked again.
+// index, the same name) is asked again, even when no event said the old
+// one went under that name.
 func TestModelAsksWireGuardOncePerLink(t *testing.T) {
-	k := fakekernel.New()
-	k.AddLink(detect.Link{Name: "eth0", MTU: 1500, Up: true})
-	wg := k.AddLink(detect.Link{Name: "wg0", MTU: 1420, Kind: "wireguard", Up: true})
 	asked := 0
 	port := 51820
-	m := newModel(k, detect.Sources{WireGuard: func(string) (detect.WireGuardDevice, bool) {
+	m := newModel(nil, detect.Sources{WireGuard: func(string) (detect.WireGuardDevice, bool) {
 		asked++
 		return detect.WireGuardDevice{ListenPort: port}, true
 	}})
-	if err := m.readAll(); err != nil {
-		t.Fatal(err)
-	}
+	// One other link only: whatever order the links are looked at in, the
+	// device is told by its own index.
+	wg := detect.Link{Name: "wg0", Index: 5, MTU: 1420, Kind: "wireguard", Up: true}
+	m.link(detect.Link{Name: "eth0", Index: 2, MTU: 1500, Up: true}, false)
+	m.link(wg, false)
 	m.wireGuard("wg0")
 	if d, _ := m.wireGuard("wg0"); asked != 1 || d.ListenPort != 51820 {
 		t.Fatalf("asked %d times, port %d; want once, 51820", asked, d.ListenPort)
 	}
-	m.link(wg, true)
+	// Renamed away and deleted under its new name: no event says wg0 went.
+	old := wg
+	old.Name = "wg-old"
+	m.link(old, false)
+	m.link(old, true)
 	port = 40000
-	m.link(detect.Link{Name: "wg0", Index: wg.Index + 10, MTU: 1420, Kind: "wireguard", Up: true}, false)
+	m.link(detect.Link{Name: "wg0", Index: 6, MTU: 1420, Kind: "wireguard", Up: true}, false)
 	if d, _ := m.wireGuard("wg0"); asked != 2 || d.ListenPort != 40000 {
 		t.Errorf("wg0 made again: asked %d times, port %d; want twice, 40000", asked, d.ListenPort)
 	}
