@@ -642,3 +642,17 @@ func TestFakeAgentWritesMetricsWithoutSystemd(t *testing.T) {
 	startFake(t, fakekernel.NewWSL(1280, 1280), "metrics_file = \""+prom+"\"\n", func(o *Options) { o.Notify = nil })
 	eventually(t, "the metrics file", func() bool { _, err := os.Stat(prom); return err == nil })
 }
+
+// The command line's flags win over a reloaded config file: the overlay is
+// applied to what was read.
+func TestFakeAgentFlagsWinAfterAReload(t *testing.T) {
+	k := fakekernel.NewWSL(1280, 1280)
+	off := func(c config.Config) (config.Config, error) { c.MTUStrategy = config.StrategyOff; return c, c.Validate() }
+	a := startFake(t, k, "mtu_strategy = \"off\"\n", func(o *Options) { o.Overlay = off })
+	os.WriteFile(a.cfg, []byte("mtu_strategy = \"raise-outer\"\nouter_scope = \"all\"\n"), 0o644)
+	stamp := stampOf(a.cfg)
+	eventually(t, "the new file read", func() bool { return a.settled(t).configRead == stamp })
+	if got := k.MTU("eth0"); got != 1280 {
+		t.Errorf("--mtu-strategy off lost to the reloaded file: eth0 %d", got)
+	}
+}
