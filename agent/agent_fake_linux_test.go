@@ -647,7 +647,10 @@ func TestFakeAgentWritesMetricsWithoutSystemd(t *testing.T) {
 // applied to what was read.
 func TestFakeAgentFlagsWinAfterAReload(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
-	off := func(c config.Config) (config.Config, error) { c.MTUStrategy = config.StrategyOff; return c, c.Validate() }
+	off := func(c config.Config) (config.Config, error) {
+		c.MTUStrategy = config.StrategyOff
+		return c, c.Validate()
+	}
 	a := startFake(t, k, "mtu_strategy = \"off\"\n", func(o *Options) { o.Overlay = off })
 	os.WriteFile(a.cfg, []byte("mtu_strategy = \"raise-outer\"\nouter_scope = \"all\"\n"), 0o644)
 	stamp := stampOf(a.cfg)
