@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -21,6 +25,7 @@ import (
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/firewall"
 	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
+	"github.com/wslmtu/wslmtu/internal/testenv/firewalltest"
 	"github.com/wslmtu/wslmtu/internal/testenv/logbuf"
 )
 
@@ -36,6 +41,7 @@ type fakeAgent struct {
 	cancel context.CancelFunc
 	done   chan error
 	resync chan struct{}
+	idle   chan chan<- loopView
 }
 
 // startFake runs the agent on k with cfgText as its config file; opts
@@ -44,7 +50,7 @@ func startFake(t *testing.T, k *fakekernel.Kernel, cfgText string, opts ...func(
 	t.Helper()
 	dir := t.TempDir()
 	a := &fakeAgent{k: k, logs: &logbuf.Buffer{}, dir: filepath.Join(dir, "state"), cfg: filepath.Join(dir, "wslmtu.toml"),
-		done: make(chan error, 1), resync: make(chan struct{}, 1)}
+		done: make(chan error, 1), resync: make(chan struct{}, 1), idle: make(chan chan<- loopView)}
 	if cfgText != "" {
 		if err := os.WriteFile(a.cfg, []byte(cfgText), 0o644); err != nil {
 			t.Fatal(err)
@@ -65,6 +71,7 @@ func startFake(t *testing.T, k *fakekernel.Kernel, cfgText string, opts ...func(
 		Ready:        ready,
 		Resync:       a.resync,
 		ConfigSettle: 20 * time.Millisecond,
+		idle:         a.idle,
 	}
 	for _, f := range opts {
 		f(&o)
@@ -105,8 +112,30 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// quiet waits until the agent has had nothing to do for a moment.
-func quiet(a *fakeAgent) { time.Sleep(50 * time.Millisecond) }
+// settled waits until the agent has handled every change the kernel
+// reported before the call, and the echoes of its own writes for them, and
+// returns what it counted then: "nothing happened" is a count, not a sleep.
+func (a *fakeAgent) settled(t *testing.T) loopView {
+	t.Helper()
+	return waitIdle(t, a.idle)
+}
+
+func waitIdle(t *testing.T, idle chan chan<- loopView) loopView {
+	t.Helper()
+	reply := make(chan loopView, 1)
+	select {
+	case idle <- reply:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent's loop did not take the request within 5s")
+	}
+	select {
+	case v := <-reply:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent did not become idle within 5s")
+	}
+	return loopView{}
+}
 
 func (a *fakeAgent) counters(t *testing.T) agentstatus.Counters {
 	t.Helper()
@@ -128,22 +157,34 @@ route default via 172.28.0.1 dev eth0 mtu 1280
 eth0 mtu 1360`
 
 // The start applies the plan; a reset is repaired with one write; the echo
-// of the agent's own write is no new event.
+// of the agent's own write is no new event. The resets are to values no
+// plan repaired before, so the plan writes, and the echo arrives after the
+// reconcile: taken for a change, it would cost a second one.
 func TestFakeAgentRepairsAndIgnoresItsOwnEcho(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
 	a := startFake(t, k, "")
 	if got := strings.Join(k.Writes(), "\n"); got != scopedStart {
 		t.Fatalf("start wrote:\n%s\nwant:\n%s", got, scopedStart)
 	}
-	for i := 0; i < 3; i++ {
-		k.Reset("eth0", 1280)
-		eventually(t, "eth0 repaired", func() bool { return k.MTU("eth0") == 1360 })
-		quiet(a)
+	before := a.settled(t)
+	for i := 1; i <= 3; i++ {
+		k.Reset("eth0", 1290+i)
+		v := a.settled(t)
+		if got := k.MTU("eth0"); got != 1360 {
+			t.Fatalf("reset %d: eth0 %d once the agent settled, want 1360", i, got)
+		}
+		// Each reset is one event and one reconcile; the echoes of its
+		// repair (eth0's mtu, and the default route's, which follows what
+		// Windows chose) are two more events, taken for the agent's own and
+		// costing nothing.
+		if ev, echo, rec := v.events-before.events, v.echoes-before.echoes, v.counters.Reconciles-before.counters.Reconciles; ev != 3*i || echo != i || rec != i {
+			t.Errorf("after %d resets: %d events, %d own mtu echoes, %d reconciles; want %d, %d, %d", i, ev, echo, rec, 3*i, i, i)
+		}
 	}
-	if got := k.Writes(); len(got) != 3 || got[0] != "eth0 mtu 1360" {
+	if got := mtuWrites(k.Writes(), "eth0"); !slices.Equal(got, []string{"eth0 mtu 1360", "eth0 mtu 1360", "eth0 mtu 1360"}) {
 		t.Errorf("three resets wrote %q, want three eth0 writes", got)
 	}
-	if !strings.Contains(a.logs.String(), `msg=repaired interface=eth0 from=1280 to=1360`) {
+	if !strings.Contains(a.logs.String(), `msg=repaired interface=eth0 from=1291 to=1360`) {
 		t.Errorf("no repair logged:\n%s", a.logs)
 	}
 }
@@ -153,6 +194,7 @@ func TestFakeAgentCoalescesABurst(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
 	a := startFake(t, k, "")
 	k.Writes()
+	before := a.settled(t)
 	// The agent reads the burst late, all at once (as when it is busy).
 	release := k.HoldEvents()
 	k.Reset("eth0", 1280)
@@ -161,8 +203,13 @@ func TestFakeAgentCoalescesABurst(t *testing.T) {
 	}
 	k.Reset("eth0", 1280)
 	release()
-	eventually(t, "eth0 repaired", func() bool { return k.MTU("eth0") == 1360 })
-	quiet(a)
+	v := a.settled(t)
+	if got := k.MTU("eth0"); got != 1360 {
+		t.Errorf("eth0 %d after the burst, want 1360", got)
+	}
+	if v.counters.Reconciles > before.counters.Reconciles+2 {
+		t.Errorf("a burst of 200 resets cost %d reconciles, want at most 2", v.counters.Reconciles-before.counters.Reconciles)
+	}
 	if got := k.Writes(); len(got) > 2 {
 		t.Errorf("a burst of 200 resets cost %d writes, want at most 2: %q", len(got), got)
 	}
@@ -177,18 +224,15 @@ func TestFakeAgentLatencyCountsFromTheEvent(t *testing.T) {
 	k.Reset("eth0", 1280)
 	time.Sleep(150 * time.Millisecond)
 	release()
-	eventually(t, "eth0 repaired", func() bool { return k.MTU("eth0") == 1360 })
-	eventually(t, "the repair logged", func() bool { return strings.Contains(a.logs.String(), `cause="eth0 mtu is 1280"`) })
-	line := ""
-	for _, l := range strings.Split(a.logs.String(), "\n") {
-		if strings.Contains(l, `cause="eth0 mtu is 1280"`) {
-			line = l
-		}
+	r := a.settled(t).counters.LastRepair
+	if r == nil || r.Interface != "eth0" || r.Cause != "eth0 mtu is 1280" {
+		t.Fatalf("last repair %+v, want eth0's, caused by its reset", r)
 	}
-	i := strings.Index(line, "latency=")
-	d, err := time.ParseDuration(strings.TrimSpace(line[i+len("latency="):]))
-	if err != nil || d < 150*time.Millisecond {
-		t.Errorf("logged latency %v (%v) from %q, want ≥ 150ms: the event waited that long", d, err, line)
+	if r.Latency < 150*time.Millisecond {
+		t.Errorf("latency %v, want ≥ 150ms: the event waited that long", r.Latency)
+	}
+	if !strings.Contains(a.logs.String(), `cause="eth0 mtu is 1280" latency=`+r.Latency.Round(time.Microsecond).String()) {
+		t.Errorf("the log does not say the counters' latency %v:\n%s", r.Latency, a.logs)
 	}
 }
 
@@ -197,6 +241,7 @@ func TestFakeAgentLimitsAFight(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
 	a := startFake(t, k, "")
 	k.Writes()
+	before := a.settled(t)
 	start := time.Now()
 	for time.Since(start) < time.Second {
 		k.Reset("eth0", 1280)
@@ -207,6 +252,13 @@ func TestFakeAgentLimitsAFight(t *testing.T) {
 	if writes > repairBurst+2*repairsPerSecond {
 		t.Errorf("%d repairs in a 1s fight, want at most %d", writes, repairBurst+2*repairsPerSecond)
 	}
+	// A held plan waits for the limiter's next token, not less: about 1.4
+	// reconciles a repair here (some find the reset not read yet), and
+	// retrying every millisecond would cost four times that.
+	v := a.settled(t)
+	if n := v.counters.Reconciles - before.counters.Reconciles; n > 2*writes {
+		t.Errorf("%d reconciles for %d repairs in a 1s fight: the held plan was retried before the limiter allowed it", n, writes)
+	}
 	if !strings.Contains(a.logs.String(), "something keeps resetting the mtu") {
 		t.Errorf("the fight was not logged:\n%s", a.logs)
 	}
@@ -216,9 +268,9 @@ func TestFakeAgentLimitsAFight(t *testing.T) {
 // followed (by its index).
 func TestFakeAgentFollowsARenamedOuterInterface(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
-	startFake(t, k, "")
+	a := startFake(t, k, "")
 	k.Rename("eth0", "wan0")
-	time.Sleep(20 * time.Millisecond)
+	a.settled(t)
 	k.Writes()
 	k.Reset("wan0", 1280)
 	eventually(t, "wan0 repaired", func() bool { return k.MTU("wan0") == 1360 })
@@ -284,7 +336,8 @@ func TestFakeAgentReloadsOnlySettledConfigs(t *testing.T) {
 		f.WriteString(off)
 		f.Close()
 	}
-	time.Sleep(150 * time.Millisecond)
+	last := stampOf(a.cfg)
+	eventually(t, "the last rewrite read", func() bool { return a.settled(t).configRead == last })
 	if got := k.MTU("eth0"); got != 1280 {
 		t.Fatalf("rewriting the same off config raised eth0 to %d:\n%s", got, a.logs)
 	}
@@ -352,8 +405,18 @@ func TestFakeAgentResubscribesWithBackoff(t *testing.T) {
 	if c := a.counters(t); c.Resubscribe < 1 {
 		t.Errorf("counters %+v", c)
 	}
-	if !strings.Contains(a.logs.String(), "subscribing again failed") {
-		t.Errorf("the failed attempts were not logged:\n%s", a.logs)
+	logs := a.logs.String()
+	if !strings.Contains(logs, "netlink subscription failed; subscribing again") {
+		t.Errorf("the overflow was not logged:\n%s", logs)
+	}
+	// The delay doubles: 1, 2, 4 then 8 ms before the fifth attempt.
+	for _, d := range []string{"1ms", "2ms", "4ms", "8ms"} {
+		if !strings.Contains(logs, "subscribing again failed") || !strings.Contains(logs, "retry_in="+d) {
+			t.Errorf("no failed attempt logged with retry_in=%s:\n%s", d, logs)
+		}
+	}
+	if strings.Contains(logs, "reading the kernel's view failed") || strings.Contains(logs, "level=ERROR msg=\"netlink subscription failed") {
+		t.Errorf("the resync logged a failure it did not have:\n%s", logs)
 	}
 }
 
@@ -361,9 +424,10 @@ func TestFakeAgentResubscribesWithBackoff(t *testing.T) {
 func TestFakeAgentStopsWhileResubscribing(t *testing.T) {
 	k := fakekernel.NewWSL(1280, 1280)
 	a := startFake(t, k, "")
+	before := k.Subscribes()
 	k.FailSubscribe(1 << 30)
 	k.Overflow()
-	time.Sleep(100 * time.Millisecond)
+	eventually(t, "subscribing again fails twice", func() bool { return k.Subscribes() >= before+2 })
 	start := time.Now()
 	a.cancel()
 	select {
@@ -463,5 +527,96 @@ func TestFakeAgentWritesMetrics(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	if after, _ := os.Stat(prom); !after.ModTime().Equal(before.ModTime()) {
 		t.Error("the metrics file was rewritten while nothing changed")
+	}
+}
+
+// With systemd's watchdog on (WATCHDOG_USEC), the loop pings it at half the
+// interval, well before systemd gives up on it; without it, never.
+func TestFakeAgentPingsTheWatchdog(t *testing.T) {
+	const interval = 200 * time.Millisecond
+	for _, on := range []bool{true, false} {
+		if on {
+			t.Setenv("WATCHDOG_USEC", fmt.Sprint(interval.Microseconds()))
+		} else {
+			t.Setenv("WATCHDOG_USEC", "")
+		}
+		var mu sync.Mutex
+		var pings []time.Time
+		a := startFake(t, fakekernel.NewWSL(1280, 1280), "", func(o *Options) {
+			o.Notify = func(state string) {
+				mu.Lock()
+				defer mu.Unlock()
+				if state == "WATCHDOG=1" {
+					pings = append(pings, time.Now())
+				}
+			}
+		})
+		if on {
+			eventually(t, "three watchdog pings", func() bool { mu.Lock(); defer mu.Unlock(); return len(pings) >= 3 })
+			mu.Lock()
+			if gap := pings[2].Sub(pings[0]); gap >= 2*interval {
+				t.Errorf("three pings took %v: slower than one per watchdog interval (%v)", gap, interval)
+			}
+			mu.Unlock()
+		} else {
+			a.settled(t)
+			mu.Lock()
+			if len(pings) != 0 {
+				t.Errorf("%d watchdog pings without WATCHDOG_USEC", len(pings))
+			}
+			mu.Unlock()
+		}
+		a.cancel()
+	}
+}
+
+// The MSS rules follow the config on the fake firewall: turned on by a
+// reload they are made, turned off they go; not WSL, the firewall is never
+// touched.
+func TestFakeAgentFollowsMSSClampingOnReload(t *testing.T) {
+	fw := firewalltest.New(firewall.NFT)
+	k := fakekernel.NewWSL(1280, 1280)
+	a := startFake(t, k, "mss_clamp = false\n", func(o *Options) { o.Host.Firewall = fw.Open })
+	ours := func() bool { return strings.Contains(fw.All(), "WSLMTU-IN") }
+	os.WriteFile(a.cfg, []byte("mss_clamp = true\n"), 0o644)
+	eventually(t, "the MSS chains made by a reload", ours)
+	os.WriteFile(a.cfg, []byte("mss_clamp = false\n"), 0o644)
+	eventually(t, "the MSS chains removed by a reload", func() bool { return !ours() })
+
+	fw = firewalltest.New(firewall.NFT)
+	clamp := config.Default()
+	clamp.MSSClamp = true
+	s := startStepped(t, fakekernel.NewWSL(1280, 1280), clamp, func(o *Options) {
+		o.Host.Sources.Root = fstest.MapFS{"proc/sys/kernel/osrelease": {Data: []byte("6.1.0-13-amd64\n")}}
+		o.Host.Firewall = fw.Open
+	})
+	if s.a.mssKey != "" {
+		t.Errorf("not WSL, and the firewall was handed %q", s.a.mssKey)
+	}
+}
+
+// The metrics file is written also when nobody wants the status text (no
+// Notify, no systemd).
+func TestFakeAgentWritesMetricsWithoutSystemd(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "")
+	prom := filepath.Join(t.TempDir(), "wslmtu.prom")
+	startFake(t, fakekernel.NewWSL(1280, 1280), "metrics_file = \""+prom+"\"\n", func(o *Options) { o.Notify = nil })
+	eventually(t, "the metrics file", func() bool { _, err := os.Stat(prom); return err == nil })
+}
+
+// The command line's flags win over a reloaded config file: the overlay is
+// applied to what was read.
+func TestFakeAgentFlagsWinAfterAReload(t *testing.T) {
+	k := fakekernel.NewWSL(1280, 1280)
+	off := func(c config.Config) (config.Config, error) {
+		c.MTUStrategy = config.StrategyOff
+		return c, c.Validate()
+	}
+	a := startFake(t, k, "mtu_strategy = \"off\"\n", func(o *Options) { o.Overlay = off })
+	os.WriteFile(a.cfg, []byte("mtu_strategy = \"raise-outer\"\nouter_scope = \"all\"\n"), 0o644)
+	stamp := stampOf(a.cfg)
+	eventually(t, "the new file read", func() bool { return a.settled(t).configRead == stamp })
+	if got := k.MTU("eth0"); got != 1280 {
+		t.Errorf("--mtu-strategy off lost to the reloaded file: eth0 %d", got)
 	}
 }

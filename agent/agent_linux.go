@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -62,6 +62,12 @@ type Options struct {
 	// HealthInterval is how often the health check runs without a change
 	// of the agent's own; 0 means once a minute.
 	HealthInterval time.Duration
+
+	// idle is for tests: the loop answers each request on it with a loopView
+	// once everything the kernel reported before the request is handled,
+	// the echoes of the agent's own writes included. Nil (never ready) in
+	// production.
+	idle chan chan<- loopView
 }
 
 const (
@@ -138,6 +144,24 @@ type agent struct {
 	repairs  *netwatch.Repairs
 	received uint64
 	armBuf   []netwatch.Repair
+	// events counts the kernel's events read, echoes those of them that
+	// were only the echo of the agent's own MTU write (tests read both).
+	events, echoes int
+	// configRead is the config file as the last reload read it (tests
+	// wait for it).
+	configRead fileStamp
+	// idlers wait for the loop to have nothing left to do (see Options.idle).
+	idlers []chan<- loopView
+}
+
+// loopView is what tests read of a running agent, as the loop saw it when it
+// had nothing left to do.
+type loopView struct {
+	counters     agentstatus.Counters
+	events       int
+	echoes       int
+	knownRepairs int
+	configRead   fileStamp
 }
 
 // knownRepair is one link's MTU repair as the last plans decided it: the
@@ -147,12 +171,6 @@ type knownRepair struct {
 	name     string
 	from, to int
 	reason   string
-}
-
-// cause is why a reconcile runs, with when the kernel reported it.
-type cause struct {
-	at   time.Time
-	what string
 }
 
 // Run applies the plan, then follows the kernel until ctx is done.
@@ -230,7 +248,7 @@ func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, er
 	a.verify = a.startVerify(ctx)
 	a.reload = a.watchConfig(ctx)
 
-	a.reconcile(cause{at: time.Now(), what: "start"})
+	a.reconcile(cause{at: time.Now(), kind: causeStart})
 	// Leftover chains of an earlier run are removed even with clamping off:
 	// the worker looks once now, and again whenever the config changes.
 	a.sendFirewall(true)
@@ -282,7 +300,7 @@ func (a *agent) loop(ctx context.Context, events <-chan netwatch.Event) error {
 		case <-a.Resync:
 			a.log.Info("resync requested")
 			a.reloadConfig("resync requested")
-			a.resync("resync requested")
+			a.resync(causeResync)
 		case <-a.retry.C:
 			a.retryDue()
 		case <-a.verify.ready():
@@ -296,6 +314,8 @@ func (a *agent) loop(ctx context.Context, events <-chan netwatch.Event) error {
 			a.sendFirewall(true)
 		case <-watchdog:
 			a.Notify(daemon.SdNotifyWatchdog)
+		case w := <-a.idle:
+			a.idlers = append(a.idlers, w)
 		}
 		// No fixed debounce: take whatever else is already queued, then
 		// reconcile once for all of it.
@@ -310,7 +330,27 @@ func (a *agent) loop(ctx context.Context, events <-chan netwatch.Event) error {
 		}
 		a.disarmRepairs()
 		a.settle()
+		a.answerIdle(events)
 	}
+}
+
+// answerIdle answers the tests waiting for the loop to be idle: nothing
+// queued (the echo of a write made in this turn is queued already: the
+// kernel sends it before the write returns) and nothing pending.
+func (a *agent) answerIdle(events <-chan netwatch.Event) {
+	if len(a.idlers) == 0 || len(events) > 0 || len(a.pending) > 0 {
+		return
+	}
+	p := loopView{counters: a.counters, events: a.events, echoes: a.echoes, knownRepairs: a.knownRepairs, configRead: a.configRead}
+	p.counters.RepairsBy = maps.Clone(a.counters.RepairsBy)
+	if r := a.counters.LastRepair; r != nil {
+		last := *r
+		p.counters.LastRepair = &last
+	}
+	for _, w := range a.idlers {
+		w <- p
+	}
+	a.idlers = a.idlers[:0]
 }
 
 // settle reconciles for the events served, unless a fight holds repairs
@@ -326,7 +366,7 @@ func (a *agent) settle() {
 
 func (a *agent) retryDue() {
 	a.holdUntil = time.Time{}
-	a.pending = append(a.pending, cause{at: time.Now(), what: "rate-limited repair"})
+	a.pending = append(a.pending, cause{at: time.Now(), kind: causeRetry})
 }
 
 func (a *agent) subscriptionEnded(ev netwatch.Event) {
@@ -385,7 +425,7 @@ func (a *agent) resubscribe(ctx context.Context) (<-chan netwatch.Event, error) 
 		events, err := a.Events.Subscribe(ctx)
 		if err == nil {
 			a.received = 0
-			a.resync("resync after a netlink error")
+			a.resync(causeResubscribed)
 			a.saveCounters()
 			return events, nil
 		}
@@ -402,44 +442,41 @@ func (a *agent) resubscribe(ctx context.Context) (<-chan netwatch.Event, error) 
 }
 
 // resync reads the whole kernel view again and reconciles.
-func (a *agent) resync(why string) {
+func (a *agent) resync(why causeKind) {
 	clear(a.known)
 	if err := a.kernel.readAll(); err != nil {
 		a.log.Error("reading the kernel's view failed", "error", err)
 	}
-	a.pending = append(a.pending, cause{at: time.Now(), what: why})
+	a.pending = append(a.pending, cause{at: time.Now(), kind: why})
 	a.mssKey = "" // and look at the firewall again
 }
 
 // onEvent updates the model and queues a reconcile when the change can
 // matter to the plan.
 func (a *agent) onEvent(ev netwatch.Event) {
+	a.events++
 	switch {
 	case ev.Link != nil:
 		a.onLink(ev)
 	case ev.Route != nil:
 		if a.kernel.route(*ev.Route, ev.Gone) {
-			r := *ev.Route
-			r.Dev = a.kernel.links[r.LinkIndex].Name
-			a.queue(ev.At, routeCause(r, ev.Gone))
+			c := cause{at: ev.At, kind: causeRouteChanged, route: *ev.Route}
+			c.route.Dev = a.kernel.links[c.route.LinkIndex].Name
+			if ev.Gone {
+				c.kind = causeRouteRemoved
+			}
+			a.queue(c)
 		}
 	case ev.Addr != nil:
 		a.onAddr(ev)
 	case ev.Rules:
 		a.kernel.rulesChanged()
-		a.queue(ev.At, "policy rules changed")
+		a.queue(cause{at: ev.At, kind: causeRules})
 	}
 }
 
-func (a *agent) queue(at time.Time, what string) {
-	a.pending = append(a.pending, cause{at: at, what: what})
-}
-
-func routeCause(r detect.Route, gone bool) string {
-	if gone {
-		return "route " + r.String() + " removed"
-	}
-	return "route " + r.String() + " changed"
+func (a *agent) queue(c cause) {
+	a.pending = append(a.pending, c)
 }
 
 // onLink follows a link's MTU, and what the kernel does to routes without
@@ -453,35 +490,37 @@ func (a *agent) onLink(ev netwatch.Event) {
 	if ev.Wrote != 0 {
 		// The reader wrote it back as it read the event (see armRepairs):
 		// it is accounted whatever the loop did since, for it was made.
-		what := fmt.Sprintf("%s mtu is %d", l.Name, l.MTU)
-		a.repairKnown(old, l, cause{at: ev.At, what: what}, ev)
-		a.queue(ev.At, what)
+		c := cause{at: ev.At, kind: causeMTU, link: l.Name, mtu: l.MTU}
+		a.repairKnown(old, l, c, ev)
+		a.queue(c)
 		return
 	}
 	if !relevant {
 		return
 	}
+	c := cause{at: ev.At, link: l.Name, mtu: l.MTU}
 	switch {
 	case ev.Gone:
 		delete(a.ownWrites, l.Name)
-		a.queue(ev.At, l.Name+" removed")
+		c.kind = causeLinkRemoved
 	case !had:
-		a.queue(ev.At, fmt.Sprintf("%s appeared (mtu %d)", l.Name, l.MTU))
+		c.kind = causeLinkAppeared
 	case old.Up && !l.Up:
-		a.queue(ev.At, l.Name+" went down")
+		c.kind = causeLinkDown
 	case !old.Up && l.Up:
-		a.queue(ev.At, l.Name+" came up")
+		c.kind = causeLinkUp
 	default:
 		if want, ok := a.ownWrites[l.Name]; ok && want == l.MTU {
 			delete(a.ownWrites, l.Name)
+			a.echoes++
 			return
 		}
-		what := fmt.Sprintf("%s mtu is %d", l.Name, l.MTU)
-		a.repairKnown(old, l, cause{at: ev.At, what: what}, ev)
+		c.kind = causeMTU
+		a.repairKnown(old, l, c, ev)
 		// The plan still runs, and confirms the repair (it finds nothing to
 		// do) or corrects it.
-		a.queue(ev.At, what)
 	}
+	a.queue(c)
 }
 
 // repairKnown writes, as the event is read, a repair the planner decided
@@ -605,30 +644,23 @@ func (a *agent) onAddr(ev netwatch.Event) {
 	ad := *ev.Addr
 	flushed := a.kernel.addr(ad, ev.Gone)
 	l, ok := a.kernel.links[ad.LinkIndex]
-	name := l.Name
-	if !ok {
-		name = fmt.Sprintf("#%d", ad.LinkIndex)
-	}
+	c := cause{at: ev.At, link: l.Name, index: ad.LinkIndex, addr: ad.Prefix}
 	switch {
 	case flushed:
-		a.queue(ev.At, name+" lost address "+ad.Prefix)
+		c.kind = causeAddrLost
 	case !ev.Gone && ok && a.relevant(l):
-		a.queue(ev.At, name+" got address "+ad.Prefix)
+		c.kind = causeAddrGot
+	default:
+		return
 	}
+	a.queue(c)
 }
 
-// relevant says whether a link can change the plan: the outer interface
-// (followed by index, so a rename does not lose it), a tunnel, eth* (WSL
-// recreates eth0 on restart, and a default route may move to another one),
-// or an interface wslmtu changed.
+// relevant says whether a link can change the plan: one that can change
+// what detect decides (see detect.Relevant), or an interface wslmtu
+// changed, which the plan may have to put back.
 func (a *agent) relevant(l detect.Link) bool {
-	if l.Name == "" || l.Name == "lo" {
-		return false
-	}
-	if l.Index == a.kernel.outerIndex || l.Name == a.cfg.OuterInterface || a.cfg.IsTunnel(l.Name) || l.Kind == "wireguard" {
-		return true
-	}
-	if len(l.Name) >= 3 && l.Name[:3] == "eth" {
+	if detect.Relevant(l, a.kernel.outerIndex, a.cfg) {
 		return true
 	}
 	_, recorded := a.record.rec.Links[l.Name]
@@ -696,22 +728,23 @@ func (a *agent) reconcile(causes ...cause) {
 				"interface", name, "windows_chose", lr.Before, "tailscaled_set", lr.Wrote)
 		}
 	}
-	if c.what == "start" && plan.Refused != "" {
+	start := c.kind == causeStart
+	if start && plan.Refused != "" {
 		a.log.Warn("not applying: " + plan.Refused)
 	}
 	repaired := a.logChanges(causes, changes, done)
 	if err != nil {
-		a.log.Error("applying the plan failed", "cause", c.what, "error", err)
+		a.log.Error("applying the plan failed", "cause", c.String(), "error", err)
 	}
 	a.firewallPlan = plan
 	a.sendFirewall(false)
 	switch {
-	case c.what == "start":
+	case start:
 		a.saveCounters()
 	case repaired:
 		a.countersChanged()
 	}
-	if c.what == "start" || repaired {
+	if start || repaired {
 		a.verify.check(a.cfg)
 	}
 }
@@ -875,29 +908,13 @@ func (a *agent) logChanges(causes []cause, changes []fix.Change, done time.Time)
 			continue
 		}
 		if ch.Link == "" {
-			a.log.Info("repaired", "change", ch.String(), "cause", c.what, "latency", latency.Round(time.Microsecond).String())
+			a.log.Info("repaired", "change", ch.String(), "cause", c.String(), "latency", latency.Round(time.Microsecond).String())
 			continue
 		}
 		a.log.Info("repaired", "interface", ch.Link, "from", ch.Found, "to", ch.To, "reason", ch.Reason,
-			"cause", c.what, "latency", latency.Round(time.Microsecond).String())
+			"cause", c.String(), "latency", latency.Round(time.Microsecond).String())
 	}
 	return repaired
-}
-
-// causeOf is the first event about what a change touched (its interface,
-// or a route), else the first event served: the log says why, and the
-// latency runs from that event to the write.
-func causeOf(causes []cause, ch fix.Change) cause {
-	prefix := ch.Link + " "
-	if ch.Link == "" {
-		prefix = "route "
-	}
-	for _, c := range causes {
-		if strings.HasPrefix(c.what, prefix) {
-			return c
-		}
-	}
-	return causes[0]
 }
 
 func repairKey(ch fix.Change) string {

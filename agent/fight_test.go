@@ -47,3 +47,17 @@ func TestFightBoundsRepairRateAndEnds(t *testing.T) {
 		t.Errorf("a reset after the fight: allowed %v, started %v", ok, started)
 	}
 }
+
+// The limiter allows a repair as soon as a whole token is back, not later.
+func TestFightAllowsTheTokenAsItComes(t *testing.T) {
+	f := newFight()
+	now := time.Unix(1000, 0)
+	f.limiter.AllowN(now, repairBurst)
+	if ok, started := f.needed(now); ok || !started {
+		t.Fatalf("an empty limiter: allowed %v, fight started %v; want refused, started", ok, started)
+	}
+	now = now.Add(time.Second / repairsPerSecond)
+	if ok, _ := f.needed(now); !ok {
+		t.Errorf("refused with one token back (%v)", f.limiter.TokensAt(now))
+	}
+}

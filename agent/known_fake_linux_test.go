@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
+	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 )
@@ -104,7 +107,7 @@ func TestSteppedKnownRepairFollowsThePlan(t *testing.T) {
 	// And back: the config turns the fix off; a reset is not "repaired".
 	s.a.cfg.MTUStrategy = config.StrategyOff
 	clear(s.a.known) // as reloadConfig does
-	s.a.queue(time.Now(), "config reloaded")
+	s.a.queue(cause{at: time.Now(), kind: causeReload})
 	s.step(time.Second)
 	s.k.Writes()
 	s.step(time.Second)
@@ -112,5 +115,47 @@ func TestSteppedKnownRepairFollowsThePlan(t *testing.T) {
 	s.step(time.Second)
 	if got := mtuWrites(s.k.Writes(), "eth0"); len(got) != 0 {
 		t.Errorf("with the fix off, a reset was written back: %q", got)
+	}
+}
+
+// A plan that puts another link back keeps the known repairs of the rest:
+// with two tunnels lowered, a new value on one is planned, and the other's
+// known reset is still written back as it is read.
+func TestSteppedKnownRepairsOutliveAnotherLinksPlan(t *testing.T) {
+	k := fakekernel.NewWSL(1400, 1420)
+	k.AddLink(detect.Link{Name: "wg0", MTU: 1420, Kind: "wireguard", Up: true})
+	cfg := config.Default()
+	cfg.MTUStrategy = config.LowerTunnel
+	s := startStepped(t, k, cfg)
+	if a, b := k.MTU("tailscale0"), k.MTU("wg0"); a != 1320 || b != 1320 {
+		t.Fatalf("lower-tunnel left tailscale0 at %d, wg0 at %d; want both 1320", a, b)
+	}
+	s.k.Writes()
+	s.k.Reset("wg0", 1400) // a value no plan saw: the plan puts it back
+	s.step(time.Second)
+	if got := mtuWrites(s.k.Writes(), "wg0"); !slices.Equal(got, []string{"wg0 mtu 1320"}) {
+		t.Fatalf("wg0 at a new value: writes %q, want wg0 mtu 1320", got)
+	}
+	s.step(time.Second)
+	s.k.Reset("tailscale0", 1420)
+	if got := s.serve(); !slices.Equal(got, []string{"tailscale0 mtu 1320"}) {
+		t.Errorf("tailscale0's known reset after wg0's plan: reading the event wrote %q, want tailscale0 mtu 1320", got)
+	}
+}
+
+// A known reset of a thing fought over lately is written back as it is
+// read while its limiter holds a whole token, the last one included.
+func TestSteppedKnownRepairTakesTheLastToken(t *testing.T) {
+	s := startStepped(t, fakekernel.NewWSL(1280, 1280), config.Default())
+	s.k.Writes()
+	f := s.a.fights[linkKey("eth0")]
+	if f == nil {
+		t.Fatal("no limiter for eth0 after the start's repair")
+	}
+	f.limiter = rate.NewLimiter(rate.Limit(repairsPerSecond), repairBurst)
+	f.limiter.AllowN(s.clock, repairBurst-1)
+	s.k.Reset("eth0", 1280)
+	if got := s.serve(); !slices.Equal(got, []string{"eth0 mtu 1360"}) {
+		t.Errorf("with one token left, reading the reset wrote %q, want eth0 mtu 1360", got)
 	}
 }

@@ -58,7 +58,7 @@ func BenchmarkReconcile(b *testing.B) {
 		a.kernel.link(eth0, false)
 		a.fights = map[fightKey]*fight{} // measure repairs, not the rate limiter
 		b.StartTimer()
-		a.reconcile(cause{at: time.Now(), what: "bench"})
+		a.reconcile(cause{at: time.Now(), kind: causeResync})
 	}
 	b.StopTimer()
 	if ns.MTU(b, "eth0") != 1360 {

@@ -101,6 +101,7 @@ func (a *agent) reloadConfig(why string) {
 		a.askAgain() // it changed while being read
 		return
 	}
+	a.configRead = before
 	if errors.Is(err, config.ErrMissing) {
 		a.log.Warn("the config file is missing; keeping the config in force until it is back", "file", a.ConfigPath, "config", a.cfg.Describe())
 		return
@@ -131,7 +132,7 @@ func (a *agent) reloadConfig(why string) {
 	a.verify.check(cfg)
 	a.armMSSResync()
 	a.log.Info("config reloaded", "config", cfg.Describe(), "why", why)
-	a.pending = append(a.pending, cause{at: time.Now(), what: "config reloaded"})
+	a.pending = append(a.pending, cause{at: time.Now(), kind: causeReload})
 	a.mssKey = "" // the firewall is looked at with the new config
 }
 

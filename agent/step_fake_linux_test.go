@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/netwatch"
 	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
@@ -30,15 +33,19 @@ type stepped struct {
 	clock  time.Time
 }
 
-func startStepped(t *testing.T, k *fakekernel.Kernel, cfg config.Config) *stepped {
+func startStepped(t *testing.T, k *fakekernel.Kernel, cfg config.Config, opts ...func(*Options)) *stepped {
 	t.Helper()
 	s := &stepped{t: t, k: k, logs: &logbuf.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := filepath.Join(t.TempDir(), "state")
 	cfg.StateDir = dir
-	a, events, err := setup(ctx, Options{Config: cfg,
+	o := Options{Config: cfg,
 		Host:   fix.Host{Sources: k.Sources("nat"), Links: k, Kernel: k, Store: fix.Store{Dir: dir}},
-		Events: k, Logger: slog.New(slog.NewTextHandler(s.logs, nil)), Notify: func(string) {}})
+		Events: k, Logger: slog.New(slog.NewTextHandler(s.logs, nil)), Notify: func(string) {}}
+	for _, f := range opts {
+		f(&o)
+	}
+	a, events, err := setup(ctx, o)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -96,8 +103,10 @@ var tableCopy = detect.Route{Family: 4, Table: 5200, Dst: "default", Gw: "172.28
 
 // The echo of the agent's own write is no new event: a reset costs one
 // reconcile, not two. Without the echo checks (ownWrites for an MTU, the
-// model's "nothing changed" for a route) the echo makes a second
-// reconcile, which writes nothing, so only counting reconciles shows it.
+// model's "nothing changed" for a route) the echo of a write the plan made
+// makes a second reconcile, which writes nothing, so only counting
+// reconciles shows it. (A known reset is written back as its event is
+// read, and its echo is served in the same turn.)
 func TestFakeAgentEchoesCostNoReconcile(t *testing.T) {
 	s := startStepped(t, fakekernel.NewWSL(1280, 1280), config.Default())
 	s.k.Writes()
@@ -108,6 +117,7 @@ func TestFakeAgentEchoesCostNoReconcile(t *testing.T) {
 	}{
 		{"eth0 mtu", func() { s.k.Reset("eth0", 1280) }, "eth0 mtu 1360"},
 		{"default route mtu", func() { s.k.ReplaceRoute(mainDefault) }, "route default via 172.28.0.1 dev eth0 mtu 1280"},
+		{"eth0 mtu at a new value", func() { s.k.Reset("eth0", 1300) }, "route default via 172.28.0.1 dev eth0 mtu 1300; eth0 mtu 1360"},
 	} {
 		before := s.a.counters.Reconciles
 		c.reset()
@@ -187,6 +197,9 @@ func TestFakeAgentLimitsEveryKindOfFight(t *testing.T) {
 			}
 			if n := s.lines("the fight is over"); n != 1 {
 				t.Errorf("the fight's end was logged %d times, want once", n)
+			}
+			if m := regexp.MustCompile(`the fight is over.* resets=(\d+) `).FindStringSubmatch(s.logs.String()); m == nil || len(m[1]) < 3 {
+				t.Errorf("the fight's end does not count its hundreds of resets: %q", m)
 			}
 			if !standing {
 				t.Errorf("the counters never listed the fight %q", c.fighting)
@@ -296,5 +309,113 @@ func TestFakeAgentRestoresTheScopeAfterASilentFlush(t *testing.T) {
 	if _, ok := k.Route(newCopy); !ok || got.MTU != 1280 || k.MTU("eth0") != 1360 {
 		t.Errorf("after eth0 came back: table 5200 route %v, default route mtu %d, eth0 %d (writes %q)",
 			ok, got.MTU, k.MTU("eth0"), k.Writes())
+	}
+}
+
+// Options left zero take the documented defaults; a caller's Notify is
+// what asks for the health check's status text.
+func TestSteppedDefaults(t *testing.T) {
+	s := startStepped(t, fakekernel.NewWSL(1280, 1280), config.Default())
+	if s.a.ConfigSettle != configSettle || s.a.MSSResyncInterval != mssResyncInterval {
+		t.Errorf("config settle %v, MSS resync %v; want %v, %v", s.a.ConfigSettle, s.a.MSSResyncInterval, configSettle, mssResyncInterval)
+	}
+	if !s.a.statusWanted {
+		t.Error("a caller's Notify does not get the status text")
+	}
+	t.Setenv("NOTIFY_SOCKET", "")
+	s = startStepped(t, fakekernel.NewWSL(1280, 1280), config.Default(), func(o *Options) { o.Notify = nil })
+	if s.a.statusWanted {
+		t.Error("the status text is made with no Notify and no systemd to send it to")
+	}
+	t.Setenv("NOTIFY_SOCKET", filepath.Join(t.TempDir(), "notify")) // nobody listens: sd_notify's send fails quietly
+	s = startStepped(t, fakekernel.NewWSL(1280, 1280), config.Default(), func(o *Options) { o.Notify = nil })
+	if !s.a.statusWanted {
+		t.Error("systemd (NOTIFY_SOCKET) does not get the status text")
+	}
+}
+
+// Not WSL (and no assume_wsl): the start says once why nothing is applied,
+// and the reconciles after it do not say it again.
+func TestSteppedRefusalToldOnceAtStart(t *testing.T) {
+	k := fakekernel.NewWSL(1280, 1280)
+	s := startStepped(t, k, config.Default(), func(o *Options) {
+		o.Host.Sources.Root = fstest.MapFS{"proc/sys/kernel/osrelease": {Data: []byte("6.1.0-13-amd64\n")}}
+	})
+	k.Reset("eth0", 1300)
+	s.step(time.Millisecond)
+	k.Reset("eth0", 1280)
+	s.step(time.Millisecond)
+	if n := s.lines("level=WARN", "not applying: this is not WSL"); n != 1 {
+		t.Errorf("the refusal was told %d times, want once, at the start", n)
+	}
+	if w := k.Writes(); len(w) != 0 {
+		t.Errorf("not WSL, and wrote %q", w)
+	}
+}
+
+// The start writes the status file even when it changes nothing; a repair
+// after a quiet second writes it at once, and one within a second of the
+// last write waits for the flush (a fight costs no disk write per reset).
+func TestSteppedCountersSavedAtStartAndAfterRepairs(t *testing.T) {
+	k := fakekernel.NewWSL(1280, 1280)
+	cfg := config.Default()
+	cfg.MTUStrategy = config.StrategyOff
+	s := startStepped(t, k, cfg)
+	path := filepath.Join(s.a.Host.Store.Dir, agentstatus.FileName)
+	if st, err := agentstatus.Read(s.a.Host.Store.Dir); err != nil || !st.Known {
+		t.Fatalf("no status file after a start that changed nothing: %v", err)
+	}
+	s.a.cfg.MTUStrategy = config.RaiseOuter
+	s.a.countersSaved = time.Now().Add(-2 * time.Second)
+	before := stampOf(path)
+	s.a.queue(cause{at: time.Now(), kind: causeReload})
+	s.step(time.Millisecond)
+	if st, _ := agentstatus.Read(s.a.Host.Store.Dir); st.Repairs == 0 || stampOf(path) == before {
+		t.Fatalf("a repair a quiet second after the last save was not saved at once (repairs in the file: %d)", st.Repairs)
+	}
+	saved := stampOf(path)
+	k.Reset("eth0", 1300)
+	s.step(time.Millisecond)
+	if stampOf(path) != saved {
+		t.Error("a repair within a second of the last save was saved at once")
+	}
+}
+
+// The fights are looked at while there are any, and the timer is not armed
+// for nothing.
+func TestSteppedCalmArmedOnlyWithFights(t *testing.T) {
+	s := startStepped(t, fakekernel.NewWSL(1280, 1280), config.Default())
+	if len(s.a.fights) == 0 || !s.a.calmArmed {
+		t.Fatalf("after the start's repairs: %d fights remembered, calm armed %v; want some and armed", len(s.a.fights), s.a.calmArmed)
+	}
+	clear(s.a.fights)
+	s.a.calmArmed = false
+	s.a.armCalm()
+	if s.a.calmArmed {
+		t.Error("calm armed with no fight remembered")
+	}
+}
+
+// A round of path checks is taken into the counters and saved like a
+// repair; an empty round after empty ones is no change and saves nothing.
+func TestSteppedPathsFoundSavesOnlyAChange(t *testing.T) {
+	s := startStepped(t, fakekernel.NewWSL(1280, 1280), config.Default())
+	select { // the start's round (verify is empty): no other comes
+	case <-s.a.verify.ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no round after the start")
+	}
+	path := filepath.Join(s.a.Host.Store.Dir, agentstatus.FileName)
+	s.a.countersSaved = time.Now().Add(-2 * time.Second)
+	before := stampOf(path)
+	s.a.verify.deliver(nil)
+	s.a.pathsFound()
+	if stampOf(path) != before {
+		t.Error("an empty round after empty ones rewrote the status file")
+	}
+	s.a.verify.deliver([]fix.PathCheck{{PathNeed: fix.PathNeed{Host: "192.0.2.1"}, Verdict: fix.PathOK}})
+	s.a.pathsFound()
+	if st, _ := agentstatus.Read(s.a.Host.Store.Dir); len(st.Paths) != 1 || st.Paths[0].Host != "192.0.2.1" {
+		t.Errorf("the round's paths are not in the status file: %+v", st.Paths)
 	}
 }

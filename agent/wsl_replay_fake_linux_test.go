@@ -65,6 +65,7 @@ type replay struct {
 type replayAgent struct {
 	logs *logbuf.Buffer
 	stop func()
+	idle chan chan<- loopView
 }
 
 func newReplay(t *testing.T, mode, shape string, ethMTU, tunnelMTU int) *replay {
@@ -138,7 +139,7 @@ func (r *replay) start(cfgText string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &replayAgent{logs: &logbuf.Buffer{}}
+	a := &replayAgent{logs: &logbuf.Buffer{}, idle: make(chan chan<- loopView)}
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -150,6 +151,7 @@ func (r *replay) start(cfgText string) {
 			Logger: slog.New(slog.NewTextHandler(a.logs, nil)),
 			Notify: func(string) {},
 			Ready:  ready,
+			idle:   a.idle,
 		})
 	}()
 	var once sync.Once
@@ -245,18 +247,17 @@ func duplicates(k *fakekernel.Kernel) string {
 	return strings.Join(out, "; ")
 }
 
-// works waits until the checks pass and stay passing while the agent
-// settles; it stops the test with what is broken otherwise.
+// works waits until the agent has handled what the kernel reported (and
+// the echoes of its own writes), then until the checks pass; it stops the
+// test with what is broken otherwise.
 func (r *replay) works(stage string) {
 	r.t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
 	for {
+		waitIdle(r.t, r.run.idle)
 		b := r.broken()
 		if b == "" {
-			time.Sleep(50 * time.Millisecond) // let the agent finish what it started
-			if b = r.broken(); b == "" {
-				return
-			}
+			return
 		}
 		if time.Now().After(deadline) {
 			r.t.Fatalf("%s (%s, tailscale0 %s): after 2s %s\nkernel:\n%s", stage, r.mode, r.shape, b, r.k.RoutingDump())
@@ -272,6 +273,9 @@ func (r *replay) revertLeaves(before string) {
 	r.run.stop()
 	if after := r.k.RoutingDump(); after != before {
 		r.t.Errorf("after the agent's revert:\n%s\nbefore it started:\n%s", after, before)
+	}
+	if logs := r.run.logs.String(); strings.Contains(logs, "the fixes stay in place") || strings.Contains(logs, "revert on stop failed") {
+		r.t.Errorf("the revert on stop was not logged as done:\n%s", logs)
 	}
 }
 

@@ -159,7 +159,7 @@ func networkingMode(src Sources, links []Link) (mode, evidence string) {
 		if l.Name == "loopback0" {
 			loopback0 = true
 		}
-		if strings.HasPrefix(l.Name, "eth") {
+		if IsWSLAdapter(l.Name) {
 			eths++
 		}
 	}

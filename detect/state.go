@@ -212,7 +212,7 @@ func Derive(in Inputs, cfg config.Config) (State, error) {
 	}
 	st := State{Env: in.Env, Links: links, Routes: routes, Rules: in.Rules, OtherTables: in.OtherTables}
 
-	isTunnel := func(l Link) bool { return l.Name != "lo" && (cfg.IsTunnel(l.Name) || l.Kind == "wireguard") }
+	isTunnel := func(l Link) bool { return IsTunnel(l, cfg) }
 	outer, why, err := chooseOuter(links, routes, cfg, isTunnel)
 	if err != nil {
 		return State{}, err
@@ -236,6 +236,31 @@ func Derive(in Inputs, cfg config.Config) (State, error) {
 		}
 	}
 	return st, nil
+}
+
+// IsTunnel says whether Derive takes a link for a tunnel (unless it is
+// the outer interface): a name the config's tunnel patterns select, or a
+// WireGuard device of the kernel's.
+func IsTunnel(l Link, cfg config.Config) bool {
+	return l.Name != "lo" && (cfg.IsTunnel(l.Name) || l.Kind == "wireguard")
+}
+
+// IsWSLAdapter says whether a name is one WSL gives the adapters it makes:
+// eth0 under NAT and consomme, an ethN per Windows adapter when mirrored.
+// WSL makes them again on restart, and the default route may move from one
+// to another.
+func IsWSLAdapter(name string) bool { return strings.HasPrefix(name, "eth") }
+
+// Relevant says whether a change to the link can change what Derive
+// decides, given the index of the outer interface it chose last (0 for
+// none): that interface (by index, so a rename does not lose it), the
+// configured outer interface, a tunnel, or a WSL adapter, which may hold
+// the default route next. Anything else (lo, docker0, a veth) cannot.
+func Relevant(l Link, outerIndex int, cfg config.Config) bool {
+	if l.Name == "" || l.Name == "lo" {
+		return false
+	}
+	return l.Index == outerIndex || l.Name == cfg.OuterInterface || IsTunnel(l, cfg) || IsWSLAdapter(l.Name)
 }
 
 // chooseOuter: the configured outer interface, else the holder of the

@@ -301,3 +301,41 @@ func TestNetworkingModes(t *testing.T) {
 		}
 	}
 }
+
+// The one rule for which links can change Derive's decision, which the
+// agent follows: the outer interface by index (renamed away from eth*),
+// the configured one, a tunnel by pattern or by kind, and WSL's adapters;
+// never lo (not even a pattern selects it), a nameless link, or another
+// link.
+func TestRelevantLinks(t *testing.T) {
+	cfg := config.Default()
+	cfg.Tunnels = append(cfg.Tunnels, "corp*")
+	cfg.OuterInterface = "wan1"
+	for _, c := range []struct {
+		l    Link
+		want bool
+	}{
+		{Link{Name: "eth0", Index: 2}, true},
+		{Link{Name: "eth3", Index: 9}, true},
+		{Link{Name: "wan0", Index: 2}, true}, // the outer interface, renamed
+		{Link{Name: "wan1", Index: 8}, true}, // outer_interface
+		{Link{Name: "corp-vpn", Index: 10}, true},
+		{Link{Name: "tailscale0", Index: 5}, true}, // the default patterns
+		{Link{Name: "tunnel7", Index: 11, Kind: "wireguard"}, true},
+		{Link{Name: "docker0", Index: 4}, false},
+		{Link{Name: "veth1", Index: 12, Kind: "veth"}, false},
+		{Link{Name: "lo", Index: 1, Kind: "wireguard"}, false},
+		{Link{Name: "", Index: 2}, false},
+		{Link{Name: "et", Index: 13}, false},
+	} {
+		if got := Relevant(c.l, 2, cfg); got != c.want {
+			t.Errorf("Relevant(%s #%d, kind %q) = %v, want %v", c.l.Name, c.l.Index, c.l.Kind, got, c.want)
+		}
+	}
+	if !IsTunnel(Link{Name: "corp1"}, cfg) || IsTunnel(Link{Name: "lo"}, cfg) || IsTunnel(Link{Name: "eth0", Kind: "veth"}, cfg) {
+		t.Error("IsTunnel disagrees with the patterns and kinds")
+	}
+	if !IsWSLAdapter("eth0") || IsWSLAdapter("weth0") {
+		t.Error("IsWSLAdapter disagrees with eth*")
+	}
+}
