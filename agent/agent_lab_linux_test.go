@@ -34,7 +34,7 @@ type labAgent struct {
 // and returns once its first reconcile is done.
 func startAgent(t *testing.T, l *lab.Lab, cfg config.Config) *labAgent {
 	t.Helper()
-	ns, nl := l.WSLNetNSHandle(), l.WSLNetlink()
+	nsn, nl := l.WSLNamespace(), l.WSLNetlink()
 	a := &labAgent{stateDir: t.TempDir(), logs: &logbuf.Buffer{}}
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -46,7 +46,7 @@ func startAgent(t *testing.T, l *lab.Lab, cfg config.Config) *labAgent {
 		done <- Run(ctx, Options{
 			Config: cfg,
 			Host:   fix.HostAt(nl, l.Sources(), a.stateDir),
-			Netns:  &ns,
+			Netns:  nsn,
 			Logger: slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			Notify: func(string) {},
 			Ready:  ready,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/wslmtu/wslmtu/internal/agentstatus"
+	"github.com/wslmtu/wslmtu/internal/ns"
 	"log/slog"
 	"maps"
 	"os"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/vishvananda/netns"
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
@@ -35,7 +35,7 @@ type Options struct {
 	// Netns with ReceiveBufferSize.
 	Events netwatch.Source
 	// Netns is the namespace to follow; nil follows the agent's own.
-	Netns *netns.NsHandle
+	Netns *ns.NetNS
 	// ReceiveBufferSize of the netlink socket; 0 picks a large one. Tests
 	// make it tiny to force ENOBUFS.
 	ReceiveBufferSize int
@@ -197,7 +197,12 @@ func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, er
 	}
 	if a.Events == nil {
 		a.repairs = &netwatch.Repairs{}
-		a.Events = netwatch.Netlink{NS: a.Netns, BufferSize: a.ReceiveBufferSize, Repairs: a.repairs}
+		nl := netwatch.Netlink{BufferSize: a.ReceiveBufferSize, Repairs: a.repairs}
+		if a.Netns != nil {
+			h := a.Netns.Handle()
+			nl.NS = &h
+		}
+		a.Events = nl
 	}
 	if a.MSSResyncInterval <= 0 {
 		a.MSSResyncInterval = mssResyncInterval

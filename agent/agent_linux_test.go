@@ -7,12 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
@@ -175,16 +172,15 @@ func TestAgentFollowsARenamedOuterInterface(t *testing.T) {
 // host's firewall is never touched. It returns once the agent is ready.
 func runInNamespace(t *testing.T, ns *netnstest.NS, opts Options) {
 	t.Helper()
-	nsh := netnstest.Handle(t, ns)
+	nsn := netnstest.NetNS(t, ns)
 	ready := make(chan struct{})
-	opts.Netns, opts.Ready = &nsh, ready
+	opts.Netns, opts.Ready = nsn, ready
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	opts.Notify = func(string) {}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		if err := netns.Set(nsh); err != nil {
+		if err := nsn.Enter(); err != nil { // for good: the thread ends with the goroutine
 			done <- err
 			return
 		}

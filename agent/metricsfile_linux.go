@@ -11,7 +11,6 @@ import (
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/metrics"
-	"github.com/wslmtu/wslmtu/internal/ns"
 )
 
 // healthInterval is how often the health worker looks at the host without
@@ -215,12 +214,7 @@ func (a *agent) enterNetns(who string) bool {
 	if a.Netns == nil {
 		return true
 	}
-	n, err := ns.FromHandle(*a.Netns)
-	if err == nil {
-		err = n.Enter()
-		n.Close()
-	}
-	if err != nil {
+	if err := a.Netns.Enter(); err != nil {
 		a.log.Error(who+": cannot enter the network namespace", "error", err)
 		return false
 	}

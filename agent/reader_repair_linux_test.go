@@ -47,9 +47,9 @@ func TestKnownResetIsWrittenByTheReader(t *testing.T) {
 	cfg.StateDir = t.TempDir()
 	host := fix.HostAt(ns.Handle, detect.HostSources(), cfg.StateDir)
 	ctx, cancel := context.WithCancel(context.Background())
-	nsh := netnstest.Handle(t, ns)
+	nsn := netnstest.NetNS(t, ns)
 	log := &lockedBuffer{}
-	a, events, err := setup(ctx, Options{Config: cfg, Host: host, Netns: &nsh,
+	a, events, err := setup(ctx, Options{Config: cfg, Host: host, Netns: nsn,
 		Logger: slog.New(slog.NewTextHandler(log, nil)), Notify: func(string) {}})
 	if err != nil {
 		cancel()

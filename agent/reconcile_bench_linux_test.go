@@ -23,8 +23,8 @@ func benchAgent(b *testing.B) (*agent, *netnstest.NS, fix.Host, detect.Link) {
 	cfg.StateDir = b.TempDir()
 	host := fix.HostAt(ns.Handle, detect.HostSources(), cfg.StateDir)
 	ctx, cancel := context.WithCancel(context.Background())
-	nsh := netnstest.Handle(b, ns)
-	a, _, err := setup(ctx, Options{Config: cfg, Host: host, Netns: &nsh,
+	nsn := netnstest.NetNS(b, ns)
+	a, _, err := setup(ctx, Options{Config: cfg, Host: host, Netns: nsn,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Notify: func(string) {}})
 	if err != nil {
 		cancel()

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
@@ -33,7 +31,7 @@ func TestSoak(t *testing.T) {
 		t.Skip("on demand: WSLMTU_SOAK=10m go test ./agent -run TestSoak -v -timeout 15m")
 	}
 	ns := netnstest.NewWSL(t, 1280, 1280)
-	nsh := netnstest.Handle(t, ns)
+	nsn := netnstest.NetNS(t, ns)
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "wslmtu.toml")
 	configs := []string{"# soak A\nmtu_strategy = \"auto\"\n", "# soak B\nmtu_strategy = \"auto\"\nmax_outer_mtu = 1500\n"}
@@ -44,14 +42,13 @@ func TestSoak(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread()
-		if err := netns.Set(nsh); err != nil {
+		if err := nsn.Enter(); err != nil {
 			done <- err
 			return
 		}
 		done <- Run(ctx, Options{Config: cfg, ConfigPath: cfgPath,
 			Overlay: func(c config.Config) (config.Config, error) { c.AssumeWSL = true; return c, c.Validate() },
-			Host:    fix.HostAt(ns.Handle, detect.HostSources(), filepath.Join(dir, "state")), Netns: &nsh,
+			Host:    fix.HostAt(ns.Handle, detect.HostSources(), filepath.Join(dir, "state")), Netns: nsn,
 			Logger: soakLogger(t), Notify: func(string) {}, Ready: ready})
 	}()
 	t.Cleanup(func() { cancel(); <-done })

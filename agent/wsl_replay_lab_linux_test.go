@@ -56,7 +56,7 @@ func newReplayLab(t *testing.T, opts lab.Options) *replayLab {
 func (r *replayLab) start(cfg config.Config) {
 	t := r.t
 	t.Helper()
-	ns, nl := r.l.WSLNetNSHandle(), r.l.WSLNetlink()
+	nsn, nl := r.l.WSLNamespace(), r.l.WSLNetlink()
 	logs := &logbuf.Buffer{}
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -67,7 +67,7 @@ func (r *replayLab) start(cfg config.Config) {
 		done <- Run(ctx, Options{
 			Config: cfg,
 			Host:   fix.HostAt(nl, r.l.Sources(), r.dir),
-			Netns:  &ns,
+			Netns:  nsn,
 			Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			Notify: func(string) {},
 			Ready:  ready,

@@ -774,6 +774,9 @@ func (l *Lab) Namespaces() []string {
 // valid until Close: what fix.HostAt and the agent need to act on "WSL".
 func (l *Lab) WSLNetlink() *netlink.Handle { return l.wsl.nl }
 
+// WSLNamespace is the WSL namespace; valid until Close.
+func (l *Lab) WSLNamespace() *ns.NetNS { return l.wsl.ns }
+
 // WSLNetNSHandle is the WSL namespace, for netlink subscriptions; valid until Close.
 func (l *Lab) WSLNetNSHandle() netns.NsHandle { return l.wsl.ns.Handle() }
 

@@ -49,25 +49,6 @@ func Current() (*NetNS, error) {
 	return &NetNS{h: h, name: currentName}, nil
 }
 
-// FromHandle opens the namespace of a handle given by a caller that keeps
-// (and closes) its own: the NetNS holds a duplicate of it.
-func FromHandle(h netns.NsHandle) (*NetNS, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(h), &st); err != nil {
-		return nil, fmt.Errorf("network namespace handle %d: %w", int(h), err)
-	}
-	// The name `ls -l /proc/PID/ns/net` shows for it.
-	name := fmt.Sprintf("net:[%d]", st.Ino)
-	if err := isNetNS(h); err != nil {
-		return nil, fmt.Errorf("network namespace %s: %w", name, err)
-	}
-	fd, err := unix.FcntlInt(uintptr(h), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("network namespace %s: %w", name, err)
-	}
-	return &NetNS{h: netns.NsHandle(fd), name: name}, nil
-}
-
 // isNetNS refuses a file that is not a namespace (on nsfs, Linux 3.19 or
 // later) and a namespace of another kind (/proc/PID/ns/mnt).
 func isNetNS(h netns.NsHandle) error {

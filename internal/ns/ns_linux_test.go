@@ -311,24 +311,3 @@ func TestBadNamespacesAreNamed(t *testing.T) {
 		}
 	}
 }
-
-// FromHandle holds a handle of its own: the caller's may close first.
-func TestFromHandle(t *testing.T) {
-	n, want := throwaway(t)
-	d, err := ns.FromHandle(n.Handle())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if d.String() != want {
-		t.Errorf("String() = %q, want %q", d.String(), want)
-	}
-	n.Close()
-	var inside string
-	if err := d.Do(func() error { inside = nsOf(unix.Gettid()); return nil }); err != nil || inside != want {
-		t.Errorf("Do through FromHandle after the original closed: in %s, %v; want %s", inside, err, want)
-	}
-	if _, err := ns.FromHandle(-1); err == nil || !strings.Contains(err.Error(), "handle -1") {
-		t.Errorf("FromHandle(-1) = %v", err)
-	}
-}

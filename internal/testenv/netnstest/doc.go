@@ -3,5 +3,5 @@
 // tailscale0, both at 1280 unless told otherwise.
 //
 // It is for tests only (it takes a testing.TB and removes what it made when
-// the test ends). It imports no package of this module.
+// the test ends). It imports internal/ns only (NetNS).
 package netnstest
