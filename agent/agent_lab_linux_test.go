@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"log/slog"
 	"slices"
 	"sort"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
 	"github.com/wslmtu/wslmtu/internal/testenv/labtest"

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/wslmtu/wslmtu/internal/agentstatus"
-	"github.com/wslmtu/wslmtu/internal/ns"
 	"log/slog"
 	"maps"
 	"os"
@@ -16,8 +14,10 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/netwatch"
+	"github.com/wslmtu/wslmtu/internal/ns"
 	"github.com/wslmtu/wslmtu/internal/statefile"
 )
 

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"io"
 	"log/slog"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )

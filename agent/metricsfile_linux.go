@@ -3,12 +3,12 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"maps"
 	"sync"
 	"time"
 
 	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/metrics"
 )

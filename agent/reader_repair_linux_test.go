@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,26 +11,9 @@ import (
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/netwatch"
+	"github.com/wslmtu/wslmtu/internal/testenv/logbuf"
 	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
-
-// lockedBuffer is a log the test reads while the agent writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A reset to the value a plan repaired is written back by the netlink
 // reader, armed by the agent while it waits: the kernel holds the repair
@@ -48,7 +30,7 @@ func TestKnownResetIsWrittenByTheReader(t *testing.T) {
 	host := fix.HostAt(ns.Handle, detect.HostSources(), cfg.StateDir)
 	ctx, cancel := context.WithCancel(context.Background())
 	nsn := netnstest.NetNS(t, ns)
-	log := &lockedBuffer{}
+	log := &logbuf.Buffer{}
 	a, events, err := setup(ctx, Options{Config: cfg, Host: host, Netns: nsn,
 		Logger: slog.New(slog.NewTextHandler(log, nil)), Notify: func(string) {}})
 	if err != nil {

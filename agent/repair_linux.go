@@ -1,10 +1,10 @@
 package agent
 
 import (
-	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"time"
 
 	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 )
 
 // newRepair is the repair ch made at done for the event c.

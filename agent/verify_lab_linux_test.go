@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"os/exec"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
 	"github.com/wslmtu/wslmtu/internal/probe"

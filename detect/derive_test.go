@@ -3,13 +3,13 @@ package detect
 import (
 	"errors"
 	"fmt"
-	"github.com/wslmtu/wslmtu/internal/testenv/wsldistro"
 	"reflect"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/wslmtu/wslmtu/internal/config"
+	"github.com/wslmtu/wslmtu/internal/testenv/wsldistro"
 	"github.com/wslmtu/wslmtu/internal/tunnel"
 )
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"github.com/wslmtu/wslmtu/internal/testenv/netnstest"
 )
 

@@ -3,12 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"io"
 
 	"github.com/spf13/cobra"
 
 	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/metrics"
 )

@@ -1,10 +1,11 @@
 package agentstatus
 
 import (
-	"github.com/wslmtu/wslmtu/fix"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wslmtu/wslmtu/fix"
 )
 
 // status lists the fights and the warnings standing while the agent runs.

@@ -3,13 +3,13 @@ package doctor
 import (
 	"errors"
 	"fmt"
-	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"io/fs"
 	"strings"
 	"time"
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/tunnel"
 	"github.com/wslmtu/wslmtu/windows"

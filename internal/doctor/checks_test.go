@@ -2,7 +2,6 @@ package doctor
 
 import (
 	"errors"
-	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"io/fs"
 	"os"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/firewall"
 	"github.com/wslmtu/wslmtu/windows"

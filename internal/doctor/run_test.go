@@ -3,7 +3,6 @@ package doctor
 import (
 	"context"
 	"errors"
-	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/wslmtu/wslmtu/detect"
 	"github.com/wslmtu/wslmtu/fix"
+	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/testenv/fakekernel"
 	"github.com/wslmtu/wslmtu/internal/testenv/wsldistro"
