@@ -197,12 +197,7 @@ func setup(ctx context.Context, opts Options) (*agent, <-chan netwatch.Event, er
 	}
 	if a.Events == nil {
 		a.repairs = &netwatch.Repairs{}
-		nl := netwatch.Netlink{BufferSize: a.ReceiveBufferSize, Repairs: a.repairs}
-		if a.Netns != nil {
-			h := a.Netns.Handle()
-			nl.NS = &h
-		}
-		a.Events = nl
+		a.Events = netwatch.Netlink{NS: a.Netns, BufferSize: a.ReceiveBufferSize, Repairs: a.repairs}
 	}
 	if a.MSSResyncInterval <= 0 {
 		a.MSSResyncInterval = mssResyncInterval
@@ -297,7 +292,6 @@ func (a *agent) loop(ctx context.Context, events <-chan netwatch.Event) error {
 				ended = true
 				a.subscriptionEnded(ev)
 			} else {
-				a.received++
 				a.onEvent(ev)
 			}
 		case <-a.reload.due():
@@ -390,7 +384,6 @@ func (a *agent) drain(events <-chan netwatch.Event) bool {
 				a.subscriptionEnded(ev)
 				return false
 			}
-			a.received++
 			a.onEvent(ev)
 		default:
 			return true
@@ -460,6 +453,7 @@ func (a *agent) resync(why causeKind) {
 // matter to the plan.
 func (a *agent) onEvent(ev netwatch.Event) {
 	a.events++
+	a.received++
 	switch {
 	case ev.Link != nil:
 		a.onLink(ev)

@@ -99,9 +99,9 @@ func BenchmarkModelReadAll(b *testing.B) {
 	if out, err := exec.Command("ip", "-n", ns.Name, "-batch", batch).CombinedOutput(); err != nil {
 		b.Fatalf("ip -batch: %v\n%s", err, out)
 	}
-	nsh := netnstest.Handle(b, ns)
+	nsn := netnstest.NetNS(b, ns)
 	m := newModel(&detect.Kernel{H: ns.Handle}, detect.Sources{})
-	m.dump = netwatch.Netlink{NS: &nsh}
+	m.dump = netwatch.Netlink{NS: nsn}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := m.readAll(); err != nil {
@@ -110,7 +110,7 @@ func BenchmarkModelReadAll(b *testing.B) {
 	}
 	b.StopTimer()
 	m = newModel(&detect.Kernel{H: ns.Handle}, detect.Sources{})
-	m.dump = netwatch.Netlink{NS: &nsh}
+	m.dump = netwatch.Netlink{NS: nsn}
 	heap := heapOf(func() {
 		if err := m.readAll(); err != nil {
 			b.Fatal(err)

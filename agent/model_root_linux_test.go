@@ -32,9 +32,9 @@ func TestModelOnARealKernelKeepsOnlyWhatItActsOn(t *testing.T) {
 	if out, err := exec.Command("ip", "-n", ns.Name, "-batch", batch).CombinedOutput(); err != nil {
 		t.Fatalf("ip -batch: %v\n%s", err, out)
 	}
-	nsh := netnstest.Handle(t, ns)
+	nsn := netnstest.NetNS(t, ns)
 	m := newModel(&detect.Kernel{H: ns.Handle}, detect.Sources{})
-	m.dump = netwatch.Netlink{NS: &nsh}
+	m.dump = netwatch.Netlink{NS: nsn}
 	m.keepTable(5200)
 	if err := m.readAll(); err != nil {
 		t.Fatal(err)

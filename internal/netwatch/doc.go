@@ -4,5 +4,6 @@
 // Netlink (Linux) is the real one; internal/testenv/fakekernel is an in-memory one,
 // so the agent's decisions are tested without root.
 //
-// It may import detect (its events carry detect's Link, Route and Rule).
+// It may import detect (its events carry detect's Link, Route and Rule) and
+// internal/ns (the namespace it follows).
 package netwatch

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wslmtu/wslmtu/detect"
+	"github.com/wslmtu/wslmtu/internal/ns"
 )
 
 // Netlink subscribes to the kernel's link, route, rule and address groups
@@ -25,7 +26,7 @@ import (
 // is also a Dumper of the same namespace.
 type Netlink struct {
 	// NS is the namespace to follow; nil follows the caller's.
-	NS *netns.NsHandle
+	NS *ns.NetNS
 	// BufferSize is the socket's receive buffer; 0 picks 4 MiB. Tests make
 	// it tiny to force ENOBUFS.
 	BufferSize int
@@ -40,11 +41,16 @@ var (
 	_ Dumper = Netlink{}
 )
 
-func (n Netlink) Subscribe(ctx context.Context) (<-chan Event, error) {
-	target := netns.None()
-	if n.NS != nil {
-		target = *n.NS
+// target is the namespace's handle for vishvananda/netlink's *At calls.
+func (n Netlink) target() netns.NsHandle {
+	if n.NS == nil {
+		return netns.None()
 	}
+	return n.NS.Handle()
+}
+
+func (n Netlink) Subscribe(ctx context.Context) (<-chan Event, error) {
+	target := n.target()
 	s, err := nl.SubscribeAt(target, netns.None(), unix.NETLINK_ROUTE,
 		unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV6_ROUTE, unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_IPV6_RULE,
 		unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR)
@@ -456,10 +462,7 @@ var ErrDumpInterrupted = errors.New("netlink dump interrupted by a concurrent ch
 // hands each reply to fn as it arrives: only one receive buffer is held at
 // a time, however long the dump.
 func (n Netlink) dump(req *nl.NetlinkRequest, fn func(syscall.NetlinkMessage)) error {
-	target := netns.None()
-	if n.NS != nil {
-		target = *n.NS
-	}
+	target := n.target()
 	s, err := nl.GetNetlinkSocketAt(target, netns.None(), unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink socket: %w", err)

@@ -71,10 +71,10 @@ func TestDecodeAddr(t *testing.T) {
 func TestNetlinkAddressEventsAndTheSilentFlush(t *testing.T) {
 	ns := netnstest.NewWSL(t, 1280, 1280)
 	ns.Run(t, "ip", "route", "add", "default", "via", "172.28.0.1", "dev", "eth0", "table", "5200")
-	nsh := netnstest.Handle(t, ns)
+	nsn := netnstest.NetNS(t, ns)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	events, err := Netlink{NS: &nsh}.Subscribe(ctx)
+	events, err := Netlink{NS: nsn}.Subscribe(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestNetlinkAddressEventsAndTheSilentFlush(t *testing.T) {
 		}
 	}
 	var left []detect.Route
-	if err := (Netlink{NS: &nsh}).Routes(5200, func(r detect.Route) { left = append(left, r) }); err != nil {
+	if err := (Netlink{NS: nsn}).Routes(5200, func(r detect.Route) { left = append(left, r) }); err != nil {
 		t.Fatal(err)
 	}
 	if len(left) != 0 {
@@ -130,8 +130,8 @@ func TestNetlinkDumps(t *testing.T) {
 	ns.Run(t, "ip", "route", "add", "10.50.0.0/16", "via", "172.28.0.1", "dev", "eth0", "table", "77")
 	ns.Run(t, "ip", "-6", "addr", "add", "fd00:5:1::2/64", "dev", "eth0", "nodad")
 	ns.Run(t, "ip", "-6", "route", "add", "default", "via", "fd00:5:1::1", "dev", "eth0", "table", "5200")
-	nsh := netnstest.Handle(t, ns)
-	n := Netlink{NS: &nsh}
+	nsn := netnstest.NetNS(t, ns)
+	n := Netlink{NS: nsn}
 	read := func(table int) []string {
 		t.Helper()
 		var out []string

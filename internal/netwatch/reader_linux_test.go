@@ -32,7 +32,7 @@ func newArmedLab(t *testing.T) *armedLab {
 	// No IPv6 link-local addresses arriving later: an event the test has
 	// not read would rightly stop the reader's write.
 	ns.Run(t, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-	nsh := netnstest.Handle(t, ns)
+	nsn := netnstest.NetNS(t, ns)
 	l, err := ns.Handle.LinkByName("eth0")
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +40,7 @@ func newArmedLab(t *testing.T) *armedLab {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	lab := &armedLab{ns: ns, eth0: detect.LinkOf(l), repairs: &Repairs{}}
-	if lab.events, err = (Netlink{NS: &nsh, Repairs: lab.repairs}).Subscribe(ctx); err != nil {
+	if lab.events, err = (Netlink{NS: nsn, Repairs: lab.repairs}).Subscribe(ctx); err != nil {
 		t.Fatal(err)
 	}
 	return lab
@@ -193,10 +193,10 @@ func TestRepairsWriteAllocates(t *testing.T) {
 // close alone would not): the channel closes and both sockets are closed.
 func TestNetlinkCancelWakesTheReader(t *testing.T) {
 	ns := netnstest.NewWSL(t, 1360, 1280)
-	nsh := netnstest.Handle(t, ns)
+	nsn := netnstest.NetNS(t, ns)
 	before := openFDs(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	events, err := (Netlink{NS: &nsh, Repairs: &Repairs{}}).Subscribe(ctx)
+	events, err := (Netlink{NS: nsn, Repairs: &Repairs{}}).Subscribe(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
