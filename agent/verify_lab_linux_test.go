@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/agentstatus"
 	"github.com/wslmtu/wslmtu/internal/config"
@@ -189,19 +187,7 @@ func TestAgentSendsNoProbeWhenVerifyIsEmpty(t *testing.T) {
 func TestAgentVerifyRulesMissTheTunnel(t *testing.T) {
 	t.Parallel()
 	l := labtest.New(t, lab.Options{})
-	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		rules, err := l.WSLNetlink().RuleList(family)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rules {
-			if r.Mark != 0 {
-				if err := l.WSLNetlink().RuleDel(&r); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
+	l.DeleteTailscaledRules()
 	cfg := verifyConfig(config.ScopeTunnel, l.PeerTunnelIP(false).String())
 	cfg.TunnelSettings = []config.TunnelSpec{{Name: lab.TunnelName, FwMark: "0x4000"}}
 	a := startAgent(t, l, cfg)

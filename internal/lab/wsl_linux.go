@@ -594,6 +594,11 @@ func (l *Lab) delTailscaledRules() {
 	}
 }
 
+// DeleteTailscaledRules takes tailscaled's fwmark rules away while its
+// tailscale0 stays, as a user's `ip rule del` would: nothing then shows
+// which packets are the tunnel's.
+func (l *Lab) DeleteTailscaledRules() { l.delTailscaledRules() }
+
 // bootRoot is the host's root with the lab's WSL boot id.
 type bootRoot struct {
 	fs.FS

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/wslmtu/wslmtu/fix"
 	"github.com/wslmtu/wslmtu/internal/config"
 	"github.com/wslmtu/wslmtu/internal/lab"
@@ -143,19 +141,7 @@ func TestVerifyLabRulesMissTheTunnel(t *testing.T) {
 	h := fix.HostAt(l.WSLNetlink(), l.Sources(), t.TempDir())
 	cfg := labCfg(config.ScopeTunnel)
 	cfg.TunnelSettings = []config.TunnelSpec{{Name: lab.TunnelName, FwMark: "0x4000"}}
-	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		rules, err := l.WSLNetlink().RuleList(family)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rules {
-			if r.Mark != 0 {
-				if err := l.WSLNetlink().RuleDel(&r); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
+	l.DeleteTailscaledRules()
 	got := verifyIn(t, l, h, cfg, true, l.PeerTunnelIP(false).String())
 	var r fix.Report
 	if err := l.DoWSL(func() (err error) { r, err = h.Plan(cfg); return err }); err != nil {
