@@ -132,7 +132,7 @@ func TestMeasureSilentFlushRepair(t *testing.T) {
 	ns := netnstest.NewWSL(t, 1280, 1280)
 	runInNamespace(t, ns, Options{Config: scopeConfig(), Host: fix.HostAt(ns.Handle, detect.HostSources(), t.TempDir())})
 	waitScope(t, ns, "start")
-	nsh := netnstest.Handle(t, ns)
+	nsh := netnstest.NetNS(t, ns).Handle()
 	updates, done := make(chan netlink.RouteUpdate, 4096), make(chan struct{})
 	defer close(done)
 	if err := netlink.RouteSubscribeWithOptions(updates, done, netlink.RouteSubscribeOptions{Namespace: &nsh}); err != nil {

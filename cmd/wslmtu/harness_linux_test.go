@@ -160,7 +160,7 @@ type mtuEvent struct {
 // watchMTU reads RTNLGRP_LINK in ns on a thread of its own, blocked in
 // recvfrom, and stamps each of index's RTM_NEWLINK when recvfrom returns.
 func watchMTU(t *testing.T, ns *netnstest.NS, index int) *mtuWatch {
-	h := netnstest.Handle(t, ns)
+	h := netnstest.NetNS(t, ns).Handle()
 	s, err := nl.SubscribeAt(h, netns.None(), unix.NETLINK_ROUTE, unix.RTNLGRP_LINK)
 	if err != nil {
 		t.Fatal(err)

@@ -78,7 +78,7 @@ func TestDecodeLinkAllocates(t *testing.T) {
 // LinkDeserialize and detect.LinkOf read it.
 func TestDecodeLinkKernelMessages(t *testing.T) {
 	ns := netnstest.NewWSL(t, 1280, 1280)
-	h := netnstest.Handle(t, ns)
+	h := netnstest.NetNS(t, ns).Handle()
 	s, err := nl.GetNetlinkSocketAt(h, 0, unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatal(err)

@@ -158,7 +158,7 @@ func TestRepairsWriteRefused(t *testing.T) {
 // it makes.
 func TestRepairsWriteAllocates(t *testing.T) {
 	ns := netnstest.NewWSL(t, 1360, 1280)
-	nsh := netnstest.Handle(t, ns)
+	nsh := netnstest.NetNS(t, ns).Handle()
 	s, err := nl.SubscribeAt(nsh, netns.None(), unix.NETLINK_ROUTE, unix.RTNLGRP_LINK)
 	if err != nil {
 		t.Fatal(err)

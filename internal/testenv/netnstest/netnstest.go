@@ -141,14 +141,3 @@ func Run(t testing.TB, name string, args ...string) string {
 	}
 	return string(out)
 }
-
-// Handle opens the namespace for netlink subscriptions; closed with the test.
-func Handle(t testing.TB, ns *NS) netns.NsHandle {
-	t.Helper()
-	h, err := netns.GetFromName(ns.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}

@@ -6,7 +6,8 @@ import (
 	"github.com/wslmtu/wslmtu/internal/ns"
 )
 
-// NetNS opens the namespace as internal/ns's type; closed with the test.
+// NetNS opens the namespace (its Handle is for netlink subscriptions);
+// closed with the test.
 func NetNS(t testing.TB, n *NS) *ns.NetNS {
 	t.Helper()
 	h, err := ns.Open("/var/run/netns/" + n.Name)
