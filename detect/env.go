@@ -55,6 +55,9 @@ var (
 // Desktop's VM and other distributions built on Microsoft's kernel have it too.
 // links are the host's interfaces, used to tell the networking mode.
 func DetectEnvironment(src Sources, links []Link) Environment {
+	if src.Root == nil {
+		src.Root = noFiles{} // no root, no files
+	}
 	osrelease := strings.TrimSpace(readString(src.Root, "proc/sys/kernel/osrelease"))
 	version := strings.TrimSpace(readString(src.Root, "proc/version"))
 	env := Environment{Kernel: osrelease, BootID: BootID(src.Root)}
@@ -76,16 +79,12 @@ func DetectEnvironment(src Sources, links []Link) Environment {
 	}
 
 	corroborating := 0
-	root := src.Root
-	if root == nil {
-		root = noFiles{} // as readString and BootID: no root, no files
-	}
-	if matches, _ := fs.Glob(root, "proc/sys/fs/binfmt_misc/WSLInterop*"); len(matches) > 0 {
+	if matches, _ := fs.Glob(src.Root, "proc/sys/fs/binfmt_misc/WSLInterop*"); len(matches) > 0 {
 		corroborating++
 		env.Evidence = append(env.Evidence, "/"+matches[0]+" exists")
 	}
 	for _, p := range []string{"run/WSL", "mnt/wsl"} {
-		if _, err := fs.Stat(root, p); err == nil {
+		if _, err := fs.Stat(src.Root, p); err == nil {
 			corroborating++
 			env.Evidence = append(env.Evidence, "/"+p+" exists")
 		}
